@@ -1,0 +1,5 @@
+"""Allow ``python -m csassist``."""
+
+from csassist.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""`csassist finetune`: one command, two kinds of learning.
+
+``--intents DATA`` fully fine-tunes the intent encoder (see finetune_intents.py);
+``--from-log`` trains a LoRA adapter for the reply generator from the feedback log and refits the
+intent model with the agent's corrections (see finetune_log.py).  The options of both live here so
+``csassist finetune --help`` shows everything in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``finetune`` and its options."""
+    p = sub.add_parser("finetune", help="fine-tune the intent model (--intents) or the reply generator (--from-log)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--intents", metavar="DATA.csv|jsonl", help="labelled utterances (text,label; label oos = out of scope)")
+    what.add_argument("--from-log", action="store_true", help="learn from accepted/edited suggestions in the feedback log")
+    what.add_argument("--rollback", action="store_true", help="return to the previously promoted model/adapter")
+    p.add_argument("--rollback-target", choices=("adapter", "intent"), default="adapter", help="what --rollback returns (default adapter)")
+    p.add_argument("--val", metavar="DATA", help="--intents: validation file (default: carved from train)")
+    p.add_argument("--base", metavar="MODEL", help="base model (intent encoder or generator)")
+    p.add_argument("--epochs", type=int, help="maximum epochs")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--batch-size", type=int, help="batch size")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--warmup", type=float, default=0.1, help="warmup share of the steps")
+    p.add_argument("--dropout", type=float, help="--intents: classifier dropout")
+    p.add_argument("--freeze", default="none", help="--intents: none | embeddings | N (lowest N layers)")
+    p.add_argument("--lora-r", type=int, default=8, help="--from-log: LoRA rank")
+    p.add_argument("--val-split", type=float, default=0.1, help="validation share when carved from train")
+    p.add_argument("--patience", type=int, default=2, help="early stopping: evaluations without improvement")
+    p.add_argument("--seed", type=int, default=13, help="random seed")
+    p.add_argument("--max-steps", type=int, help="cap on optimiser steps (quick runs)")
+    p.add_argument("--log", metavar="PATH", help="--from-log: feedback log (default: the user data dir)")
+    p.add_argument("--out", metavar="DIR", help="where versioned models go (default: the user models dir)")
+    p.add_argument("--dry-run", action="store_true", help="--from-log: print the data summary only")
+    p.add_argument("--force", action="store_true", help="promote even if the new model is not better")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the intent or generator fine-tuning command."""
+    if args.intents or (args.rollback and args.rollback_target == "intent"):
+        module = importlib.import_module("csassist.commands.finetune_intents")
+    else:
+        module = importlib.import_module("csassist.commands.finetune_log")
+    return int(module.run(args))

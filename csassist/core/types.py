@@ -1,0 +1,197 @@
+"""The engine's vocabulary: small frozen dataclasses passed between core, CLI, UI and benchmarks.
+
+Frozen so a value handed to a worker thread can never be mutated under the UI's feet, and plain
+dataclasses (not pydantic) because they cost nothing to build on the hot path.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+Speaker = Literal["customer", "agent"]
+UrgencyLevel = Literal["normal", "elevated", "urgent"]
+Outcome = Literal["accepted", "edited", "rejected", "ignored"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of a conversation as it arrived (customer) or was sent (agent)."""
+
+    conversation_id: str
+    speaker: Speaker
+    text: str
+    ts: float = 0.0  # seconds since the epoch
+    customer: str | None = None  # display name when known
+    delay: float = 0.0  # demo replay: seconds to wait before this message
+
+
+@dataclass(frozen=True)
+class KBProblem:
+    """Something wrong in a knowledge-base file: reported with file and line, never fatal."""
+
+    source: str  # path relative to the KB root when possible
+    line: int  # 1-based; 0 when the problem concerns the whole file
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Article:
+    """One KB article (a Markdown file or one FAQ row) before chunking."""
+
+    article_id: str
+    title: str
+    body: str
+    source: str
+    intents: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    questions: tuple[str, ...] = ()  # question variants that this article answers
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The unit that is embedded and retrieved; long article bodies become several chunks."""
+
+    chunk_id: str  # f"{article_id}#{n}"
+    article_id: str
+    title: str
+    text: str  # the passage shown to the agent and given to the generator
+    source: str
+    intents: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    content_hash: str = ""  # sha256 of what was embedded (title + questions + text)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its similarity score (cosine, higher is better)."""
+
+    chunk_id: str
+    article_id: str
+    title: str
+    text: str
+    source: str
+    score: float
+    intents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IntentExample:
+    """One labelled utterance from kb/intents.csv or a training file (label ``oos`` = out of scope)."""
+
+    text: str
+    intent: str
+    source: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class IntentScore:
+    """One candidate intent with its probability."""
+
+    intent: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class IntentPrediction:
+    """Top intents (best first) plus the out-of-scope verdict."""
+
+    top: tuple[IntentScore, ...]
+    out_of_scope: bool
+    threshold: float
+    model: str = ""  # which intent model produced it (head id or fine-tuned version)
+
+    @property
+    def intent(self) -> str | None:
+        """The best in-scope intent, or ``None`` when out of scope / nothing predicted."""
+        if self.out_of_scope or not self.top:
+            return None
+        return self.top[0].intent
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the best candidate (0.0 when there is none)."""
+        return self.top[0].probability if self.top else 0.0
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A span of the message with its type and normalised value."""
+
+    type: str  # order_id, tracking_code, invoice_id, email, phone, money, date, card_number, iban, ...
+    text: str  # exactly as written (card numbers: masked)
+    start: int
+    end: int
+    value: str  # normalised: ISO date, "12.50 EUR", lower-cased email, masked card number ...
+
+
+@dataclass(frozen=True)
+class Urgency:
+    """How fast this conversation needs attention, and why."""
+
+    level: UrgencyLevel = "normal"
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def rank(self) -> int:
+        """Sort key: higher is more urgent."""
+        return {"normal": 0, "elevated": 1, "urgent": 2}[self.level]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the engine understood about one customer message."""
+
+    intent: IntentPrediction
+    entities: tuple[Entity, ...]
+    urgency: Urgency
+    redacted_text: str
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A finished suggested reply with what it was grounded on and how it was made."""
+
+    text: str
+    source_ids: tuple[str, ...]  # article ids of the KB passages it used
+    backend: str  # extractive | local | server
+    model: str = ""  # model id (+ adapter version) or "" for extractive
+    latency_ms: float = 0.0  # total time to produce it
+    first_token_ms: float | None = None
+    prompt: str = ""  # the exact prompt text (for the feedback log / fine-tuning)
+    flags: tuple[str, ...] = ()  # e.g. "unsupported order number 99999"
+
+
+@dataclass(frozen=True)
+class SuggestionUpdate:
+    """A streamed snapshot of one suggestion slot; the newest one replaces older ones for that slot."""
+
+    slot: int  # 0-based position in the suggestion list
+    text: str  # full text so far (not a delta: a UI that misses one update still shows the truth)
+    backend: str
+    done: bool = False
+    suggestion: Suggestion | None = None  # set when done
+    error: str | None = None  # set when this slot failed (the others still arrive)
+
+
+@dataclass
+class CancelToken:
+    """Cooperative cancellation shared between the caller and a generator running in a thread."""
+
+    _event: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def cancel(self) -> None:
+        """Ask the work to stop at its next check (generation checks once per token)."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``cancel`` was called."""
+        return self._event.is_set()

@@ -1,0 +1,189 @@
+"""User configuration: ``config.toml`` in the config dir, every key optional.
+
+The file is read once at start-up into frozen dataclasses so the rest of the code gets typed values
+and never looks at raw dicts.  Unknown keys are reported (a typo should not pass silently) but do not
+stop the app.  Environment variables win over the file for secrets (``CSASSIST_SERVER_KEY``) and for
+the server URL, so keys need not be written to disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from csassist import paths
+
+
+@dataclass(frozen=True)
+class CompanySettings:
+    """Who the agent speaks for: used in prompts and the extractive reply's greeting/closing."""
+
+    name: str = "Larkspur & Co."
+    agent_name: str = ""
+    persona: str = (
+        "You are a friendly, concise customer-service agent for Larkspur & Co., an online shop for "
+        "home goods. Answer only from the knowledge-base passages; if they do not cover the question, "
+        "say you will check and get back. Never invent order numbers, amounts or links."
+    )
+    tone: str = "warm, clear, professional; short paragraphs; no emojis"
+    #: Extra regexes for this company's order / tracking numbers (entities issue).
+    order_patterns: tuple[str, ...] = ()
+    tracking_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    """Which embedder and index to use, and how many passages to show."""
+
+    embedder: str = ""  # empty -> the bundled all-MiniLM-L6-v2
+    index_dir: str = ""  # empty -> paths.index_dir()
+    kb_dir: str = ""  # empty -> the bundled demo kb/
+    top_k: int = 5
+    index_type: str = "auto"  # auto | flat | hnsw | ivf
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Reply generation: backend choice and model knobs."""
+
+    backend: str = "local"  # local | server | extractive
+    model: str = ""  # empty -> bundled SmolLM2-135M-Instruct; else HF id or local dir
+    adapter: str = "auto"  # auto -> newest promoted LoRA adapter; "none" disables
+    device: str = "auto"  # auto | cpu | cuda | mps
+    threads: int = 0  # 0 -> choose automatically
+    max_new_tokens: int = 120
+    temperature: float = 0.7
+    num_suggestions: int = 3
+    history_turns: int = 6
+    prompt_token_budget: int = 1024
+    server_url: str = ""  # OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1
+    server_model: str = ""
+    server_api_key: str = ""
+    server_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class UISettings:
+    """Terminal app preferences."""
+
+    theme: str = "csassist-dark"
+    keys: dict[str, str] = field(default_factory=dict)  # binding id -> keys, for App.set_keymap
+    reject_reasons: tuple[str, ...] = ("wrong facts", "wrong tone", "not relevant", "too long")
+
+
+@dataclass(frozen=True)
+class ListenSettings:
+    """The optional local HTTP intake (``csassist --listen``) and outbox forwarding."""
+
+    token: str = ""  # empty -> generated at start and shown
+    max_body_bytes: int = 64 * 1024
+    outbox_url: str = ""  # when set, sent replies are also POSTed here
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of config.toml; ``Settings()`` is the full set of defaults."""
+
+    company: CompanySettings = field(default_factory=CompanySettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    ui: UISettings = field(default_factory=UISettings)
+    listen: ListenSettings = field(default_factory=ListenSettings)
+    #: Problems found while reading the file (unknown keys, wrong types); shown, never fatal.
+    warnings: tuple[str, ...] = ()
+
+    def kb_path(self) -> Path:
+        """The knowledge-base directory in use."""
+        return Path(self.retrieval.kb_dir).expanduser() if self.retrieval.kb_dir else paths.bundled_kb_dir()
+
+    def index_path(self) -> Path:
+        """The index directory in use."""
+        return Path(self.retrieval.index_dir).expanduser() if self.retrieval.index_dir else paths.index_dir()
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "company": CompanySettings,
+    "retrieval": RetrievalSettings,
+    "generation": GenerationSettings,
+    "ui": UISettings,
+    "listen": ListenSettings,
+}
+
+
+def _coerce(section: str, cls: type[Any], raw: dict[str, Any], warnings: list[str]) -> Any:
+    """Build one section dataclass from a raw TOML table, keeping defaults for bad values."""
+    defaults = cls()
+    values: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in raw.items():
+        if key not in known:
+            warnings.append(f"config.toml: unknown key [{section}].{key} (ignored)")
+            continue
+        default = getattr(defaults, key)
+        if isinstance(default, tuple):
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                values[key] = tuple(value)
+                continue
+        elif isinstance(default, bool):
+            if isinstance(value, bool):
+                values[key] = value
+                continue
+        elif isinstance(default, float):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values[key] = float(value)
+                continue
+        elif isinstance(default, int):
+            if isinstance(value, int) and not isinstance(value, bool):
+                values[key] = value
+                continue
+        elif isinstance(default, dict):
+            if isinstance(value, dict):
+                values[key] = {str(k): str(v) for k, v in value.items()}
+                continue
+        elif isinstance(value, type(default)):
+            values[key] = value
+            continue
+        warnings.append(
+            f"config.toml: [{section}].{key} should be {type(default).__name__}, got {value!r} (default kept)"
+        )
+    return dataclasses.replace(defaults, **values)
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read ``config.toml`` (default location unless ``path``); a missing file means all defaults.
+
+    A file that is not valid TOML is reported in ``warnings`` and the defaults are used, so a typo in
+    the config never keeps the agent from working.
+    """
+    path = path or paths.config_file()
+    warnings: list[str] = []
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+            warnings.append(f"{path}: cannot read config ({exc}); using defaults")
+    sections: dict[str, Any] = {}
+    for name, table in raw.items():
+        cls = _SECTIONS.get(name)
+        if cls is None or not isinstance(table, dict):
+            warnings.append(f"config.toml: unknown section [{name}] (ignored)")
+            continue
+        sections[name] = _coerce(name, cls, table, warnings)
+    settings = Settings(**sections, warnings=tuple(warnings))
+    return _apply_env(settings)
+
+
+def _apply_env(settings: Settings) -> Settings:
+    """Let environment variables override secrets and endpoints without touching the file."""
+    gen = settings.generation
+    url = os.environ.get("CSASSIST_SERVER_URL", gen.server_url)
+    key = os.environ.get("CSASSIST_SERVER_KEY", gen.server_api_key)
+    backend = os.environ.get("CSASSIST_BACKEND", gen.backend)
+    model = os.environ.get("CSASSIST_MODEL", gen.model)
+    gen = dataclasses.replace(gen, server_url=url, server_api_key=key, backend=backend, model=model)
+    return dataclasses.replace(settings, generation=gen)
