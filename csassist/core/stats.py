@@ -1,0 +1,139 @@
+"""How well are the suggestions doing?  Aggregates over the feedback log.
+
+One pure function, :func:`compute_stats`, returns plain JSON-ready data so that ``csassist stats``
+(rich tables), ``csassist stats --json`` and the TUI's stats screen (sparklines) all show the same
+numbers.
+
+Definitions (so the numbers mean one thing everywhere):
+
+* ``rates[outcome]`` — share of *all shown* suggestions with that outcome (they sum to 1).
+* ``acceptance_rate`` — (accepted as-is + accepted with edits) / shown.
+* ``edit_distance`` — word-level Levenshtein distance between suggestion and sent text, over accepted
+  and edited events (accepted as-is counts as 0); ``edit_ratio`` is that distance divided by the longer
+  text's token count.
+* latency percentiles use linear interpolation between closest ranks (numpy's default).
+* days are UTC calendar days; the series covers every day from the first to the last event, with
+  zeros for quiet days, so a sparkline's x axis is time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from csassist.core.feedback import OUTCOMES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csassist.core.feedback import FeedbackLog
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100) with linear interpolation; ``None`` for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(position), math.ceil(position)
+    if low == high:
+        return float(ordered[low])
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    """Arithmetic mean, ``None`` when empty."""
+    return sum(values) / len(values) if values else None
+
+
+def _group_summary(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Counts, rates, edit distance and latency for one group of events."""
+    counts = Counter(e["outcome"] for e in events)
+    total = len(events)
+    distances = [float(e["edit_distance"]) for e in events if e.get("edit_distance") is not None]
+    ratios = [float(e["edit_ratio"]) for e in events if e.get("edit_ratio") is not None]
+    latencies = [float(e["latency_ms"]) for e in events if e.get("latency_ms") is not None]
+    first = [float(e["first_token_ms"]) for e in events if e.get("first_token_ms") is not None]
+    return {
+        "total": total,
+        "counts": {o: counts.get(o, 0) for o in OUTCOMES},
+        "rates": {o: (counts.get(o, 0) / total if total else 0.0) for o in OUTCOMES},
+        "acceptance_rate": ((counts.get("accepted", 0) + counts.get("edited", 0)) / total) if total else 0.0,
+        "mean_edit_distance": _mean(distances),
+        "mean_edit_ratio": _mean(ratios),
+        "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "count": len(latencies)},
+        "first_token_ms": {"p50": percentile(first, 50), "p95": percentile(first, 95), "count": len(first)},
+    }
+
+
+def _day(ts: float) -> dt.date:
+    """UTC calendar day of a timestamp."""
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).date()
+
+
+def _daily(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per UTC day from the first to the last event (quiet days filled with zeros)."""
+    if not events:
+        return []
+    by_day: dict[dt.date, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        by_day[_day(float(event["ts"]))].append(event)
+    first, last = min(by_day), max(by_day)
+    series = []
+    day = first
+    while day <= last:
+        group = by_day.get(day, [])
+        summary = _group_summary(group)
+        series.append(
+            {
+                "day": day.isoformat(),
+                "total": summary["total"],
+                **summary["counts"],
+                "acceptance_rate": summary["acceptance_rate"],
+                "mean_edit_distance": summary["mean_edit_distance"],
+                "latency_p50_ms": summary["latency_ms"]["p50"],
+            }
+        )
+        day += dt.timedelta(days=1)
+    return series
+
+
+def summarize_events(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`compute_stats` on an iterable of stored event dicts (as :meth:`FeedbackLog.events` yields)."""
+    rows = list(events)
+    overall = _group_summary(rows)
+    by_intent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    reasons: Counter[str] = Counter()
+    corrections = 0
+    for event in rows:
+        intent = event.get("intent_correction") or event.get("intent") or "(none)"
+        by_intent[intent].append(event)
+        model = event.get("model") or "-"
+        by_model[f"{event.get('backend') or '?'}:{model}"].append(event)
+        if event.get("outcome") == "rejected":
+            reasons[event.get("reject_reason") or "(no reason)"] += 1
+        if event.get("intent_correction"):
+            corrections += 1
+    return {
+        **overall,
+        "intent_corrections": corrections,
+        "reject_reasons": dict(reasons.most_common()),
+        "by_intent": {k: _group_summary(v) for k, v in sorted(by_intent.items())},
+        "by_model": {k: _group_summary(v) for k, v in sorted(by_model.items())},
+        "daily": _daily(rows),
+        "first_ts": min((float(e["ts"]) for e in rows), default=None),
+        "last_ts": max((float(e["ts"]) for e in rows), default=None),
+    }
+
+
+def compute_stats(log: FeedbackLog, since: float | None = None) -> dict[str, Any]:
+    """Aggregate the feedback log (optionally only events at or after ``since``) into a JSON-ready dict.
+
+    Keys: ``total``, ``counts``/``rates`` per outcome, ``acceptance_rate``, ``mean_edit_distance``,
+    ``mean_edit_ratio``, ``latency_ms``/``first_token_ms`` (p50, p95, count), ``reject_reasons``,
+    ``intent_corrections``, ``by_intent`` and ``by_model`` (``backend:model`` → the same summary),
+    ``daily`` (per-day rows for sparklines), ``first_ts``/``last_ts``.
+    """
+    return summarize_events(log.events(since=since))

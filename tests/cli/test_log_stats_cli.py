@@ -1,0 +1,54 @@
+"""`csassist log export --jsonl` and `csassist stats` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from csassist.cli import main
+from csassist.core.feedback import FeedbackLog
+from tests.core.test_feedback import EMAIL, make_event
+
+
+def seed(n: int = 3) -> None:
+    """A few events in the default log (CSASSIST_HOME is a temp dir)."""
+    with FeedbackLog() as log:
+        for i in range(n):
+            log.record(make_event(turn=i, prompt=f"Customer {EMAIL} asks {i}", outcome="edited" if i else "accepted"))
+
+
+def test_log_export_jsonl_stdout_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seed()
+    assert main(["log", "export", "--jsonl"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["turn"] for r in rows] == [0, 1, 2]
+    assert all(EMAIL not in r["prompt"] for r in rows)
+    out = tmp_path / "export.jsonl"
+    assert main(["log", "export", "--jsonl", "--out", str(out)]) == 0
+    assert out.read_text().splitlines() == lines
+
+
+def test_log_path_reports_integrity(capsys: pytest.CaptureFixture[str]) -> None:
+    seed(2)
+    assert main(["log", "path"]) == 0
+    out = capsys.readouterr().out
+    assert "2 events" in out and "integrity ok" in out
+
+
+def test_stats_json_and_tables(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+    seed(4)
+    assert main(["stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["total"] == 4 and stats["counts"]["edited"] == 3
+    assert main(["stats"]) == 0
+    text = capsys.readouterr().out
+    assert "By intent" in text and "refund_status" in text and "25.0%" in text
+
+
+def test_stats_on_empty_log(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats"]) == 0
+    assert "No suggestions logged yet" in capsys.readouterr().out
