@@ -36,12 +36,7 @@ _BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _SEPARATORS = "\u2028\u2029"
 
 # One pass over everything that needs replacing.  CRLF first so it turns into a single newline.
-_UNSAFE = re.compile(
-    "\r\n?|[\x00-\x08\x0b-\x1f\x7f\x80-\x9f"
-    + _BIDI_CONTROLS
-    + _SEPARATORS
-    + "\ud800-\udfff]"
-)
+_UNSAFE = re.compile("\r\n?|[\x00-\x08\x0b-\x1f\x7f\x80-\x9f" + _BIDI_CONTROLS + _SEPARATORS + "\ud800-\udfff]")
 
 
 def _replacement(match: re.Match[str]) -> str:

@@ -1,0 +1,725 @@
+"""Where customer messages come from: the demo replay, a JSONL file (optionally followed), stdin.
+
+Every source runs in its own daemon thread and hands each :class:`~csassist.core.types.Message` to an
+``emit`` callback, so the terminal app (or a benchmark, or a test) never blocks on I/O.  The rules
+that keep the agent's inbox trustworthy:
+
+* a bad line is reported through ``on_problem("file:line: why")`` and skipped - it never stops the
+  thread and never causes a valid line to be dropped;
+* an exception raised by ``emit`` or ``on_problem`` is contained (reported, then reading goes on);
+* nothing here renders text: customer text is passed on exactly as received (the UI makes it safe
+  with :func:`csassist.core.sanitize.make_safe_for_terminal` and ``rich.text.Text``).
+
+``emit`` is called from the source's thread: a Textual app should pass ``app.call_from_thread`` or
+``post_message`` wrappers, both of which are thread-safe.
+
+Line format (JSON Lines, one object per line, UTF-8)::
+
+    {"conversation_id": "c-1042", "text": "Where is my order?"}                      # minimal
+    {"conversation_id": "c-1042", "speaker": "customer", "text": "...", "customer": "Ana",
+     "delay": 2.5, "ts": 1764300000.0}                                             # full
+
+``speaker`` defaults to ``"customer"`` (``"agent"`` is the other choice), ``delay`` (demo replay) is
+the number of seconds after the previous line, ``ts`` is epoch seconds or an ISO-8601 string
+(a time without a zone is taken as UTC).  Unknown keys are ignored so feeds can carry extra data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Protocol, runtime_checkable
+
+from csassist import paths
+from csassist.core.errors import CsassistError
+from csassist.core.sanitize import is_terminal_safe
+from csassist.core.types import Message, Speaker
+
+Emit = Callable[[Message], None]
+ProblemSink = Callable[[str], None]
+
+#: Longest accepted conversation id (ids are shown in lists and used as keys).
+MAX_CONVERSATION_ID_CHARS = 200
+#: A single JSONL line larger than this is skipped (protects memory against a runaway writer).
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing one message
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_timestamp(value: object) -> float:
+    """Epoch seconds from a number or an ISO-8601 string; raises ``ValueError`` with a reason.
+
+    Feeds disagree on time formats, so both are accepted; a zone-less ISO time is read as UTC so the
+    result does not depend on the machine's locale.
+    """
+    if isinstance(value, bool):
+        raise ValueError("'ts' must be epoch seconds or an ISO-8601 string, not a boolean")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"'ts' must be a finite, non-negative number, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"'ts' is not an ISO-8601 time: {value[:60]!r}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    raise ValueError(f"'ts' must be epoch seconds or an ISO-8601 string, got {type(value).__name__}")
+
+
+def _conversation_id(value: object) -> str:
+    """A usable conversation id (strings, or integers that some systems send) or ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("'conversation_id' must be a string")
+    cid = str(value).strip()
+    if not cid:
+        raise ValueError("'conversation_id' is empty")
+    if len(cid) > MAX_CONVERSATION_ID_CHARS:
+        raise ValueError(f"'conversation_id' is longer than {MAX_CONVERSATION_ID_CHARS} characters")
+    if not is_terminal_safe(cid):
+        raise ValueError("'conversation_id' contains control characters")
+    return cid
+
+
+def parse_message(
+    obj: object,
+    *,
+    allow_speaker: bool = True,
+    allow_delay: bool = True,
+    default_ts: float = 0.0,
+) -> Message:
+    """Validate one decoded JSON object and build a :class:`Message`; ``ValueError`` says what is wrong.
+
+    Shared by every source and the HTTP intake so that all feeds accept exactly the same messages.
+    ``allow_speaker``/``allow_delay`` are off for the HTTP API, which only takes customer messages.
+    """
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    if "conversation_id" not in obj:
+        raise ValueError("missing 'conversation_id'")
+    cid = _conversation_id(obj["conversation_id"])
+    if "text" not in obj:
+        raise ValueError("missing 'text'")
+    text = obj["text"]
+    if not isinstance(text, str):
+        raise ValueError("'text' must be a string")
+    if not text.strip():
+        raise ValueError("'text' is empty")
+    raw_speaker = obj.get("speaker", "customer") if allow_speaker else "customer"
+    if raw_speaker == "customer":
+        speaker: Speaker = "customer"
+    elif raw_speaker == "agent":
+        speaker = "agent"
+    else:
+        raise ValueError(f"'speaker' must be 'customer' or 'agent', got {str(raw_speaker)[:40]!r}")
+    customer = obj.get("customer")
+    if customer is not None and not isinstance(customer, str):
+        raise ValueError("'customer' must be a string")
+    if customer is not None:
+        customer = customer.strip() or None
+    delay = 0.0
+    if allow_delay and obj.get("delay") is not None:
+        raw_delay = obj["delay"]
+        if isinstance(raw_delay, bool) or not isinstance(raw_delay, (int, float)):
+            raise ValueError("'delay' must be a number of seconds")
+        if not math.isfinite(raw_delay) or raw_delay < 0:
+            raise ValueError(f"'delay' must be a finite, non-negative number, got {raw_delay!r}")
+        delay = float(raw_delay)
+    ts = parse_timestamp(obj["ts"]) if obj.get("ts") is not None else default_ts
+    return Message(conversation_id=cid, speaker=speaker, text=text, ts=ts, customer=customer, delay=delay)
+
+
+class _LineReader:
+    """Turns raw JSONL lines into messages, numbering lines and reporting problems as ``where:line``."""
+
+    def __init__(self, where: str, report: ProblemSink) -> None:
+        self.where = where
+        self.report = report
+        self.lineno = 0
+
+    def feed(self, raw: bytes | str) -> Message | None:
+        """Parse the next physical line (with or without its newline); ``None`` when blank or bad."""
+        self.lineno += 1
+        if isinstance(raw, bytes):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.report(f"{self.where}:{self.lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start}), skipped")
+                return None
+        else:
+            line = raw
+        if self.lineno == 1:
+            line = line.removeprefix("\ufeff")
+        line = line.strip()
+        if not line:
+            return None
+        try:
+            obj: Any = json.loads(line)
+        except json.JSONDecodeError as exc:
+            self.report(f"{self.where}:{self.lineno}: invalid JSON ({exc.msg} at column {exc.colno}), skipped")
+            return None
+        except RecursionError:
+            self.report(f"{self.where}:{self.lineno}: JSON nested too deeply, skipped")
+            return None
+        try:
+            return parse_message(obj)
+        except ValueError as exc:
+            self.report(f"{self.where}:{self.lineno}: {exc}, skipped")
+            return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading whole files (demo conversations, tests, benchmarks)
+# --------------------------------------------------------------------------------------------------
+
+
+def demo_conversations_dir() -> Path:
+    """The bundled demo conversations (``kb/conversations`` in the checkout)."""
+    return paths.bundled_kb_dir() / "conversations"
+
+
+def _jsonl_files(path: Path) -> list[Path]:
+    """``path`` itself, or the sorted ``*.jsonl`` files of a directory; ``CsassistError`` when missing."""
+    if path.is_dir():
+        return sorted(p for p in path.glob("*.jsonl") if p.is_file())
+    if path.is_file():
+        return [path]
+    raise CsassistError(f"{path}: no such conversation file or directory")
+
+
+def read_conversations(path: Path) -> tuple[list[Message], list[str]]:
+    """All valid messages of a JSONL file (or of every ``*.jsonl`` in a directory) plus the problems.
+
+    Problems are ``"file:line: why"`` strings; bad lines are skipped, every good line is kept.
+    """
+    messages: list[Message] = []
+    problems: list[str] = []
+    for file in _jsonl_files(Path(path)):
+        reader = _LineReader(str(file), problems.append)
+        try:
+            with open(file, "rb") as handle:
+                for raw in handle:
+                    message = reader.feed(raw)
+                    if message is not None:
+                        messages.append(message)
+        except OSError as exc:
+            problems.append(f"{file}: cannot read ({exc.strerror or exc})")
+    return messages, problems
+
+
+def load_conversations(path: Path, on_problem: ProblemSink | None = None) -> list[Message]:
+    """Valid messages of ``path`` (file or directory); each bad line goes to ``on_problem``.
+
+    Raises :class:`CsassistError` only when ``path`` does not exist at all.
+    """
+    messages, problems = read_conversations(path)
+    if on_problem is not None:
+        for problem in problems:
+            on_problem(problem)
+    return messages
+
+
+# --------------------------------------------------------------------------------------------------
+# The source protocol and the shared thread machinery
+# --------------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class MessageSource(Protocol):
+    """Anything that feeds messages to the app from a background thread."""
+
+    description: str
+
+    def start(self, emit: Emit) -> None:
+        """Start a daemon thread that calls ``emit(message)`` for each message; returns at once."""
+        ...
+
+    def stop(self) -> None:
+        """Ask the thread to finish; safe to call twice or before ``start``."""
+        ...
+
+
+class ThreadedSource:
+    """Base for the bundled sources: one daemon thread, contained failures, a bounded problem list.
+
+    Subclasses implement :meth:`_run` and call :meth:`_emit` / :meth:`_problem`; ``stop`` sets an event
+    that ``_run`` checks (and waits on, so stopping never waits for a long demo delay).
+    """
+
+    description = "messages"
+
+    def __init__(self, on_problem: ProblemSink | None = None) -> None:
+        self._on_problem = on_problem
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._emit_cb: Emit | None = None
+        #: Set when the thread has ended (end of input, stop(), or an unexpected error).
+        self.finished = threading.Event()
+        #: How many messages were handed to ``emit`` successfully.
+        self.emitted = 0
+        #: The most recent problems (also sent to ``on_problem``), for a status line or tests.
+        self.problems: deque[str] = deque(maxlen=200)
+
+    # -- public -----------------------------------------------------------------------------------
+    def start(self, emit: Emit) -> None:
+        """Validate the configuration synchronously, then start the reader thread."""
+        if self._thread is not None:
+            raise RuntimeError(f"{self.description}: already started")
+        self._prepare()
+        self._emit_cb = emit
+        self._thread = threading.Thread(target=self._main, name=f"csassist-source:{self.description}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the thread to end and wait up to ``timeout`` seconds for it."""
+        self._stop_event.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the source has ended; ``True`` when it has."""
+        return self.finished.wait(timeout)
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop_event.is_set()
+
+    # -- for subclasses ---------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Checks that must fail loudly at start (e.g. a missing file); default: none."""
+
+    def _run(self) -> None:
+        """Read and emit until the input ends or :attr:`stopping`; implemented by subclasses."""
+        raise NotImplementedError
+
+    def _emit(self, message: Message) -> None:
+        """Hand one message on; a failing receiver is reported, never fatal."""
+        assert self._emit_cb is not None
+        try:
+            self._emit_cb(message)
+        except Exception as exc:  # the receiver's bug must not kill the feed
+            self._problem(f"{self.description}: receiver failed on a message of {message.conversation_id}: {exc!r}")
+        else:
+            self.emitted += 1
+
+    def _problem(self, text: str) -> None:
+        """Record a problem and pass it to ``on_problem`` (whose own failures are swallowed)."""
+        self.problems.append(text)
+        if self._on_problem is not None:
+            with contextlib.suppress(Exception):
+                self._on_problem(text)
+
+    def _main(self) -> None:
+        """Thread body: run, contain any unexpected error, always mark the source finished."""
+        try:
+            self._run()
+        except Exception as exc:
+            self._problem(f"{self.description}: stopped after an unexpected error: {exc!r}")
+        finally:
+            self.finished.set()
+
+
+# --------------------------------------------------------------------------------------------------
+# Demo replay
+# --------------------------------------------------------------------------------------------------
+
+
+def build_schedule(messages: Sequence[Message], *, include_agent: bool = False) -> list[tuple[float, Message]]:
+    """Turn one file's messages into ``(seconds from start, message)`` pairs, sorted by time.
+
+    ``delay`` means "seconds after the previous line".  When the file already interleaves several
+    conversations, that is taken literally (file order = replay order).  When each conversation's
+    lines are contiguous, each conversation gets its own clock: its first line comes ``delay`` after
+    the *start* of the previous conversation and later lines follow their own conversation, so
+    several customers write at the same time as in a real inbox.  Skipped agent lines pass their
+    delay on to the next line so the customer's timing is preserved.
+    """
+    order: list[str] = []
+    contiguous = True
+    for message in messages:
+        if message.conversation_id not in order:
+            order.append(message.conversation_id)
+        elif order[-1] != message.conversation_id:
+            contiguous = False
+    events: list[tuple[float, Message]] = []
+    if not contiguous:
+        clock = 0.0
+        for message in messages:
+            clock += message.delay
+            if include_agent or message.speaker == "customer":
+                events.append((clock, message))
+    else:
+        conv_start = 0.0
+        last: dict[str, float] = {}
+        for message in messages:
+            cid = message.conversation_id
+            if cid not in last:
+                conv_start = conv_start + message.delay
+                last[cid] = conv_start
+            else:
+                last[cid] += message.delay
+            if include_agent or message.speaker == "customer":
+                events.append((last[cid], message))
+    events.sort(key=lambda pair: pair[0])  # stable: equal times keep file order
+    return events
+
+
+class DemoReplay(ThreadedSource):
+    """Replays the bundled demo conversations with their timing, several customers at once.
+
+    ``speed`` divides every delay (``speed=2`` runs twice as fast; ``math.inf`` replays instantly).
+    With ``loop=True`` the whole set starts again after ``loop_gap`` seconds, with conversation ids
+    suffixed ``~2``, ``~3``... so replays appear as new conversations.  Agent lines are skipped unless
+    ``include_agent`` (in the demo the user is the agent).  Each message's ``ts`` is the time it is
+    emitted.  Several files replay in parallel, each on its own clock.
+    """
+
+    def __init__(
+        self,
+        path: Path | str | Sequence[Path | str] | None = None,
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+        loop_gap: float = 10.0,
+        include_agent: bool = False,
+        on_problem: ProblemSink | None = None,
+    ) -> None:
+        super().__init__(on_problem)
+        if not speed > 0:
+            raise CsassistError(f"demo speed must be positive, got {speed}")
+        if path is None:
+            self.paths = [demo_conversations_dir()]
+        elif isinstance(path, (str, Path)):
+            self.paths = [Path(path)]
+        else:
+            self.paths = [Path(p) for p in path]
+        self.speed = speed
+        self.loop = loop
+        self.loop_gap = loop_gap
+        self.include_agent = include_agent
+        self.description = "demo replay"
+        self._events: list[tuple[float, Message]] = []
+
+    def _prepare(self) -> None:
+        """Load and schedule every file now so a missing demo is a clear error at start."""
+        events: list[tuple[float, Message]] = []
+        problems: list[str] = []
+        for base in self.paths:
+            for file in _jsonl_files(Path(base)):
+                messages, file_problems = read_conversations(file)
+                problems.extend(file_problems)
+                events.extend(build_schedule(messages, include_agent=self.include_agent))
+        events.sort(key=lambda pair: pair[0])
+        for problem in problems:
+            self._problem(problem)
+        if not events:
+            where = ", ".join(str(p) for p in self.paths)
+            raise CsassistError(f"{where}: no demo conversations to replay")
+        self._events = events
+
+    @property
+    def message_count(self) -> int:
+        """Messages in one pass of the replay."""
+        return len(self._events)
+
+    def _run(self) -> None:
+        """Wait for each event's time (interruptibly) and emit it with ``ts`` = now."""
+        round_no = 1
+        while not self.stopping:
+            started = time.monotonic()
+            for offset, message in self._events:
+                due = started + offset / self.speed
+                remaining = due - time.monotonic()
+                if remaining > 0 and self._stop_event.wait(remaining):
+                    return
+                if self.stopping:
+                    return
+                cid = message.conversation_id if round_no == 1 else f"{message.conversation_id}~{round_no}"
+                self._emit(dataclasses.replace(message, conversation_id=cid, ts=time.time()))
+            if not self.loop:
+                return
+            round_no += 1
+            if self._stop_event.wait(self.loop_gap / self.speed):
+                return
+
+
+# --------------------------------------------------------------------------------------------------
+# JSONL file (optionally followed) and stdin
+# --------------------------------------------------------------------------------------------------
+
+
+class JsonlFileSource(ThreadedSource):
+    """Reads ``FILE.jsonl``; with ``follow=True`` keeps reading what is appended (``tail -F``).
+
+    Follow mode copes with a writer that is mid-line (the partial line waits for its newline; a
+    complete JSON object left without newline for ``partial_grace`` seconds is taken as is), with
+    truncation (reading restarts at the top) and with rotation (a new file under the same name is
+    opened from its start once the old one is drained), and waits for a file that does not exist yet.
+    Without follow the file must exist and the source ends at end of file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        follow: bool = False,
+        poll_interval: float = 0.2,
+        partial_grace: float = 1.0,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        on_problem: ProblemSink | None = None,
+    ) -> None:
+        super().__init__(on_problem)
+        self.path = Path(path)
+        self.follow = follow
+        self.poll_interval = poll_interval
+        self.partial_grace = partial_grace
+        self.max_line_bytes = max_line_bytes
+        self.description = f"{self.path}{' (following)' if follow else ''}"
+
+    def _prepare(self) -> None:
+        """Without follow, a missing or unreadable file is an error the user sees at once."""
+        if self.path.is_dir():
+            raise CsassistError(f"{self.path}: is a directory, expected a .jsonl file")
+        if not self.follow and not self.path.is_file():
+            raise CsassistError(f"{self.path}: no such file")
+
+    def _run(self) -> None:
+        """Read loop; see the class docstring for the follow-mode rules."""
+        handle: BinaryIO | None = None
+        identity: tuple[int, int] | None = None
+        reader = _LineReader(str(self.path), self._problem)
+        buffer = bytearray()
+        discarding = False  # inside an over-long line: drop bytes until its newline
+        emitted_prefix = 0  # bytes of `buffer` already emitted as a complete JSON object (grace rule)
+        last_growth = time.monotonic()
+        said_waiting = False
+        try:
+            while not self.stopping:
+                if handle is None:
+                    try:
+                        handle = open(self.path, "rb")  # noqa: SIM115 - kept open across loop turns
+                    except FileNotFoundError:
+                        if not self.follow:
+                            self._problem(f"{self.path}: no such file")
+                            return
+                        if not said_waiting:
+                            self._problem(f"{self.path}: does not exist yet, waiting for it")
+                            said_waiting = True
+                        self._stop_event.wait(self.poll_interval)
+                        continue
+                    except OSError as exc:
+                        self._problem(f"{self.path}: cannot open ({exc.strerror or exc})")
+                        if not self.follow:
+                            return
+                        self._stop_event.wait(max(self.poll_interval, 1.0))
+                        continue
+                    opened = os.fstat(handle.fileno())
+                    identity = (opened.st_dev, opened.st_ino)
+                    reader.lineno = 0
+                    buffer.clear()
+                    discarding, emitted_prefix = False, 0
+                chunk = handle.read(65536)
+                if chunk:
+                    last_growth = time.monotonic()
+                    discarding, emitted_prefix = self._consume(chunk, buffer, reader, discarding, emitted_prefix)
+                    continue
+                # End of what is there now.
+                if not self.follow:
+                    if buffer and not discarding:
+                        self._line(bytes(buffer), reader, emitted_prefix)
+                    return
+                try:
+                    st: os.stat_result | None = os.stat(self.path)
+                except FileNotFoundError:
+                    st = None  # removed / mid-rotation: keep draining the old handle and wait
+                except OSError:
+                    st = None
+                if st is not None and (st.st_dev, st.st_ino) != identity:
+                    if buffer and not discarding:
+                        self._line(bytes(buffer), reader, emitted_prefix)
+                    self._problem(f"{self.path}: file was replaced (rotated), reading the new one from the start")
+                    handle.close()
+                    handle = None
+                    continue
+                if st is not None and st.st_size < handle.tell():
+                    self._problem(f"{self.path}: file was truncated, reading again from the start")
+                    handle.seek(0)
+                    reader.lineno = 0
+                    buffer.clear()
+                    discarding, emitted_prefix = False, 0
+                    continue
+                if (
+                    buffer
+                    and not discarding
+                    and len(buffer) > emitted_prefix
+                    and time.monotonic() - last_growth >= self.partial_grace
+                ):
+                    emitted_prefix = self._try_partial(buffer, reader, emitted_prefix)
+                self._stop_event.wait(self.poll_interval)
+        finally:
+            if handle is not None:
+                handle.close()
+
+    def _consume(
+        self, chunk: bytes, buffer: bytearray, reader: _LineReader, discarding: bool, emitted_prefix: int
+    ) -> tuple[bool, int]:
+        """Split a chunk into complete lines, keeping the unfinished tail in ``buffer``."""
+        start = 0
+        while True:
+            newline = chunk.find(b"\n", start)
+            if newline < 0:
+                break
+            piece = chunk[start:newline]
+            if discarding:
+                discarding = False
+                reader.lineno += 1  # the over-long line ends here (already reported)
+            else:
+                buffer += piece
+                self._line(bytes(buffer), reader, emitted_prefix)
+            buffer.clear()
+            emitted_prefix = 0
+            start = newline + 1
+        rest = chunk[start:]
+        if discarding:
+            return True, 0
+        buffer += rest
+        if len(buffer) > self.max_line_bytes:
+            self._problem(f"{self.path}:{reader.lineno + 1}: line longer than {self.max_line_bytes} bytes, skipped")
+            buffer.clear()
+            return True, 0
+        return False, emitted_prefix
+
+    def _line(self, raw: bytes, reader: _LineReader, emitted_prefix: int) -> None:
+        """Emit one complete line (or account for one whose JSON was already emitted early)."""
+        if len(raw) > self.max_line_bytes:
+            reader.lineno += 1
+            self._problem(f"{self.path}:{reader.lineno}: line longer than {self.max_line_bytes} bytes, skipped")
+            return
+        if emitted_prefix:
+            reader.lineno += 1
+            if raw[emitted_prefix:].strip():
+                self._problem(f"{self.path}:{reader.lineno}: unexpected text after a complete JSON object, ignored")
+            return
+        message = reader.feed(raw)
+        if message is not None:
+            self._emit(message)
+
+    def _try_partial(self, buffer: bytearray, reader: _LineReader, emitted_prefix: int) -> int:
+        """A writer left a line without newline: take it if it already is a complete, valid message."""
+        if emitted_prefix:
+            return emitted_prefix
+        try:
+            obj = json.loads(bytes(buffer).decode("utf-8"))
+            message = parse_message(obj)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return 0  # not complete yet (or bad): wait for the newline, which reports it properly
+        self._emit(message)
+        return len(buffer)
+
+
+class StdinSource(ThreadedSource):
+    """JSONL on standard input (``--source -``); ends at end of input.
+
+    ``stream`` defaults to ``sys.stdin.buffer``; tests inject a pipe or ``io.StringIO``.  A blocking
+    read cannot be interrupted, so ``stop`` only takes effect at the next line - the thread is a
+    daemon and never keeps the process alive.  For the terminal app, see :func:`detach_stdin_for_tui`.
+    """
+
+    def __init__(self, stream: IO[bytes] | IO[str] | None = None, *, on_problem: ProblemSink | None = None) -> None:
+        super().__init__(on_problem)
+        self.stream = stream
+        self.description = "stdin"
+
+    def _run(self) -> None:
+        """Read lines until EOF or stop."""
+        stream: IO[Any] = self.stream if self.stream is not None else sys.stdin.buffer
+        reader = _LineReader("<stdin>", self._problem)
+        while not self.stopping:
+            raw = stream.readline()
+            if not raw:
+                return
+            message = reader.feed(raw)
+            if message is not None and not self.stopping:
+                self._emit(message)
+
+
+def detach_stdin_for_tui(*, require_tty: bool = True) -> BinaryIO:
+    """Give the piped stdin to a :class:`StdinSource` and the keyboard back to the terminal app.
+
+    Textual reads keys from file descriptor 0.  With ``csassist --source - < feed.jsonl`` that fd is
+    the feed, so this duplicates it to a new descriptor (returned as a binary stream for
+    ``StdinSource``) and puts the controlling terminal (``/dev/tty``) on fd 0.  When there is no
+    terminal, ``require_tty`` makes that a :class:`CsassistError`; otherwise fd 0 is left alone.
+    """
+    fd = os.dup(0)
+    try:
+        tty = os.open("/dev/tty", os.O_RDWR)
+    except OSError as exc:
+        if require_tty:
+            os.close(fd)
+            raise CsassistError(
+                f"--source - reads messages from stdin, but there is no terminal for the keyboard ({exc.strerror})"
+            ) from None
+    else:
+        os.dup2(tty, 0)
+        os.close(tty)
+    return os.fdopen(fd, "rb")
+
+
+def source_from_args(
+    source: str | None,
+    *,
+    follow: bool = False,
+    speed: float = 1.0,
+    on_problem: ProblemSink | None = None,
+) -> ThreadedSource:
+    """The source for the CLI's ``--source`` value: ``None`` -> demo, ``"-"`` -> stdin, else a file."""
+    if source is None:
+        return DemoReplay(speed=speed, on_problem=on_problem)
+    if source == "-":
+        if follow:
+            raise CsassistError("--follow applies to --source FILE, not to stdin (stdin is always read to its end)")
+        return StdinSource(on_problem=on_problem)
+    return JsonlFileSource(Path(source).expanduser(), follow=follow, on_problem=on_problem)
+
+
+def collect(source: MessageSource, timeout: float) -> list[Message]:
+    """Run ``source`` until it finishes (or ``timeout``) and return what it emitted; for tests and tools."""
+    got: list[Message] = []
+    lock = threading.Lock()
+
+    def emit(message: Message) -> None:
+        with lock:
+            got.append(message)
+
+    source.start(emit)
+    finished = getattr(source, "finished", None)
+    if isinstance(finished, threading.Event):
+        finished.wait(timeout)
+    else:  # a foreign source without a finished flag: give it the whole timeout
+        time.sleep(timeout)
+    source.stop()
+    with lock:
+        return list(got)

@@ -1,0 +1,451 @@
+"""Message sources: parsing, bad lines reported (never fatal), demo timing, follow mode, stdin."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from csassist.core.errors import CsassistError
+from csassist.core.sources import (
+    DemoReplay,
+    JsonlFileSource,
+    MessageSource,
+    StdinSource,
+    build_schedule,
+    collect,
+    demo_conversations_dir,
+    load_conversations,
+    parse_message,
+    parse_timestamp,
+    read_conversations,
+    source_from_args,
+)
+from csassist.core.types import Message
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until true or timeout (follow-mode tests depend on a polling thread)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+class Sink:
+    """Thread-safe collector of emitted messages and reported problems."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.messages: list[Message] = []
+        self.problems: list[str] = []
+
+    def emit(self, message: Message) -> None:
+        with self.lock:
+            self.messages.append(message)
+
+    def problem(self, text: str) -> None:
+        with self.lock:
+            self.problems.append(text)
+
+    def texts(self) -> list[str]:
+        with self.lock:
+            return [m.text for m in self.messages]
+
+
+def line(**fields: object) -> str:
+    return json.dumps(fields) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# parsing
+# --------------------------------------------------------------------------------------------------
+
+
+def test_minimal_line_defaults_to_customer() -> None:
+    message = parse_message({"conversation_id": "c1", "text": "hello"})
+    assert message == Message(conversation_id="c1", speaker="customer", text="hello")
+
+
+def test_full_line_and_timestamps() -> None:
+    message = parse_message(
+        {"conversation_id": 42, "speaker": "agent", "text": "hi", "customer": " Ana ", "delay": 1.5, "ts": 100, "x": 1}
+    )
+    assert (message.conversation_id, message.speaker, message.customer, message.delay, message.ts) == (
+        "42",
+        "agent",
+        "Ana",
+        1.5,
+        100.0,
+    )
+    assert parse_timestamp("1970-01-01T00:01:40Z") == 100.0
+    assert parse_timestamp("1970-01-01T00:01:40") == 100.0  # zone-less = UTC
+    assert parse_timestamp("1970-01-01T01:01:40+01:00") == 100.0
+
+
+@pytest.mark.parametrize(
+    ("obj", "why"),
+    [
+        ([1, 2], "expected a JSON object"),
+        ({"text": "x"}, "missing 'conversation_id'"),
+        ({"conversation_id": "c"}, "missing 'text'"),
+        ({"conversation_id": "c", "text": "   "}, "'text' is empty"),
+        ({"conversation_id": "c", "text": 5}, "'text' must be a string"),
+        ({"conversation_id": "", "text": "x"}, "'conversation_id' is empty"),
+        ({"conversation_id": True, "text": "x"}, "'conversation_id' must be a string"),
+        ({"conversation_id": "c\x1b[2J", "text": "x"}, "control characters"),
+        ({"conversation_id": "c" * 201, "text": "x"}, "longer than"),
+        ({"conversation_id": "c", "text": "x", "speaker": "bot"}, "'speaker' must be"),
+        ({"conversation_id": "c", "text": "x", "delay": -1}, "'delay'"),
+        ({"conversation_id": "c", "text": "x", "delay": "2"}, "'delay'"),
+        ({"conversation_id": "c", "text": "x", "ts": "yesterday"}, "ISO-8601"),
+        ({"conversation_id": "c", "text": "x", "ts": math.inf}, "finite"),
+        ({"conversation_id": "c", "text": "x", "customer": 7}, "'customer' must be a string"),
+    ],
+)
+def test_invalid_objects_say_why(obj: object, why: str) -> None:
+    with pytest.raises(ValueError, match=None) as info:
+        parse_message(obj)
+    assert why in str(info.value)
+
+
+def test_http_mode_ignores_speaker_and_delay() -> None:
+    message = parse_message(
+        {"conversation_id": "c", "text": "x", "speaker": "agent", "delay": 9}, allow_speaker=False, allow_delay=False
+    )
+    assert message.speaker == "customer" and message.delay == 0.0
+
+
+# --------------------------------------------------------------------------------------------------
+# whole files
+# --------------------------------------------------------------------------------------------------
+
+
+def write_bad_file(path: Path) -> None:
+    """Valid lines interleaved with every kind of broken line."""
+    with open(path, "wb") as handle:
+        handle.write(b"\xef\xbb\xbf" + line(conversation_id="a", text="first").encode())  # BOM on line 1
+        handle.write(b"{not json\n")  # 2
+        handle.write(b"\n")  # 3 blank: ignored silently
+        handle.write(line(conversation_id="a", text="second", speaker="agent").encode())  # 4
+        handle.write(b'"just a string"\n')  # 5
+        handle.write(b'{"conversation_id": "b", "text": "caf\xe9"}\n')  # 6 latin-1, not UTF-8
+        handle.write(line(conversation_id="b", text="").encode())  # 7
+        handle.write(b"[" * 100_000 + b"\n")  # 8 deep nesting
+        handle.write(line(conversation_id="b", text="third ✓").encode())  # 9
+        handle.write(b'{"conversation_id": "b", "text": "no newline at end"}')  # 10
+
+
+def test_bad_lines_are_reported_with_file_and_line_and_good_lines_kept(tmp_path: Path) -> None:
+    path = tmp_path / "feed.jsonl"
+    write_bad_file(path)
+    problems: list[str] = []
+    messages = load_conversations(path, problems.append)
+    assert [m.text for m in messages] == ["first", "second", "third ✓", "no newline at end"]
+    assert [m.speaker for m in messages] == ["customer", "agent", "customer", "customer"]
+    numbers = sorted(int(p.split(":")[1]) for p in problems)
+    assert numbers == [2, 5, 6, 7, 8]
+    assert all(p.startswith(f"{path}:") for p in problems)
+    assert any("invalid JSON" in p for p in problems)
+    assert any("UTF-8" in p for p in problems)
+
+
+def test_directory_loads_every_jsonl_sorted(tmp_path: Path) -> None:
+    (tmp_path / "b.jsonl").write_text(line(conversation_id="b", text="from b"))
+    (tmp_path / "a.jsonl").write_text(line(conversation_id="a", text="from a"))
+    (tmp_path / "notes.txt").write_text("ignored")
+    messages, problems = read_conversations(tmp_path)
+    assert [m.text for m in messages] == ["from a", "from b"] and problems == []
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CsassistError, match="no such conversation file"):
+        load_conversations(tmp_path / "nope.jsonl")
+
+
+# --------------------------------------------------------------------------------------------------
+# demo replay
+# --------------------------------------------------------------------------------------------------
+
+
+def msg(cid: str, text: str, delay: float = 0.0, speaker: str = "customer") -> Message:
+    return parse_message({"conversation_id": cid, "text": text, "delay": delay, "speaker": speaker})
+
+
+def test_schedule_interleaves_contiguous_conversations() -> None:
+    """Conversations written one after another get their own clocks and overlap."""
+    messages = [
+        msg("A", "a1", 0),
+        msg("A", "ra1", 5, "agent"),
+        msg("A", "a2", 5),
+        msg("B", "b1", 3),
+        msg("B", "b2", 4),
+    ]
+    schedule = build_schedule(messages)
+    assert [(t, m.text) for t, m in schedule] == [(0.0, "a1"), (3.0, "b1"), (7.0, "b2"), (10.0, "a2")]
+    with_agent = build_schedule(messages, include_agent=True)
+    assert [m.text for _, m in with_agent] == ["a1", "b1", "ra1", "b2", "a2"]
+
+
+def test_schedule_keeps_an_already_interleaved_file_literal() -> None:
+    messages = [msg("A", "a1", 1), msg("B", "b1", 2), msg("A", "a2", 3)]
+    assert [(t, m.text) for t, m in build_schedule(messages)] == [(1.0, "a1"), (3.0, "b1"), (6.0, "a2")]
+
+
+def write_demo(dir_: Path) -> None:
+    dir_.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"conversation_id": "A", "speaker": "customer", "text": "a1", "customer": "Ana", "delay": 0},
+        {"conversation_id": "A", "speaker": "agent", "text": "reply", "delay": 2},
+        {"conversation_id": "A", "speaker": "customer", "text": "a2", "delay": 2},
+        {"conversation_id": "B", "speaker": "customer", "text": "b1", "delay": 1},
+        {"conversation_id": "B", "text": "b2", "delay": 1},
+    ]
+    (dir_ / "demo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
+
+
+def test_demo_replay_emits_interleaved_with_fresh_timestamps(tmp_path: Path) -> None:
+    write_demo(tmp_path / "conv")
+    problems: list[str] = []
+    replay = DemoReplay(tmp_path / "conv", speed=1e6, on_problem=problems.append)
+    assert isinstance(replay, MessageSource)
+    before = time.time()
+    messages = collect(replay, timeout=5)
+    assert [m.text for m in messages] == ["a1", "b1", "b2", "a2"]
+    assert all(m.ts >= before for m in messages)
+    assert messages[0].customer == "Ana"
+    assert replay.finished.is_set() and replay.emitted == 4
+    assert len(problems) == 1 and ":6: invalid JSON" in problems[0]
+
+
+def test_demo_replay_respects_speed(tmp_path: Path) -> None:
+    write_demo(tmp_path / "conv")
+    replay = DemoReplay(tmp_path / "conv", speed=40.0)  # 4 s of script -> 0.1 s
+    start = time.monotonic()
+    messages = collect(replay, timeout=5)
+    elapsed = time.monotonic() - start
+    assert len(messages) == 4
+    assert 0.09 <= elapsed < 2.0
+
+
+def test_demo_replay_stops_promptly_during_a_long_delay(tmp_path: Path) -> None:
+    (tmp_path / "slow.jsonl").write_text(
+        line(conversation_id="A", text="now") + line(conversation_id="A", text="later", delay=3600)
+    )
+    sink = Sink()
+    replay = DemoReplay(tmp_path / "slow.jsonl")
+    replay.start(sink.emit)
+    assert wait_for(lambda: sink.texts() == ["now"])
+    start = time.monotonic()
+    replay.stop()
+    assert time.monotonic() - start < 1.0
+    assert replay.finished.is_set() and sink.texts() == ["now"]
+
+
+def test_demo_loop_renames_conversations(tmp_path: Path) -> None:
+    (tmp_path / "d.jsonl").write_text(line(conversation_id="A", text="hi"))
+    sink = Sink()
+    replay = DemoReplay(tmp_path / "d.jsonl", speed=1e6, loop=True, loop_gap=1.0)
+    replay.start(sink.emit)
+    assert wait_for(lambda: len(sink.messages) >= 3)
+    replay.stop()
+    assert [m.conversation_id for m in sink.messages[:3]] == ["A", "A~2", "A~3"]
+
+
+def test_demo_without_conversations_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty.jsonl").write_text("{bad\n")
+    with pytest.raises(CsassistError, match="no demo conversations"):
+        DemoReplay(tmp_path / "empty.jsonl").start(lambda m: None)
+    with pytest.raises(CsassistError, match="speed must be positive"):
+        DemoReplay(tmp_path, speed=0)
+
+
+def test_receiver_failure_is_reported_and_replay_goes_on(tmp_path: Path) -> None:
+    write_demo(tmp_path / "conv")
+    seen: list[str] = []
+
+    def flaky(message: Message) -> None:
+        seen.append(message.text)
+        if message.text == "b1":
+            raise RuntimeError("UI hiccup")
+
+    def bad_problem_sink(text: str) -> None:
+        raise RuntimeError("sink broken too")
+
+    replay = DemoReplay(tmp_path / "conv", speed=1e6, on_problem=bad_problem_sink)
+    replay.start(flaky)
+    assert replay.join(5)
+    assert seen == ["a1", "b1", "b2", "a2"] and replay.emitted == 3
+    assert any("UI hiccup" in p for p in replay.problems)
+
+
+def test_bundled_demo_conversations_parse_cleanly() -> None:
+    """The demo shipped in kb/conversations (written by the KB owner) has no broken lines."""
+    folder = demo_conversations_dir()
+    if not folder.is_dir() or not any(folder.glob("*.jsonl")):
+        pytest.skip("kb/conversations not written yet")
+    messages, problems = read_conversations(folder)
+    assert problems == []
+    assert len({m.conversation_id for m in messages}) >= 8
+    assert build_schedule(messages)
+
+
+# --------------------------------------------------------------------------------------------------
+# JSONL file source
+# --------------------------------------------------------------------------------------------------
+
+
+def test_file_source_reads_to_end(tmp_path: Path) -> None:
+    path = tmp_path / "feed.jsonl"
+    write_bad_file(path)
+    problems: list[str] = []
+    source = JsonlFileSource(path, on_problem=problems.append)
+    messages = collect(source, timeout=5)
+    assert [m.text for m in messages] == ["first", "second", "third ✓", "no newline at end"]
+    assert len(problems) == 5
+
+
+def test_file_source_missing_file_fails_at_start(tmp_path: Path) -> None:
+    with pytest.raises(CsassistError, match="no such file"):
+        JsonlFileSource(tmp_path / "missing.jsonl").start(lambda m: None)
+    with pytest.raises(CsassistError, match="is a directory"):
+        JsonlFileSource(tmp_path).start(lambda m: None)
+
+
+def test_follow_appends_partial_lines_truncation_and_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "live.jsonl"
+    path.write_text(line(conversation_id="c", text="m1"))
+    sink = Sink()
+    source = JsonlFileSource(path, follow=True, poll_interval=0.01, partial_grace=30, on_problem=sink.problem)
+    source.start(sink.emit)
+    try:
+        assert wait_for(lambda: sink.texts() == ["m1"])
+        with open(path, "a") as handle:  # appended lines
+            handle.write(line(conversation_id="c", text="m2") + "{oops\n")
+        assert wait_for(lambda: sink.texts() == ["m1", "m2"])
+        assert wait_for(lambda: any(":3: invalid JSON" in p for p in sink.problems))
+        half = line(conversation_id="c", text="m3")
+        with open(path, "a") as handle:  # a writer caught mid-line
+            handle.write(half[:10])
+        time.sleep(0.1)
+        assert sink.texts() == ["m1", "m2"]
+        with open(path, "a") as handle:
+            handle.write(half[10:])
+        assert wait_for(lambda: sink.texts() == ["m1", "m2", "m3"])
+        path.write_text(line(conversation_id="c", text="after truncate"))  # truncation (copytruncate)
+        assert wait_for(lambda: sink.texts()[-1:] == ["after truncate"])
+        assert any("truncated" in p for p in sink.problems)
+        rotated = tmp_path / "live.jsonl.1"
+        with open(path, "a") as handle:
+            handle.write(line(conversation_id="c", text="last of old"))
+        os.rename(path, rotated)  # rotation: a new file appears under the old name
+        path.write_text(line(conversation_id="c", text="first of new"))
+        assert wait_for(lambda: sink.texts()[-2:] == ["last of old", "first of new"])
+        assert any("rotated" in p for p in sink.problems)
+    finally:
+        source.stop()
+    assert source.finished.is_set()
+    assert sink.texts().count("m2") == 1  # nothing emitted twice
+
+
+def test_follow_waits_for_a_file_that_does_not_exist_yet(tmp_path: Path) -> None:
+    path = tmp_path / "later.jsonl"
+    sink = Sink()
+    source = JsonlFileSource(path, follow=True, poll_interval=0.01, on_problem=sink.problem)
+    source.start(sink.emit)
+    try:
+        assert wait_for(lambda: any("does not exist yet" in p for p in sink.problems))
+        path.write_text(line(conversation_id="c", text="hello"))
+        assert wait_for(lambda: sink.texts() == ["hello"])
+    finally:
+        source.stop()
+
+
+def test_follow_takes_a_complete_object_left_without_newline(tmp_path: Path) -> None:
+    path = tmp_path / "nonl.jsonl"
+    path.write_text(json.dumps({"conversation_id": "c", "text": "no newline"}))
+    sink = Sink()
+    source = JsonlFileSource(path, follow=True, poll_interval=0.01, partial_grace=0.05, on_problem=sink.problem)
+    source.start(sink.emit)
+    try:
+        assert wait_for(lambda: sink.texts() == ["no newline"])
+        with open(path, "a") as handle:  # the writer finishes the line later: not emitted twice
+            handle.write("\n" + line(conversation_id="c", text="next"))
+        assert wait_for(lambda: sink.texts() == ["no newline", "next"])
+        time.sleep(0.1)
+        assert sink.texts() == ["no newline", "next"] and sink.problems == []
+    finally:
+        source.stop()
+
+
+def test_overlong_line_is_skipped_and_the_next_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    big = json.dumps({"conversation_id": "c", "text": "x" * 300_000})
+    path.write_text(line(conversation_id="c", text="before") + big + "\n" + line(conversation_id="c", text="after"))
+    problems: list[str] = []
+    source = JsonlFileSource(path, max_line_bytes=100_000, on_problem=problems.append)
+    messages = collect(source, timeout=5)
+    assert [m.text for m in messages] == ["before", "after"]
+    assert len(problems) == 1 and ":2: line longer than 100000 bytes" in problems[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# stdin
+# --------------------------------------------------------------------------------------------------
+
+
+def test_stdin_source_with_text_stream() -> None:
+    stream = io.StringIO(line(conversation_id="s", text="one") + "nope\n" + line(conversation_id="s", text="two"))
+    problems: list[str] = []
+    messages = collect(StdinSource(stream, on_problem=problems.append), timeout=5)
+    assert [m.text for m in messages] == ["one", "two"]
+    assert problems == ["<stdin>:2: invalid JSON (Expecting value at column 1), skipped"]
+
+
+def test_stdin_source_with_a_real_pipe() -> None:
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb")
+    sink = Sink()
+    source = StdinSource(reader)
+    source.start(sink.emit)
+    with os.fdopen(write_fd, "wb") as writer:
+        writer.write(line(conversation_id="p", text="piped 1").encode())
+        writer.flush()
+        assert wait_for(lambda: sink.texts() == ["piped 1"])
+        writer.write(line(conversation_id="p", text="piped 2").encode())
+    assert source.join(5)  # EOF ends the source
+    assert sink.texts() == ["piped 1", "piped 2"]
+    reader.close()
+
+
+def test_detach_stdin_gives_the_feed_to_the_source() -> None:
+    """In a subprocess with piped stdin: the returned stream reads the feed (no tty in CI is tolerated)."""
+    code = (
+        "from csassist.core.sources import StdinSource, collect, detach_stdin_for_tui\n"
+        "stream = detach_stdin_for_tui(require_tty=False)\n"
+        "print([m.text for m in collect(StdinSource(stream), timeout=5)])\n"
+    )
+    feed = line(conversation_id="x", text="via pipe")
+    result = subprocess.run([sys.executable, "-c", code], input=feed, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['via pipe']"
+
+
+def test_source_from_args(tmp_path: Path) -> None:
+    assert isinstance(source_from_args(None, speed=2), DemoReplay)
+    assert isinstance(source_from_args("-"), StdinSource)
+    file_source = source_from_args(str(tmp_path / "f.jsonl"), follow=True)
+    assert isinstance(file_source, JsonlFileSource) and file_source.follow
+    with pytest.raises(CsassistError, match="--follow"):
+        source_from_args("-", follow=True)
