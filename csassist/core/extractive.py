@@ -1,0 +1,179 @@
+"""The no-model suggestion: the best KB answer adapted to the conversation.
+
+Why it exists: it is instant, needs no weights, can never invent a fact (every sentence comes from
+the company's own KB), and is what the agent sees while a model is still loading or when none is
+installed.  It is always slot 0 of the suggestions.
+
+The reply is: a greeting (with the customer's name when known), an acknowledgement naming the order
+number when one was found, the passage's key sentences (those sharing most words with the message,
+kept in their original order), and a closing signed by the agent or the company.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from csassist.core.textmetrics import tokens
+from csassist.core.types import Analysis, Passage
+from csassist.settings import CompanySettings
+
+#: At most this many sentences of the passage are kept.
+MAX_SENTENCES = 4
+#: ... and at most this many words of passage text.
+MAX_WORDS = 90
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "i",
+        "you",
+        "we",
+        "me",
+        "my",
+        "our",
+        "your",
+        "to",
+        "of",
+        "and",
+        "or",
+        "in",
+        "on",
+        "for",
+        "is",
+        "are",
+        "was",
+        "be",
+        "it",
+        "this",
+        "that",
+        "with",
+        "at",
+        "by",
+        "from",
+        "can",
+        "could",
+        "would",
+        "will",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "not",
+        "no",
+        "please",
+        "hi",
+        "hello",
+        "thanks",
+        "thank",
+    ]
+)
+_ORDER_TYPES = ("order_id", "order_number", "order")
+
+
+def _clean_lines(text: str) -> list[str]:
+    """Passage text without Markdown headings, list markers, emphasis or front matter fences."""
+    out: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or line in ("---", "***"):
+            continue
+        line = re.sub(r"^(?:[-*+]|\d+[.)])\s+", "", line)
+        line = re.sub(r"[*_`]{1,3}([^*_`]+)[*_`]{1,3}", r"\1", line)
+        line = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1 (\2)", line)
+        if line and line[-1] not in ".!?:":
+            line += "."
+        out.append(line)
+    return out
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a (Markdown) passage, in order."""
+    sentences: list[str] = []
+    for line in _clean_lines(text):
+        sentences.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())
+    return sentences
+
+
+def key_sentences(passage_text: str, message: str) -> list[str]:
+    """The passage's sentences most related to ``message``, in passage order, within the size limits.
+
+    Score = content words shared with the message, plus a small bonus for coming early (KB answers
+    usually lead with the answer).  Sentences ending in ":" introduce a list, so they are kept only
+    with what follows them.
+    """
+    sentences = split_sentences(passage_text)
+    if not sentences:
+        return []
+    wanted = {t for t in tokens(message) if t not in _STOPWORDS}
+    scored = []
+    for i, s in enumerate(sentences):
+        overlap = len(wanted & set(tokens(s)))
+        scored.append((overlap + 1.0 / (1 + i), i))
+    chosen: set[int] = set()
+    words = 0
+    for _, i in sorted(scored, reverse=True):
+        n = len(sentences[i].split())
+        if chosen and (len(chosen) >= MAX_SENTENCES or words + n > MAX_WORDS):
+            continue
+        chosen.add(i)
+        words += n
+        if sentences[i].endswith(":") and i + 1 < len(sentences):
+            chosen.add(i + 1)
+            words += len(sentences[i + 1].split())
+    return [sentences[i] for i in sorted(chosen)]
+
+
+def _order_number(analysis: Analysis | None) -> str | None:
+    """The order number found in the message, if the analyzer saw one."""
+    if analysis is None:
+        return None
+    for ent in analysis.entities:
+        if ent.type in _ORDER_TYPES:
+            return ent.value or ent.text
+    return None
+
+
+def _first_name(name: str | None) -> str | None:
+    """A greeting-friendly first name ("Dana" from "Dana Whitfield"), or None."""
+    if not name or not name.strip():
+        return None
+    first = name.strip().split()[0]
+    return first if re.fullmatch(r"[^\W\d_][\w'-]*", first) else None
+
+
+def extractive_reply(
+    message: str,
+    passages: Sequence[Passage],
+    analysis: Analysis | None,
+    company: CompanySettings,
+    *,
+    customer_name: str | None = None,
+) -> tuple[str, tuple[str, ...]]:
+    """Build the extractive reply and return ``(text, source_article_ids)``.
+
+    With no passage the reply is an honest holding answer (we will check and come back) with no
+    sources, so slot 0 always has something sendable.
+    """
+    first = _first_name(customer_name)
+    greeting = f"Hi {first}," if first else "Hello,"
+    order = _order_number(analysis)
+    parts = [greeting]
+    if order:
+        parts.append(f"thank you for getting in touch about order {order}.")
+    else:
+        parts.append("thank you for getting in touch.")
+    opening = " ".join(parts)
+    signer = company.agent_name.strip() or f"the {company.name} team"
+    closing = f"If there is anything else I can do, just reply here.\n\nBest regards,\n{signer}"
+    if not passages:
+        body = "I am looking into this for you and will get back to you shortly with an answer."
+        return f"{opening}\n\n{body}\n\n{closing}", ()
+    best = passages[0]
+    sentences = key_sentences(best.text, message)
+    body = " ".join(sentences) if sentences else best.text.strip()
+    return f"{opening}\n\n{body}\n\n{closing}", (best.article_id,)

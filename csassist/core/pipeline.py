@@ -1,0 +1,387 @@
+"""The engine's facade: one object the TUI, the CLI and the benchmarks all call.
+
+Why one facade: model loading, degradation rules and the per-turn sequence (analyse -> retrieve ->
+suggest) must behave the same everywhere, and the UI must not know which pieces are missing.
+:meth:`Assistant.from_settings` loads whatever is available and records what is not in
+``warnings`` instead of failing: no index means no passages, no intent model means no intent, no
+generator means extractive suggestions only.
+
+Suggestions stream as :class:`SuggestionUpdate` snapshots:
+
+* slot 0 is the extractive reply, finished at once (it needs no model);
+* slots 1..n-1 are generated drafts (slot 1 at a lower temperature, later slots hotter, each with
+  its own seed), streamed as ``done=False`` updates and finished with a ``done=True`` update whose
+  ``suggestion`` holds the text, sources, timings, the exact prompt and fact flags;
+* a draft that is a near-duplicate of an earlier one is retried once with another seed, then
+  dropped (``done=True``, ``suggestion=None``, ``error`` says "near-duplicate");
+* a backend failure ends that slot with ``error`` set; the extractive slot is never affected;
+* a new call for the same conversation cancels the previous call's drafts (within one token), as
+  does ``cancel.cancel()``; a cancelled slot ends with ``error="cancelled"``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from csassist.core.errors import BackendError
+from csassist.core.extractive import extractive_reply
+from csassist.core.generation import Generator, load_generator
+from csassist.core.prompts import (
+    build_messages,
+    clean_draft,
+    cut_at_stop,
+    passage_ids_in,
+    render_prompt,
+    unsupported_facts,
+)
+from csassist.core.textmetrics import token_jaccard
+from csassist.core.types import (
+    Analysis,
+    CancelToken,
+    IntentPrediction,
+    Message,
+    Passage,
+    Suggestion,
+    SuggestionUpdate,
+    Urgency,
+)
+from csassist.settings import Settings, load_settings
+
+#: Two drafts whose word sets overlap more than this are near-duplicates.
+DUPLICATE_JACCARD = 0.9
+
+
+def approx_token_count(text: str) -> int:
+    """Rough token count (~4 characters a token) for generators that expose no tokenizer."""
+    return max(1, len(text) // 4 + 1)
+
+
+def _empty_analysis(text: str) -> Analysis:
+    """What is known about a message when no analyzer is available: nothing but its text."""
+    return Analysis(
+        intent=IntentPrediction(top=(), out_of_scope=False, threshold=0.0, model=""),
+        entities=(),
+        urgency=Urgency(),
+        redacted_text=text,
+    )
+
+
+class Assistant:
+    """Analyse a customer turn, find KB passages, and stream suggested replies."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        encoder: Any = None,
+        retriever: Any = None,
+        intent_model: Any = None,
+        generator: Generator | None = None,
+        analyzer: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.retriever = retriever
+        self.intent_model = intent_model
+        self.generator = generator
+        self.warnings: list[str] = []
+        self.analyzer = analyzer if analyzer is not None else self._make_analyzer(intent_model)
+        self._inflight: dict[str, CancelToken] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, load_generator: bool = True) -> Assistant:
+        """Load the real encoder, index, intent model and generator; degrade with warnings, never crash."""
+        settings = settings or load_settings()
+        warnings: list[str] = list(settings.warnings)
+        from csassist.core.embedder import configure_threads, load_encoder
+
+        configure_threads(settings.generation.threads or None)
+        encoder = retriever = intent_model = generator = None
+        try:
+            encoder = load_encoder(settings.retrieval.embedder or None)
+        except Exception as exc:  # noqa: BLE001 - any failure means "no embedder", reported
+            warnings.append(f"embedder unavailable ({exc}); no KB passages or intents")
+        if encoder is not None:
+            try:
+                from csassist.core.retrieval import Retriever
+
+                retriever = Retriever.open(settings.index_path(), encoder)
+            except Exception as exc:  # noqa: BLE001
+                warnings.append(f"no usable KB index ({exc}); run `csassist index` to build it")
+            try:
+                from csassist.core.intent import load_intent_model
+
+                intent_model = load_intent_model(settings.index_path(), encoder)
+            except Exception as exc:  # noqa: BLE001
+                warnings.append(f"no intent model ({exc}); intents will not be shown")
+        if load_generator:
+            generator = _load_generator_safely(settings, warnings)
+        assistant = cls(settings, encoder=encoder, retriever=retriever, intent_model=intent_model, generator=generator)
+        assistant.warnings[:0] = warnings
+        return assistant
+
+    def _make_analyzer(self, intent_model: Any) -> Any:
+        """Build the understanding helper's Analyzer when it is importable; else ``None`` (with a warning)."""
+        try:
+            from csassist.core.analysis import Analyzer
+        except ImportError as exc:
+            self.warnings.append(f"message analysis unavailable ({exc})")
+            return None
+        company = self.settings.company
+        try:
+            return Analyzer(
+                intent_model, order_patterns=company.order_patterns, tracking_patterns=company.tracking_patterns
+            )
+        except Exception as exc:  # noqa: BLE001
+            self.warnings.append(f"message analysis unavailable ({exc})")
+            return None
+
+    # ------------------------------------------------------------------ per turn
+    def analyze(self, text: str, history: Sequence[Message] = ()) -> Analysis:
+        """Intent, entities and urgency of ``text``; an empty analysis when no analyzer is available."""
+        if self.analyzer is None:
+            return _empty_analysis(text)
+        try:
+            return self.analyzer.analyze(text, history)  # type: ignore[no-any-return]
+        except Exception as exc:  # noqa: BLE001 - analysis must never block a reply
+            self._warn_once(f"analysis failed ({type(exc).__name__}: {exc})")
+            return _empty_analysis(text)
+
+    def retrieve(self, text: str, k: int | None = None) -> list[Passage]:
+        """The best KB passages for ``text`` (empty without an index)."""
+        if self.retriever is None or not text.strip():
+            return []
+        return list(self.retriever.search(text, k or self.settings.retrieval.top_k))
+
+    def suggest(
+        self,
+        message: Message,
+        history: Sequence[Message],
+        analysis: Analysis | None,
+        passages: Sequence[Passage],
+        cancel: CancelToken,
+        *,
+        n: int | None = None,
+        seed: int = 0,
+    ) -> Iterator[SuggestionUpdate]:
+        """Stream suggestions for ``message`` (see the module docstring for the slot protocol)."""
+        total = max(1, n if n is not None else self.settings.generation.num_suggestions)
+        self._claim(message.conversation_id, cancel)
+        try:
+            yield self._extractive_update(message, analysis, passages)
+            if self.generator is None or total <= 1 or cancel.cancelled:
+                return
+            yield from self._generated_updates(message, history, analysis, passages, cancel, total, seed)
+        finally:
+            self._release(message.conversation_id, cancel)
+
+    def describe(self) -> dict[str, str]:
+        """What is running, for the status bar and ``csassist models``."""
+        gen = self.generator
+        intent = self.intent_model
+        intent_id = getattr(intent, "model_id", None) or getattr(intent, "version", None) if intent else None
+        return {
+            "backend": gen.backend if gen is not None else "extractive",
+            "device": str(getattr(gen, "device", "-")) if gen is not None else "-",
+            "generator": gen.model_id if gen is not None else "none (extractive only)",
+            "embedder": str(getattr(self.encoder, "model_id", "none")) if self.encoder is not None else "none",
+            "intent_model": str(intent_id or type(intent).__name__) if intent is not None else "none",
+            "index": "loaded" if self.retriever is not None else "none",
+        }
+
+    # ------------------------------------------------------------------ internals
+    def _warn_once(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def _claim(self, conversation_id: str, cancel: CancelToken) -> None:
+        """Register ``cancel`` as the in-flight turn of the conversation, cancelling the previous one."""
+        with self._lock:
+            previous = self._inflight.get(conversation_id)
+            if previous is not None and previous is not cancel:
+                previous.cancel()
+            self._inflight[conversation_id] = cancel
+
+    def _release(self, conversation_id: str, cancel: CancelToken) -> None:
+        with self._lock:
+            if self._inflight.get(conversation_id) is cancel:
+                del self._inflight[conversation_id]
+
+    def _extractive_update(
+        self, message: Message, analysis: Analysis | None, passages: Sequence[Passage]
+    ) -> SuggestionUpdate:
+        start = time.perf_counter()
+        text, ids = extractive_reply(
+            message.text, passages, analysis, self.settings.company, customer_name=message.customer
+        )
+        ms = (time.perf_counter() - start) * 1000
+        suggestion = Suggestion(
+            text=text, source_ids=ids, backend="extractive", model="", latency_ms=ms, first_token_ms=ms
+        )
+        return SuggestionUpdate(slot=0, text=text, backend="extractive", done=True, suggestion=suggestion)
+
+    def _count_tokens(self) -> Callable[[str], int]:
+        counter = getattr(self.generator, "count_tokens", None)
+        return counter if callable(counter) else approx_token_count
+
+    def _render(self, messages: list[dict[str, str]]) -> str:
+        """The exact prompt: the chat template for a local model, the request messages for a server."""
+        render = getattr(self.generator, "render", None)
+        if callable(render):
+            return str(render(messages))
+        tokenizer = getattr(self.generator, "tokenizer", None)
+        if tokenizer is not None:
+            return render_prompt(messages, tokenizer)
+        return json.dumps(messages, ensure_ascii=False, indent=1)
+
+    def _generated_updates(
+        self,
+        message: Message,
+        history: Sequence[Message],
+        analysis: Analysis | None,
+        passages: Sequence[Passage],
+        cancel: CancelToken,
+        total: int,
+        seed: int,
+    ) -> Iterator[SuggestionUpdate]:
+        gen = self.generator
+        assert gen is not None
+        cfg = self.settings.generation
+        messages = build_messages(
+            message.text,
+            history,
+            passages,
+            analysis,
+            self.settings.company,
+            token_budget=cfg.prompt_token_budget,
+            count_tokens=self._count_tokens(),
+            max_turns=cfg.history_turns,
+        )
+        prompt = self._render(messages)
+        source_ids = passage_ids_in(messages, passages)
+        context = [message.text, *(t.text for t in history), *(p.text for p in passages)]
+        done_texts: list[str] = []
+        attempt = 0
+        failure: str | None = None
+        for slot in range(1, total):
+            if failure is not None:
+                yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error=failure)
+                continue
+            for retry in range(2):
+                if cancel.cancelled:
+                    yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error="cancelled")
+                    return
+                temperature = cfg.temperature * (0.5 if slot == 1 and retry == 0 else 1.0 + 0.25 * (slot - 2 + retry))
+                attempt += 1
+                final: SuggestionUpdate | None = None
+                try:
+                    for update in self._stream_slot(
+                        gen, messages, slot, temperature, seed + attempt, cancel, prompt, source_ids, context
+                    ):
+                        if update.done:
+                            final = update
+                        else:
+                            yield update
+                except BackendError as exc:
+                    failure = str(exc)
+                    yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error=failure)
+                    break
+                except Exception as exc:  # noqa: BLE001 - one broken draft must not end the turn
+                    yield SuggestionUpdate(
+                        slot=slot, text="", backend=gen.backend, done=True, error=f"{type(exc).__name__}: {exc}"
+                    )
+                    break
+                assert final is not None
+                if final.error is not None or final.suggestion is None:
+                    yield final
+                    if final.error == "cancelled":
+                        return
+                    break
+                text = final.suggestion.text
+                dup = next((i for i, t in enumerate(done_texts) if token_jaccard(text, t) > DUPLICATE_JACCARD), None)
+                if dup is None:
+                    done_texts.append(text)
+                    yield final
+                    break
+                if retry == 1:
+                    yield SuggestionUpdate(
+                        slot=slot,
+                        text="",
+                        backend=gen.backend,
+                        done=True,
+                        error=f"near-duplicate of suggestion {dup} (dropped)",
+                    )
+            else:  # pragma: no cover - loop always breaks or returns
+                pass
+
+    def _stream_slot(
+        self,
+        gen: Generator,
+        messages: list[dict[str, str]],
+        slot: int,
+        temperature: float,
+        seed: int,
+        cancel: CancelToken,
+        prompt: str,
+        source_ids: tuple[str, ...],
+        context: Sequence[str],
+    ) -> Iterator[SuggestionUpdate]:
+        """Run one draft; yield partial updates, then exactly one ``done`` update."""
+        start = time.perf_counter()
+        first_ms: float | None = None
+        raw = ""
+        cfg = self.settings.generation
+        pieces = gen.stream(
+            messages, max_new_tokens=cfg.max_new_tokens, temperature=temperature, seed=seed, cancel=cancel
+        )
+        try:
+            for piece in pieces:
+                if not piece:
+                    continue
+                if first_ms is None:
+                    first_ms = (time.perf_counter() - start) * 1000
+                raw += piece
+                shown, stopped = cut_at_stop(raw)
+                if stopped:
+                    raw = shown
+                    break
+                if cancel.cancelled:
+                    break
+                yield SuggestionUpdate(slot=slot, text=shown.strip(), backend=gen.backend)
+        finally:
+            close = getattr(pieces, "close", None)
+            if callable(close):
+                close()
+        if cancel.cancelled:
+            yield SuggestionUpdate(slot=slot, text=raw.strip(), backend=gen.backend, done=True, error="cancelled")
+            return
+        text = clean_draft(raw)
+        if not text:
+            yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error="the model wrote nothing")
+            return
+        suggestion = Suggestion(
+            text=text,
+            source_ids=source_ids,
+            backend=gen.backend,
+            model=gen.model_id,
+            latency_ms=(time.perf_counter() - start) * 1000,
+            first_token_ms=first_ms,
+            prompt=prompt,
+            flags=unsupported_facts(text, context),
+        )
+        yield SuggestionUpdate(slot=slot, text=text, backend=gen.backend, done=True, suggestion=suggestion)
+
+
+def _load_generator_safely(settings: Settings, warnings: list[str]) -> Generator | None:
+    """``load_generator`` with every failure turned into a warning and extractive-only mode."""
+    try:
+        return load_generator(settings)
+    except Exception as exc:  # noqa: BLE001 - a missing model must never stop the app
+        warnings.append(f"reply generator unavailable ({exc}); showing extractive suggestions only")
+        return None

@@ -1,0 +1,183 @@
+"""The Assistant facade with fakes: slot protocol, duplicates, failures, cancellation, degradation."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from csassist.core.pipeline import Assistant
+from csassist.core.types import Analysis, CancelToken, IntentPrediction, Message, Passage, Urgency
+from csassist.settings import Settings
+from tests.core.gen_fakes import FakeGenerator
+
+P = Passage(
+    "damaged-item-refund#0",
+    "damaged-item-refund",
+    "Damaged item refund",
+    "If your item arrived damaged, send a photo. We refund the full price within 5 business days.",
+    "refunds.md",
+    0.9,
+)
+MSG = Message("c1", "customer", "my order 12345 arrived broken, I want a refund", customer="Dana")
+
+
+class FakeRetriever:
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, int]] = []
+
+    def search(self, text: str, k: int) -> list[Passage]:
+        self.queries.append((text, k))
+        return [P]
+
+
+class FakeAnalyzer:
+    def analyze(self, text: str, history):  # type: ignore[no-untyped-def]
+        return Analysis(IntentPrediction((), False, 0.5, "fake"), (), Urgency("urgent", ("x",)), text)
+
+
+def run(assistant: Assistant, cancel: CancelToken | None = None, **kw):  # type: ignore[no-untyped-def]
+    return list(assistant.suggest(MSG, [], None, [P], cancel or CancelToken(), **kw))
+
+
+def finals(updates):  # type: ignore[no-untyped-def]
+    return {u.slot: u for u in updates if u.done}
+
+
+def test_slot0_extractive_then_streamed_generated() -> None:
+    gen = FakeGenerator(
+        [
+            "Sorry to hear that! Please send a photo and we will refund you.",
+            "We can refund order 12345 once we see a photo of the damage.",
+        ]
+    )
+    a = Assistant(Settings(), generator=gen, analyzer=FakeAnalyzer())
+    updates = run(a)
+    assert updates[0].slot == 0 and updates[0].done and updates[0].backend == "extractive"
+    assert updates[0].suggestion is not None and updates[0].suggestion.source_ids == ("damaged-item-refund",)
+    partial = [u for u in updates if u.slot == 1 and not u.done]
+    assert len(partial) > 3 and partial[-1].text.startswith(partial[0].text)
+    done = finals(updates)
+    assert set(done) == {0, 1, 2}
+    s1 = done[1].suggestion
+    assert s1 is not None and s1.backend == "local" and s1.model == "fake-model"
+    assert s1.source_ids == ("damaged-item-refund",)
+    assert "<customer_message>" in s1.prompt and s1.first_token_ms is not None and s1.latency_ms >= s1.first_token_ms
+    assert [c["seed"] for c in gen.calls] == [1, 2]
+    assert gen.calls[0]["temperature"] < gen.calls[1]["temperature"]
+
+
+def test_near_duplicates_retried_then_dropped() -> None:
+    same = "We will refund you as soon as we get a photo."
+    gen = FakeGenerator([same])
+    a = Assistant(Settings(), generator=gen, analyzer=FakeAnalyzer())
+    done = finals(run(a))
+    assert done[1].suggestion is not None
+    assert done[2].suggestion is None and "near-duplicate" in (done[2].error or "")
+    assert len(gen.calls) == 3  # slot 2 retried once with another seed
+
+
+def test_flags_unsupported_facts_in_draft() -> None:
+    gen = FakeGenerator(["Your order 99999 gets a $25 credit."])
+    a = Assistant(Settings(), generator=gen, analyzer=FakeAnalyzer())
+    s = finals(run(a, n=2))[1].suggestion
+    assert s is not None and "unsupported order number 99999" in s.flags and "unsupported amount $25" in s.flags
+
+
+def test_stop_sequence_cuts_draft() -> None:
+    gen = FakeGenerator(["Happy to help with that. Customer: thanks bye"])
+    a = Assistant(Settings(), generator=gen, analyzer=FakeAnalyzer())
+    s = finals(run(a, n=2))[1].suggestion
+    assert s is not None and s.text == "Happy to help with that."
+
+
+def test_backend_failure_is_reported_per_slot_and_extractive_survives() -> None:
+    a = Assistant(Settings(), generator=FakeGenerator(fail=True), analyzer=FakeAnalyzer())
+    done = finals(run(a))
+    assert done[0].suggestion is not None
+    assert "cannot reach server" in (done[1].error or "") and "cannot reach server" in (done[2].error or "")
+
+
+def test_cancel_stops_within_one_token() -> None:
+    cancel = CancelToken()
+    seen_at: list[int] = []
+
+    def on_token(n: int) -> None:
+        if n == 3:
+            seen_at.append(n)
+            cancel.cancel()
+
+    gen = FakeGenerator([" ".join(f"w{i}" for i in range(50))], on_token=on_token)
+    a = Assistant(Settings(), generator=gen, analyzer=FakeAnalyzer())
+    done = finals(run(a, cancel=cancel))
+    assert gen.tokens - seen_at[0] <= 1
+    assert done[1].error == "cancelled" and 2 not in done
+
+
+def test_new_turn_in_same_conversation_cancels_previous() -> None:
+    gen = FakeGenerator([" ".join(f"w{i}" for i in range(200))])
+    a = Assistant(Settings(), generator=gen, analyzer=FakeAnalyzer())
+    first = CancelToken()
+    it = a.suggest(MSG, [], None, [P], first)
+    next(it), next(it), next(it)  # extractive + two streamed pieces of slot 1
+    second = CancelToken()
+    other = a.suggest(MSG, [], None, [P], second)
+    next(other)  # claiming the conversation cancels the first turn
+    assert first.cancelled and not second.cancelled
+    rest = list(it)
+    assert rest[-1].done and rest[-1].error == "cancelled"
+    other.close()
+
+
+def test_cancel_from_another_thread() -> None:
+    cancel = CancelToken()
+    gen = FakeGenerator([" ".join(f"w{i}" for i in range(100_000))], on_token=lambda n: None)
+    a = Assistant(Settings(), generator=gen, analyzer=FakeAnalyzer())
+    gen.replies = [" ".join(f"w{i}" for i in range(100_000))]
+    started = threading.Event()
+
+    def consume(out: list) -> None:  # type: ignore[type-arg]
+        for u in a.suggest(MSG, [], None, [P], cancel, n=2):
+            started.set()
+            out.append(u)
+
+    out: list = []  # type: ignore[type-arg]
+    t = threading.Thread(target=consume, args=(out,))
+    t.start()
+    started.wait(5)
+    cancel.cancel()
+    t.join(5)
+    assert not t.is_alive() and out[-1].error == "cancelled"
+
+
+def test_extractive_only_when_no_generator() -> None:
+    a = Assistant(Settings(), retriever=FakeRetriever(), analyzer=FakeAnalyzer())
+    passages = a.retrieve("broken item", k=3)
+    updates = list(a.suggest(MSG, [], a.analyze(MSG.text), passages, CancelToken()))
+    assert len(updates) == 1 and updates[0].suggestion is not None
+    assert updates[0].suggestion.text.startswith("Hi Dana,")
+    assert a.describe()["backend"] == "extractive" and a.describe()["generator"].startswith("none")
+
+
+def test_no_retriever_no_analyzer_degrades() -> None:
+    a = Assistant(Settings(), analyzer=None)
+    a.analyzer = None
+    assert a.retrieve("anything") == []
+    analysis = a.analyze("hello")
+    assert analysis.intent.intent is None and analysis.entities == ()
+
+
+def test_from_settings_never_crashes_without_models(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    s = Settings()
+    s = dataclasses.replace(
+        s,
+        generation=dataclasses.replace(s.generation, backend="server", server_url=""),
+        retrieval=dataclasses.replace(s.retrieval, index_dir=str(tmp_path / "nope")),
+    )
+    a = Assistant.from_settings(s)
+    assert a.generator is None and a.retriever is None
+    assert any("generator unavailable" in w for w in a.warnings)
+    updates = list(a.suggest(MSG, [], None, [], CancelToken()))
+    assert updates[0].suggestion is not None and updates[0].suggestion.source_ids == ()
