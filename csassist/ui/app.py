@@ -1,0 +1,483 @@
+"""The terminal app: composes the widgets, owns the inbox state, routes keys and engine messages.
+
+Build it with :func:`make_app` (the CLI and the tests use the same factory).  Engine calls run in the
+workers of :mod:`csassist.ui.workers`; this module only reacts to their messages on the UI thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
+
+from csassist import paths
+from csassist.core.types import CancelToken, Message
+from csassist.settings import Settings, load_settings
+from csassist.ui import messages as m
+from csassist.ui.commands import CsassistCommands
+from csassist.ui.recorder import build_event, events_for_all, events_for_send
+from csassist.ui.screens.help import HelpScreen, key_rows
+from csassist.ui.screens.intent import IntentScreen
+from csassist.ui.screens.kb_search import KBSearchScreen
+from csassist.ui.screens.reject import RejectScreen
+from csassist.ui.screens.stats import StatsScreen
+from csassist.ui.state import ConversationState, Inbox, SlotState
+from csassist.ui.themes import APP_VARIABLES, DEFAULT_THEME, FALLBACK_THEME, load_themes
+from csassist.ui.widgets.assist_panel import AssistPanel
+from csassist.ui.widgets.composer import Composer
+from csassist.ui.widgets.conversation_list import ConversationList
+from csassist.ui.widgets.status_bar import StatusBar
+from csassist.ui.widgets.suggestions import SuggestionCard, SuggestionList
+from csassist.ui.widgets.transcript import Transcript
+from csassist.ui.workers import AssistantFactory, EngineWorkers, default_factory, with_backend
+
+PICK = Binding.Group("Use 1-3", compact=True)
+
+
+class CsassistApp(EngineWorkers, App[int]):
+    """csassist's main window: inbox · transcript + suggestions + composer · assist panel."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "csassist"
+    COMMANDS = App.COMMANDS | {CsassistCommands}
+    BINDINGS = [
+        Binding("1", "accept(0)", "Use 1", id="suggestion.use_1", group=PICK, tooltip="Put suggestion 1 in the composer"),
+        Binding("2", "accept(1)", "Use 2", id="suggestion.use_2", group=PICK, tooltip="Put suggestion 2 in the composer"),
+        Binding("3", "accept(2)", "Use 3", id="suggestion.use_3", group=PICK, tooltip="Put suggestion 3 in the composer"),
+        Binding("e", "edit", "Edit", id="composer.edit", tooltip="Edit the reply (Esc returns to shortcuts)"),
+        Binding("ctrl+s", "send", "Send", id="composer.send", priority=True, tooltip="Send the reply in the composer"),
+        Binding("x", "reject", "Reject", id="suggestion.reject", tooltip="Reject the chosen suggestion with a reason"),
+        Binding("r", "regenerate", "Regenerate", id="suggestion.regenerate", tooltip="Draft new suggestions"),
+        Binding("n", "next_conversation", "Next", id="conversation.next", tooltip="Next conversation"),
+        Binding("p", "previous_conversation", "Prev", id="conversation.previous", tooltip="Previous conversation"),
+        Binding("slash", "kb_search", "KB", id="kb.search", tooltip="Search the knowledge base"),
+        Binding("i", "correct_intent", "Intent", id="intent.correct", tooltip="Correct the detected intent"),
+        Binding("u", "toggle_sort", "Sort", id="conversation.sort", show=False, tooltip="Sort by urgency / arrival"),
+        Binding("s", "stats", "Stats", id="app.stats", show=False, tooltip="Acceptance statistics"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="All keys and what they do"),
+    ]
+
+    def __init__(self, settings: Settings, *, assistant: Any = None, assistant_factory: AssistantFactory | None = None,
+                 sources: Iterable[Any] = (), outbox: Any = None, feedback: Any = None,
+                 clock: Callable[[], float] = time.time, tick: bool = True, theme_name: str | None = None,
+                 theme_dirs: Iterable[Path] | None = None, source_label: str = "", notices: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.settings = settings
+        self.assistant = assistant
+        self.factory = assistant_factory
+        self.sources = list(sources)
+        self.outbox, self.feedback, self.clock, self.tick = outbox, feedback, clock, tick
+        self.inbox = Inbox()
+        self.selected: str | None = None
+        self.by_urgency = False
+        self.source_label = source_label
+        self.shown_latencies: list[float] = []  # arrival -> intent + KB on screen, ms (bench reads it)
+        self.notices = list(notices) + list(settings.warnings)
+        themes, problems = load_themes(theme_dirs or (paths.bundled_themes_dir(), paths.user_themes_dir()))
+        for theme in themes:
+            self.register_theme(theme)
+        self.notices += [f"Theme file skipped: {p}" for p in problems]
+        wanted = theme_name or settings.ui.theme
+        if wanted not in self.available_themes:
+            fallback = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else FALLBACK_THEME
+            self.notices.append(f"Theme '{wanted}' is not available; using {fallback}")
+            wanted = fallback
+        self.theme = wanted
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """csassist's own theme variables, so any Textual theme works with app.tcss."""
+        return dict(APP_VARIABLES)
+
+    def compose(self) -> ComposeResult:
+        """The whole layout at once; content arrives later."""
+        with Horizontal(id="main"):
+            yield ConversationList(id="conversations")
+            with Vertical(id="center"):
+                yield Transcript(id="transcript")
+                yield SuggestionList(id="suggestions")
+                yield Composer(id="composer")
+            yield AssistPanel(id="assist")
+        yield StatusBar(id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Keymap, notices, engine loading and the message sources."""
+        self.set_keymap(dict(self.settings.ui.keys))
+        self.query_one("#conversations").border_title = "Inbox"
+        self.query_one("#transcript").border_title = "Conversation"
+        self.query_one("#suggestions").border_title = "Suggestions (1-3 to use)"
+        self.query_one("#composer").border_title = "Reply (e to edit, ctrl+s to send)"
+        self.query_one("#assist").border_title = "Assist"
+        self.status.set_source(self.source_label)
+        for notice in self.notices:
+            self.notify(notice, severity="warning", timeout=8)
+        if self.assistant is not None:
+            self._engine_ready(self.assistant)
+        else:
+            self.status.set_engine({"engine": "loading…"})
+            self.start_loading(self.factory or default_factory, self.settings)
+        if self.tick:
+            self.set_interval(1.0, self.refresh_list)
+        for source in self.sources:
+            source.start(self.ingest)
+        self.query_one(ConversationList).focus()
+
+    def on_unmount(self) -> None:
+        """Stop the feeds and any generation still running."""
+        for source in self.sources:
+            source.stop()
+        for conv in self.inbox.conversations.values():
+            if conv.cancel:
+                conv.cancel.cancel()
+
+    @property
+    def status(self) -> StatusBar:
+        """The status bar widget."""
+        return self.query_one(StatusBar)
+
+    @property
+    def current(self) -> ConversationState | None:
+        """The selected conversation."""
+        return self.inbox.conversations.get(self.selected or "")
+
+    def ingest(self, message: Message) -> None:
+        """Thread-safe entry for every source: queue the message for the UI thread."""
+        self.post_message(m.CustomerMessageArrived(message, time.perf_counter()))
+
+    # -- engine messages -------------------------------------------------------------------
+    def _engine_ready(self, assistant: Any) -> None:
+        """Use ``assistant`` from now on and analyse whatever arrived while it was loading."""
+        self.assistant = assistant
+        self.status.set_engine(dict(assistant.describe()))
+        for conv in self.inbox.conversations.values():
+            if conv.turn > conv.analysed_turn:
+                self._analyse_latest(conv, time.perf_counter())
+
+    def on_assistant_ready(self, event: m.AssistantReady) -> None:
+        """The loader worker finished."""
+        if event.assistant is None:
+            self.status.set_engine({"engine": "unavailable"})
+            self.notify(f"The engine could not start: {event.error}", severity="error", timeout=30, markup=False)
+            return
+        for warning in event.warnings:
+            self.notify(warning, severity="warning", timeout=10, markup=False)
+        self._engine_ready(event.assistant)
+
+    def on_engine_notice(self, event: m.EngineNotice) -> None:
+        """Progress and problems from workers."""
+        self.notify(event.text, severity=event.severity, timeout=event.timeout, markup=False)  # type: ignore[arg-type]
+
+    def on_customer_message_arrived(self, event: m.CustomerMessageArrived) -> None:
+        """Store the message, supersede stale drafts, start its analysis, refresh what is visible."""
+        msg = event.message
+        conv = self.inbox.get_or_create(msg.conversation_id, msg.customer)
+        conv.messages.append(msg)
+        if msg.speaker == "customer":
+            conv.turn += 1
+            conv.waiting_since = conv.waiting_since or msg.ts or self.clock()
+            self._stop_generation(conv)
+            self.start_persist(None, self.feedback, None, events_for_all(conv, "ignored", None, self.clock()))
+            if msg.conversation_id != self.selected:
+                conv.unread += 1
+            if self.assistant is not None:
+                self._analyse_latest(conv, event.arrived)
+        else:
+            conv.waiting_since = None
+        if self.selected is None:
+            self.select(conv.conversation_id)
+        elif conv.conversation_id == self.selected:
+            self._show_current()
+        self.refresh_list()
+
+    def _analyse_latest(self, conv: ConversationState, arrived: float) -> None:
+        """Start the analysis worker for the newest customer message."""
+        last = conv.last_customer_message
+        if last is not None:
+            self.start_analysis(conv.conversation_id, conv.turn, last, conv.history_before_last_customer(), arrived)
+
+    def on_analysis_ready(self, event: m.AnalysisReady) -> None:
+        """Show intent + KB at once (before any suggestion), then draft replies if it is on screen."""
+        conv = self.inbox.conversations[event.conversation_id]
+        if event.turn != conv.turn:
+            return  # a newer customer message is being analysed
+        conv.analysis, conv.passages, conv.analysed_turn = event.analysis, event.passages, event.turn
+        conv.intent_correction = None
+        self.status.set_latency("analyse", event.analyse_ms)
+        self.status.set_latency("retrieve", event.retrieve_ms)
+        self.refresh_list()
+        if conv.conversation_id == self.selected:
+            self._show_current()
+            self.call_after_refresh(self._record_shown, event.arrived)
+            self._ensure_suggestions(conv)
+
+    def _record_shown(self, arrived: float) -> None:
+        """Arrival -> on-screen latency, measured after the refresh that shows it."""
+        self.shown_latencies.append((time.perf_counter() - arrived) * 1000)
+
+    def on_suggestion_streamed(self, event: m.SuggestionStreamed) -> None:
+        """Apply a streamed snapshot of one slot (stale runs are dropped)."""
+        conv = self.inbox.conversations.get(event.conversation_id)
+        if conv is None or event.generation != conv.generation:
+            return
+        update = event.update
+        slot = conv.slots.setdefault(update.slot, SlotState(update.slot))
+        slot.text, slot.backend, slot.done = update.text, update.backend, update.done
+        slot.suggestion, slot.error = update.suggestion, update.error
+        if event.first_token_ms is not None and slot.first_token_ms is None:
+            slot.first_token_ms = event.first_token_ms
+            if update.slot > 0:
+                self.status.set_latency("first token", event.first_token_ms)
+        if conv.conversation_id == self.selected:
+            self.query_one(SuggestionList).show(conv.slots, conv.picked)
+
+    def on_generation_finished(self, event: m.GenerationFinished) -> None:
+        """Mark the run as over; a failed backend is a notification (the other slots stay)."""
+        conv = self.inbox.conversations.get(event.conversation_id)
+        if conv is not None and event.generation == conv.generation:
+            conv.generating = False
+            if event.error:
+                self.notify(f"Suggestions failed: {event.error}", severity="error", markup=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place for unexpected worker failures: tell the agent, keep running."""
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.name} failed: {event.worker.error}", severity="error", markup=False)
+
+    # -- generation --------------------------------------------------------------------------
+    def _stop_generation(self, conv: ConversationState) -> None:
+        """Cancel the drafts in flight for ``conv`` (their late messages are ignored)."""
+        if conv.cancel is not None:
+            conv.cancel.cancel()
+        conv.generation += 1
+        conv.generating = False
+
+    def _ensure_suggestions(self, conv: ConversationState, seed: int = 0, force: bool = False) -> None:
+        """Draft replies for the latest analysed turn unless they exist or are being drafted."""
+        message = conv.last_customer_message
+        if self.assistant is None or conv.analysis is None or message is None or conv.analysed_turn != conv.turn:
+            return
+        complete = conv.slots_turn == conv.turn and conv.slots and all(s.done for s in conv.slots.values())
+        if not force and (conv.generating or complete):
+            return
+        for other in self.inbox.conversations.values():
+            if other.generating and other is not conv:
+                self._stop_generation(other)
+        self._stop_generation(conv)
+        conv.cancel, conv.generating = CancelToken(), True
+        conv.slots, conv.slots_turn, conv.picked = {}, conv.turn, None
+        self.start_generation(conv.conversation_id, conv.turn, conv.generation, message,
+                              conv.history_before_last_customer(), conv.analysis, conv.passages, conv.cancel, seed)
+        if conv.conversation_id == self.selected:
+            self.query_one(SuggestionList).show(conv.slots, conv.picked)
+
+    # -- showing -----------------------------------------------------------------------------
+    def refresh_list(self) -> None:
+        """Re-sync the inbox list (also called every second for the waiting times)."""
+        ordered = self.inbox.ordered(self.by_urgency, self.clock())
+        self.query_one(ConversationList).sync(ordered, self.selected, self.clock())
+
+    def _show_current(self) -> None:
+        """Render the selected conversation into transcript, assist panel and suggestions."""
+        conv = self.current
+        if conv is None:
+            return
+        self.query_one(Transcript).show(conv.conversation_id, conv.messages)
+        self.query_one(AssistPanel).show(conv.analysis, conv.passages, conv.intent_correction)
+        self.query_one(SuggestionList).show(conv.slots if conv.slots_turn == conv.turn else {}, conv.picked)
+
+    def select(self, conversation_id: str) -> None:
+        """Switch to a conversation, keeping the unsent draft of the one we leave."""
+        if conversation_id == self.selected or conversation_id not in self.inbox.conversations:
+            return
+        composer = self.query_one(Composer)
+        if self.current is not None:
+            self.current.draft = composer.text
+        self.selected = conversation_id
+        conv = self.inbox.conversations[conversation_id]
+        conv.unread = 0
+        composer.set_reply(conv.draft)
+        self._show_current()
+        self.refresh_list()
+        self._ensure_suggestions(conv)
+
+    def on_conversation_list_chosen(self, event: ConversationList.Chosen) -> None:
+        """Cursor moves and clicks in the inbox."""
+        self.select(event.conversation_id)
+
+    def on_suggestion_card_clicked(self, event: SuggestionCard.Clicked) -> None:
+        """A click on a suggestion accepts it."""
+        self.action_accept(event.slot)
+
+    # -- actions -----------------------------------------------------------------------------
+    def action_accept(self, slot: int) -> None:
+        """Put suggestion ``slot`` into the composer (one key)."""
+        conv = self.current
+        state = conv.slots.get(slot) if conv and conv.slots_turn == conv.turn else None
+        if conv is None or state is None or not state.text or state.error:
+            self.notify(f"Suggestion {slot + 1} is not there yet", severity="warning")
+            return
+        conv.picked, conv.picked_text = slot, state.text
+        self.query_one(Composer).set_reply(state.text)
+        self.query_one(SuggestionList).show(conv.slots, conv.picked)
+
+    def action_edit(self) -> None:
+        """Focus the composer to edit the reply."""
+        self.query_one(Composer).focus()
+
+    def action_send(self) -> None:
+        """Send the composer's text: outbox (flushed), feedback outcomes, transcript."""
+        conv, composer = self.current, self.query_one(Composer)
+        text = composer.text.strip()
+        if conv is None or not text:
+            self.notify("Nothing to send: use 1-3 or type a reply first", severity="warning")
+            return
+        now = self.clock()
+        events = events_for_send(conv, text, now)
+        self._stop_generation(conv)
+        outcome = next((e.outcome for e in events if e.slot == conv.picked), "written")
+        meta = {"turn": conv.turn, "intent": conv.intent_label, "slot": conv.picked, "outcome": outcome}
+        self.start_persist(self.outbox, self.feedback, (conv.conversation_id, text, meta), events)
+        conv.messages.append(Message(conv.conversation_id, "agent", text, ts=now))
+        conv.waiting_since, conv.picked, conv.draft = None, None, ""
+        composer.set_reply("")
+        self.query_one(ConversationList).focus()
+        self._show_current()
+        self.refresh_list()
+        self.notify(f"Sent to {conv.customer or conv.conversation_id}", markup=False, timeout=2)
+
+    def action_reject(self) -> None:
+        """Reject the chosen suggestion (or suggestion 1) with a reason from a modal."""
+        conv = self.current
+        slot_no = conv.picked if conv and conv.picked is not None else 0
+        state = conv.slots.get(slot_no) if conv else None
+        if conv is None or state is None or not state.done or state.decided:
+            self.notify("No finished suggestion to reject", severity="warning")
+            return
+
+        def rejected(reason: str | None) -> None:
+            if not reason or state.decided:
+                return
+            self.start_persist(None, self.feedback, None,
+                               [build_event(conv, state, "rejected", reason=reason, ts=self.clock())])
+            state.decided = True
+            state.error = f"rejected: {reason}"
+            if conv.picked == slot_no:
+                conv.picked = None
+                self.query_one(Composer).set_reply("")
+            if conv is self.current:
+                self.query_one(SuggestionList).show(conv.slots, conv.picked)
+
+        self.push_screen(RejectScreen(self.settings.ui.reject_reasons, slot_no), rejected)
+
+    def action_regenerate(self) -> None:
+        """New drafts for the current turn (the shown ones count as rejected: 'regenerated')."""
+        conv = self.current
+        if conv is None or conv.analysis is None:
+            self.notify("Nothing to regenerate yet", severity="warning")
+            return
+        self.start_persist(None, self.feedback, None, events_for_all(conv, "rejected", "regenerated", self.clock()))
+        self._ensure_suggestions(conv, seed=conv.generation + 1, force=True)
+
+    def _move(self, step: int) -> None:
+        """Select the neighbour conversation in display order."""
+        ordered = [c.conversation_id for c in self.inbox.ordered(self.by_urgency, self.clock())]
+        if ordered:
+            index = ordered.index(self.selected) if self.selected in ordered else -step
+            self.select(ordered[(index + step) % len(ordered)])
+
+    def action_next_conversation(self) -> None:
+        """Next conversation in the inbox."""
+        self._move(1)
+
+    def action_previous_conversation(self) -> None:
+        """Previous conversation in the inbox."""
+        self._move(-1)
+
+    def action_toggle_sort(self) -> None:
+        """Sort the inbox by urgency (then waiting time) or by arrival."""
+        self.by_urgency = not self.by_urgency
+        self.refresh_list()
+        self.notify("Sorted by urgency" if self.by_urgency else "Sorted by arrival", timeout=2)
+
+    def action_kb_search(self) -> None:
+        """Open KB search prefilled with the customer's last message."""
+        last = self.current.last_customer_message if self.current else None
+
+        def use(text: str | None) -> None:
+            if text and self.current is not None:
+                self.current.picked = None
+                self.query_one(Composer).set_reply(text)
+
+        self.push_screen(KBSearchScreen(self.assistant, last.text[:200] if last else ""), use)
+
+    def action_correct_intent(self) -> None:
+        """Pick the right intent for the selected conversation (stored with its feedback)."""
+        conv = self.current
+        if conv is None:
+            return
+        top = [s.intent for s in conv.analysis.intent.top] if conv.analysis else []
+        labels = list(getattr(self.assistant, "intent_labels", None) or [])
+
+        def corrected(label: str | None) -> None:
+            if label:
+                conv.intent_correction = label
+                self._show_current()
+                self.refresh_list()
+
+        self.push_screen(IntentScreen(top + sorted(labels), conv.intent_label), corrected)
+
+    def action_stats(self) -> None:
+        """Acceptance statistics from the feedback log."""
+        from csassist.core.stats import compute_stats
+
+        if self.feedback is None:
+            self.notify("No feedback log open", severity="warning")
+            return
+        self.push_screen(StatsScreen(compute_stats(self.feedback)))
+
+    def action_help(self) -> None:
+        """The key map (with the user's remappings)."""
+        self.push_screen(HelpScreen(key_rows(list(self.BINDINGS), dict(self._keymap))))
+
+    def switch_backend(self, backend: str) -> None:
+        """Reload the engine with another generation backend (command palette)."""
+        if self.factory is None:
+            self.notify("This session's engine cannot be switched", severity="warning")
+            return
+        self.settings = with_backend(self.settings, backend)
+        self.notify(f"Switching to the {backend} backend…")
+        self.start_loading(self.factory, self.settings)
+
+    def reindex(self) -> None:
+        """Rebuild the KB index and reload the engine (command palette)."""
+        self.start_loading(self.factory or default_factory, self.settings, reindex=True)
+
+
+def make_app(settings: Settings | None = None, **kwargs: Any) -> CsassistApp:
+    """The one factory used by the CLI, the tests, the snapshots and the benchmark."""
+    return CsassistApp(settings or load_settings(), **kwargs)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """``csassist`` with no subcommand: open the app on the demo or the given feeds."""
+    from csassist.core.feedback import FeedbackLog
+    from csassist.ui.intake import build_intake
+
+    settings = load_settings()
+    if args.backend:
+        settings = with_backend(settings, args.backend)
+    intake = build_intake(args, settings)
+    app = make_app(settings, assistant_factory=default_factory, sources=intake.sources, outbox=intake.outbox,
+                   feedback=FeedbackLog(), theme_name=args.theme, source_label=intake.label,
+                   notices=intake.notices + intake.relay.early)
+    intake.relay.target = lambda text: app.post_message(m.EngineNotice(text, timeout=20))
+    app.run()
+    return 0

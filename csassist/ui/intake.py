@@ -1,0 +1,94 @@
+"""Where messages come from and where replies go, chosen from the command-line arguments.
+
+No arguments -> the demo replay; ``--source FILE [--follow]`` / ``--source -`` -> JSONL feeds;
+``--listen HOST:PORT`` -> the local HTTP intake (its token is shown at start).  ``--no-demo`` with
+neither starts an empty inbox.  Problems the sources report later (a bad JSONL line) reach the app
+as notifications through :class:`ProblemRelay`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from csassist import paths
+from csassist.core.types import Message
+from csassist.settings import Settings
+
+
+class ProblemRelay:
+    """A sink for source problems that works before and after the app exists."""
+
+    def __init__(self) -> None:
+        self.early: list[str] = []
+        self.target: Callable[[str], None] | None = None
+
+    def __call__(self, text: str) -> None:
+        """Forward to the app once attached, else keep for the start-up notices."""
+        if self.target is not None:
+            self.target(text)
+        else:
+            self.early.append(text)
+
+
+class ListenSource:
+    """Adapts :class:`csassist.core.listen.ListenServer` to the ``start(emit)`` / ``stop()`` shape."""
+
+    def __init__(self, host: str, port: int, settings: Settings, on_problem: Callable[[str], None]) -> None:
+        self.host, self.port, self.settings, self.on_problem = host, port, settings, on_problem
+        self.server: Any = None
+        self.description = f"http://{host}:{port}"
+
+    def start(self, emit: Callable[[Message], None]) -> None:
+        """Bind and serve; the token (configured or generated) is reported through ``on_problem``."""
+        from csassist.core.listen import ListenServer
+
+        self.server = ListenServer(self.host, self.port, self.settings.listen.token or None,
+                                   self.settings.listen.max_body_bytes, emit, on_problem=self.on_problem)
+        self.server.start()
+        self.description = self.server.url
+        self.on_problem(f"Listening on {self.server.messages_url} — bearer token: {self.server.token}")
+
+    def stop(self) -> None:
+        """Stop the HTTP server."""
+        if self.server is not None:
+            self.server.stop()
+
+
+@dataclass
+class Intake:
+    """What :func:`build_intake` decided: sources, the outbox, a label for the status bar, notices."""
+
+    sources: list[Any]
+    outbox: Any
+    label: str
+    relay: ProblemRelay
+    notices: list[str] = field(default_factory=list)
+
+
+def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
+    """Sources and outbox for the app from ``--source/--follow/--listen/--no-demo/--speed``."""
+    from csassist.core.listen import parse_listen_address
+    from csassist.core.outbox import Outbox
+    from csassist.core.sources import DemoReplay, detach_stdin_for_tui, source_from_args
+
+    relay = ProblemRelay()
+    sources: list[Any] = []
+    labels: list[str] = []
+    if args.source:
+        source = source_from_args(args.source, follow=args.follow, on_problem=relay)
+        if args.source == "-":
+            source.stream = detach_stdin_for_tui()  # type: ignore[attr-defined]
+        sources.append(source)
+        labels.append("stdin" if args.source == "-" else str(args.source))
+    if args.listen:
+        host, port = parse_listen_address(args.listen)
+        sources.append(ListenSource(host, port, settings, relay))
+        labels.append(f"http://{host}:{port}")
+    if not sources and not args.no_demo:
+        sources.append(DemoReplay(speed=args.speed or 1.0, on_problem=relay))
+        labels.append("demo replay")
+    outbox = Outbox(paths.outbox_file(), settings.listen.outbox_url or None)
+    return Intake(sources, outbox, " + ".join(labels) or "no feed", relay)

@@ -1,0 +1,1 @@
+"""Modal and full screens: help, KB search, reject reason, intent correction, stats."""

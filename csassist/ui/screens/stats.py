@@ -1,0 +1,57 @@
+"""Acceptance statistics from the feedback log, with sparklines over days."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Sparkline, Static
+
+from csassist.ui.render import format_ms
+
+
+class StatsScreen(ModalScreen[None]):
+    """Shows :func:`csassist.core.stats.compute_stats` output; Escape closes."""
+
+    BINDINGS = [Binding("escape,q", "close", "Close", id="stats.close", tooltip="Back to the inbox")]
+
+    def __init__(self, stats: dict[str, Any]) -> None:
+        super().__init__()
+        self.stats = stats
+
+    def compose(self) -> ComposeResult:
+        """Overall rates, daily sparklines, and a per-intent table."""
+        s = self.stats
+        rates = s.get("rates", {})
+        summary = Text.assemble(
+            ("Suggestions shown: ", "bold"), str(s.get("total", 0)),
+            ("   acceptance ", "bold"), f"{s.get('acceptance_rate', 0.0) * 100:.0f}%",
+            "   (as-is ", f"{rates.get('accepted', 0.0) * 100:.0f}%", ", edited ",
+            f"{rates.get('edited', 0.0) * 100:.0f}%", ", rejected ", f"{rates.get('rejected', 0.0) * 100:.0f}%",
+            ", ignored ", f"{rates.get('ignored', 0.0) * 100:.0f}%)",
+            ("\nfirst token p50 ", "dim"), format_ms((s.get("first_token_ms") or {}).get("p50")),
+        )
+        daily = s.get("daily", [])
+        table = Table(box=None, expand=True)
+        for col in ("intent", "shown", "accept", "edit dist"):
+            table.add_column(col)
+        for intent, group in list(s.get("by_intent", {}).items())[:20]:
+            dist = group.get("mean_edit_distance")
+            table.add_row(intent, str(group["total"]), f"{group['acceptance_rate'] * 100:.0f}%",
+                          "–" if dist is None else f"{dist:.1f}")
+        with VerticalScroll(id="stats-body"):
+            yield Static(summary, markup=False)
+            yield Label("Shown per day")
+            yield Sparkline([float(d["total"]) for d in daily] or [0.0], id="spark-total")
+            yield Label("Acceptance rate per day")
+            yield Sparkline([float(d["acceptance_rate"]) for d in daily] or [0.0], id="spark-accept")
+            yield Static(table)
+
+    def action_close(self) -> None:
+        """Back to the inbox."""
+        self.dismiss(None)

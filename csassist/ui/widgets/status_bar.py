@@ -1,0 +1,48 @@
+"""One line at the bottom: backend and device, model names, last latencies, where messages come from."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from csassist.ui.render import format_ms
+
+
+class StatusBar(Static):
+    """Rendered from plain values the app hands over; never reads the engine itself."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("", markup=False, **kwargs)  # type: ignore[arg-type]
+        self.engine: dict[str, str] = {}
+        self.latencies: dict[str, float | None] = {"analyse": None, "retrieve": None, "first token": None}
+        self.source = ""
+
+    def set_engine(self, description: dict[str, str]) -> None:
+        """Backend, device and model names from ``Assistant.describe()``."""
+        self.engine = dict(description)
+        self._render_line()
+
+    def set_latency(self, name: str, value: float | None) -> None:
+        """Record the latest latency of one stage (``analyse``, ``retrieve``, ``first token``)."""
+        self.latencies[name] = value
+        self._render_line()
+
+    def set_source(self, source: str) -> None:
+        """Where messages come from (demo, a file, stdin, an HTTP address)."""
+        self.source = source
+        self._render_line()
+
+    def _render_line(self) -> None:
+        parts = Text()
+        for key, value in self.engine.items():
+            parts.append(f"{key} ", style="dim")
+            parts.append(value)
+            parts.append("  ")
+        for key, latency in self.latencies.items():
+            parts.append(f"{key} ", style="dim")
+            parts.append(format_ms(latency))
+            parts.append("  ")
+        if self.source:
+            parts.append("src ", style="dim")
+            parts.append(self.source)
+        self.update(parts)

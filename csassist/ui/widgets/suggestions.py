@@ -1,0 +1,75 @@
+"""Up to three suggested replies, streaming in; clicking one (or pressing its number) accepts it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message as TextualMessage
+from textual.widgets import Static
+
+from csassist.ui.render import safe_text
+from csassist.ui.state import SlotState
+
+MAX_SLOTS = 3
+
+
+class SuggestionCard(Static):
+    """One slot: a border title with its number and backend, and the text so far."""
+
+    @dataclass
+    class Clicked(TextualMessage):
+        """The agent clicked this card (same as pressing its number)."""
+
+        slot: int
+
+    def __init__(self, slot: int, **kwargs: object) -> None:
+        super().__init__("", markup=False, **kwargs)  # type: ignore[arg-type]
+        self.slot = slot
+        self.shown_text = ""
+
+    def show(self, state: SlotState | None, picked: bool) -> None:
+        """Render the slot state (or an empty placeholder)."""
+        self.set_class(picked, "-picked")
+        self.set_class(state is None, "-empty")
+        if state is None:
+            self.border_title = f"{self.slot + 1}"
+            self.shown_text = ""
+            self.update(Text("—", style="dim"))
+            return
+        status = "" if state.done else " …"
+        if state.error:
+            status = " failed"
+        flags = state.suggestion.flags if state.suggestion else ()
+        self.border_title = f"{self.slot + 1} · {state.backend or '?'}{status}"
+        self.border_subtitle = "⚠ " + "; ".join(flags) if flags else ""
+        body = safe_text(state.text or ("(no text)" if state.done else "…"), max_chars=4000)
+        if state.error:
+            body = safe_text(state.error, style="italic")
+        self.shown_text = body.plain
+        self.update(body)
+
+    def on_click(self, event: events.Click) -> None:
+        """A click accepts this suggestion."""
+        self.post_message(self.Clicked(self.slot))
+
+
+class SuggestionList(Vertical):
+    """The three cards in a column between the transcript and the composer."""
+
+    def compose(self) -> ComposeResult:
+        """Always three cards so the layout never jumps."""
+        for slot in range(MAX_SLOTS):
+            yield SuggestionCard(slot, id=f"suggestion-{slot + 1}", classes="suggestion")
+
+    def show(self, slots: dict[int, SlotState], picked: int | None) -> None:
+        """Render all slots."""
+        for card in self.query(SuggestionCard):
+            card.show(slots.get(card.slot), picked == card.slot)
+
+    def card_text(self, slot: int) -> str:
+        """The plain text currently shown in card ``slot`` (for tests)."""
+        return self.query_one(f"#suggestion-{slot + 1}", SuggestionCard).shown_text

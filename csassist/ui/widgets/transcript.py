@@ -1,0 +1,43 @@
+"""The selected conversation's messages, newest at the bottom; customer text is always literal."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from csassist.core.types import Message
+from csassist.ui.render import clock_time, safe_text
+
+
+class Transcript(RichLog):
+    """An append-only log of message blocks; switching conversations rewrites it."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=20, **kwargs)  # type: ignore[arg-type]
+        self.shown_id: str | None = None
+        self.shown_count = 0
+
+    def _block(self, message: Message) -> Text:
+        """Header line (speaker, name, time) plus the literal body."""
+        who = "You" if message.speaker == "agent" else (message.customer or "Customer")
+        var = "csassist-agent" if message.speaker == "agent" else "csassist-customer"
+        colour = self.app.theme_variables.get(var, "")
+        header = Text.assemble(safe_text(who, style=f"bold {colour}".strip(), max_chars=80),
+                               Text(f"  {clock_time(message.ts)}", style="dim"))
+        return Text("\n").join([header, safe_text(message.text)])
+
+    def show(self, conversation_id: str | None, messages: list[Message]) -> None:
+        """Display ``messages`` of ``conversation_id``; only new ones are appended when it is the same."""
+        if conversation_id != self.shown_id or len(messages) < self.shown_count:
+            self.clear()
+            self.shown_id = conversation_id
+            self.shown_count = 0
+            self.border_title = ""
+        for message in messages[self.shown_count:]:
+            self.write(self._block(message))
+            self.write(Text(""))
+        self.shown_count = len(messages)
+
+    def plain_text(self) -> str:
+        """What is on the log now as plain text (tests and the tmux smoke test read it)."""
+        return "\n".join(line.text for line in self.lines)

@@ -1,0 +1,171 @@
+"""Everything that calls the engine, each in a thread worker: the UI thread never waits on a model.
+
+The functions here run *off* the UI thread.  They never touch a widget: results go back as the
+small messages of :mod:`csassist.ui.messages` (``post_message`` is thread-safe), and every loop
+checks both the worker's ``is_cancelled`` and the :class:`CancelToken` the engine honours, so a
+new customer message stops stale drafts within one token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from textual.worker import get_current_worker
+
+from csassist.core.errors import IndexUnusableError
+from csassist.core.types import Analysis, CancelToken, Message, Passage
+from csassist.ui.messages import (
+    AnalysisReady,
+    AssistantReady,
+    EngineNotice,
+    GenerationFinished,
+    SuggestionStreamed,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csassist.settings import Settings
+
+AssistantFactory = Callable[["Settings"], Any]
+
+
+def default_factory(settings: Settings) -> Any:
+    """The real engine (imported here so the app starts drawing before torch is imported)."""
+    from csassist.core.pipeline import Assistant
+
+    return Assistant.from_settings(settings)
+
+
+def index_missing(settings: Settings) -> bool:
+    """True when there is no index manifest yet (the first run on this machine)."""
+    return not (settings.index_path() / "manifest.json").exists()
+
+
+def build_index_for(settings: Settings) -> str:
+    """Index ``settings.kb_path()`` and fit the intent head beside it; returns a one-line summary."""
+    from csassist.core.embedder import load_encoder
+    from csassist.core.index import build_index
+    from csassist.core.intent import fit_intent_head
+
+    encoder = load_encoder(settings.retrieval.embedder or None)
+    report = build_index(settings.kb_path(), settings.index_path(), encoder, index_type=settings.retrieval.index_type)
+    summary = f"KB indexed: {report.chunks} chunks from {report.articles} articles in {report.seconds:.1f} s"
+    if report.problems:
+        summary += f" ({len(report.problems)} file problems; see `csassist index`)"
+    if report.intent_examples:
+        try:
+            fit_intent_head(report.intent_examples, encoder, settings.index_path() / "intent")
+            summary += "; intent model fitted"
+        except Exception as exc:  # noqa: BLE001 - intents are optional, passages still work
+            summary += f"; no intent model ({exc})"
+    return summary
+
+
+class EngineWorkers:
+    """Mixin for the App: starts the workers; the message handlers live in the app."""
+
+    assistant: Any
+    settings: Settings
+    _persist_lock = threading.Lock()
+
+    # These come from textual.app.App.
+    post_message: Callable[..., bool]
+    run_worker: Callable[..., Any]
+
+    def start_loading(self, factory: AssistantFactory, settings: Settings, reindex: bool = False) -> None:
+        """Load (or reload) the engine in a worker; build the index first when it is missing."""
+        self.run_worker(partial(self._load_engine, factory, settings, reindex), thread=True, exclusive=True,
+                        group="engine", name="load engine", exit_on_error=False)
+
+    def _load_engine(self, factory: AssistantFactory, settings: Settings, reindex: bool) -> None:
+        """Worker body: reindex if asked or needed, then construct the assistant."""
+        try:
+            if reindex or index_missing(settings):
+                what = "Re-indexing" if reindex else "First run: indexing"
+                self.post_message(EngineNotice(f"{what} the knowledge base in {settings.kb_path()}…", timeout=15))
+                self.post_message(EngineNotice(build_index_for(settings), timeout=8))
+            try:
+                assistant = factory(settings)
+            except IndexUnusableError as exc:
+                self.post_message(EngineNotice(f"The index is unusable ({exc}); rebuilding it…", timeout=15))
+                self.post_message(EngineNotice(build_index_for(settings), timeout=8))
+                assistant = factory(settings)
+        except Exception as exc:  # noqa: BLE001 - shown to the agent, the app keeps running
+            self.post_message(AssistantReady(None, error=f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(AssistantReady(assistant, warnings=tuple(getattr(assistant, "warnings", ()))))
+
+    def start_analysis(self, cid: str, turn: int, message: Message, history: list[Message], arrived: float) -> None:
+        """Analyse + retrieve one customer turn (exclusive per conversation: a newer turn wins)."""
+        self.run_worker(partial(self._analyse, self.assistant, cid, turn, message, history, arrived), thread=True,
+                        exclusive=True, group=f"analyse-{cid}", name=f"analyse {cid}", exit_on_error=False)
+
+    def _analyse(self, assistant: Any, cid: str, turn: int, message: Message, history: list[Message],
+                 arrived: float) -> None:
+        """Worker body: intent/entities/urgency, then KB passages; posted before any generation."""
+        worker = get_current_worker()
+        t0 = time.perf_counter()
+        analysis: Analysis = assistant.analyze(message.text, history)
+        t1 = time.perf_counter()
+        if worker.is_cancelled:
+            return
+        passages: list[Passage] = list(assistant.retrieve(message.text, self.settings.retrieval.top_k))
+        t2 = time.perf_counter()
+        if not worker.is_cancelled:
+            self.post_message(AnalysisReady(cid, turn, analysis, passages, (t1 - t0) * 1000, (t2 - t1) * 1000, arrived))
+
+    def start_generation(self, cid: str, turn: int, generation: int, message: Message, history: list[Message],
+                         analysis: Analysis, passages: list[Passage], token: CancelToken, seed: int) -> None:
+        """Stream suggestions for one turn; one generation at a time (the model is the scarce resource)."""
+        self.run_worker(
+            partial(self._generate, self.assistant, cid, turn, generation, message, history, analysis, passages,
+                    token, seed),
+            thread=True, exclusive=True, group="generate", name=f"suggest {cid}", exit_on_error=False)
+
+    def _generate(self, assistant: Any, cid: str, turn: int, generation: int, message: Message,
+                  history: list[Message], analysis: Analysis, passages: list[Passage], token: CancelToken,
+                  seed: int) -> None:
+        """Worker body: forward every SuggestionUpdate as a replaceable message until cancelled."""
+        worker = get_current_worker()
+        start = time.perf_counter()
+        first: dict[int, float] = {}
+        error: str | None = None
+        try:
+            for update in assistant.suggest(message, history, analysis, passages, token, seed=seed):
+                if worker.is_cancelled or token.cancelled:
+                    token.cancel()
+                    break
+                if update.text and update.slot not in first:
+                    first[update.slot] = (time.perf_counter() - start) * 1000
+                self.post_message(SuggestionStreamed(cid, turn, generation, update, first.get(update.slot)))
+        except Exception as exc:  # noqa: BLE001 - a failed backend is a message, not a crash
+            error = f"{type(exc).__name__}: {exc}"
+        self.post_message(GenerationFinished(cid, turn, generation, error))
+
+    def start_persist(self, outbox: Any, feedback: Any, send: tuple[str, str, dict[str, Any]] | None,
+                      events: list[Any]) -> None:
+        """Append the sent reply to the outbox (flushed) and the feedback events to the log."""
+        if send is None and not events:
+            return
+        self.run_worker(partial(self._persist, outbox, feedback, send, events), thread=True, group="persist",
+                        name="persist", exit_on_error=False)
+
+    def _persist(self, outbox: Any, feedback: Any, send: tuple[str, str, dict[str, Any]] | None,
+                 events: list[Any]) -> None:
+        """Worker body: outbox first (the customer's reply matters most), then feedback."""
+        with self._persist_lock:
+            if send is not None and outbox is not None:
+                cid, text, meta = send
+                outbox.send(cid, text, meta=meta)
+            for event in events:
+                if feedback is not None:
+                    feedback.record(event)
+
+
+def with_backend(settings: Settings, backend: str) -> Settings:
+    """A copy of ``settings`` using another generation backend."""
+    return dataclasses.replace(settings, generation=dataclasses.replace(settings.generation, backend=backend))
