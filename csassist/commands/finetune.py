@@ -39,6 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--dry-run", action="store_true", help="--from-log: print the data summary only")
     p.add_argument("--force", action="store_true", help="promote even if the new model is not better")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--max-length", type=int, help="--from-log: max tokens per training example (prompt + reply)")
+    p.add_argument("--eval-examples", type=int, help="--from-log: validation replies generated for before/after")
+    p.add_argument("--min-pairs", type=int, help="--from-log: refuse below this many pairs (default 20)")
+    p.add_argument("--no-intents", action="store_true", help="--from-log: skip refitting the intent model")
 
 
 def run(args: argparse.Namespace) -> int:
