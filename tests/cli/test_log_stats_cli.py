@@ -52,3 +52,34 @@ def test_stats_json_and_tables(capsys: pytest.CaptureFixture[str], monkeypatch: 
 def test_stats_on_empty_log(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stats"]) == 0
     assert "No suggestions logged yet" in capsys.readouterr().out
+
+
+def test_finetune_dry_run_counts_redacted_pairs(capsys: pytest.CaptureFixture[str]) -> None:
+    """`finetune --from-log --dry-run` counts what a dozen accepted/edited suggestions give, redacted."""
+    with FeedbackLog() as log:
+        for i in range(12):
+            log.record(
+                make_event(
+                    turn=i,
+                    prompt=f"Customer {EMAIL} question {i}",
+                    final_text=f"Reply {i}, we wrote to {EMAIL}",
+                    outcome="accepted" if i % 2 else "edited",
+                )
+            )
+        log.record(make_event(outcome="rejected", final_text=None))
+    assert main(["finetune", "--from-log", "--dry-run", "--json", "--min-pairs", "10", "--val-split", "0.25"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["pairs"] == 12 and summary["train"] == 9 and summary["val"] == 3
+    assert summary["events_by_outcome"] == {"accepted": 6, "edited": 6, "rejected": 1, "ignored": 0}
+    assert EMAIL not in json.dumps(summary)
+    assert main(["finetune", "--from-log", "--dry-run", "--min-pairs", "10"]) == 0
+    text = capsys.readouterr().out
+    assert "dry run: nothing trained" in text and EMAIL not in text
+
+
+def test_finetune_refusal_and_rollback_errors_are_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    seed(3)
+    assert main(["finetune", "--from-log", "--dry-run"]) == 1
+    assert "only 3 usable pair(s)" in capsys.readouterr().err
+    assert main(["finetune", "--rollback"]) == 1
+    assert "no promoted adapter" in capsys.readouterr().err
