@@ -393,7 +393,8 @@ class DemoReplay(ThreadedSource):
     With ``loop=True`` the whole set starts again after ``loop_gap`` seconds, with conversation ids
     suffixed ``~2``, ``~3``... so replays appear as new conversations.  Agent lines are skipped unless
     ``include_agent`` (in the demo the user is the agent).  Each message's ``ts`` is the time it is
-    emitted.  Several files replay in parallel, each on its own clock.
+    emitted.  Several files replay in parallel, each on its own clock.  ``lead_in`` caps the wait
+    before the first message (script seconds; ``None`` keeps the script's own start).
     """
 
     def __init__(
@@ -404,6 +405,7 @@ class DemoReplay(ThreadedSource):
         loop: bool = False,
         loop_gap: float = 10.0,
         include_agent: bool = False,
+        lead_in: float | None = 1.0,
         on_problem: ProblemSink | None = None,
     ) -> None:
         super().__init__(on_problem)
@@ -419,6 +421,7 @@ class DemoReplay(ThreadedSource):
         self.loop = loop
         self.loop_gap = loop_gap
         self.include_agent = include_agent
+        self.lead_in = lead_in
         self.description = "demo replay"
         self._events: list[tuple[float, Message]] = []
 
@@ -437,6 +440,9 @@ class DemoReplay(ThreadedSource):
         if not events:
             where = ", ".join(str(p) for p in self.paths)
             raise CsassistError(f"{where}: no demo conversations to replay")
+        if self.lead_in is not None and events[0][0] > self.lead_in:
+            shift = events[0][0] - self.lead_in  # nobody should stare at an empty inbox for long
+            events = [(offset - shift, message) for offset, message in events]
         self._events = events
 
     @property

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from csassist.core.errors import CsassistError
 from csassist.core.sources import (
@@ -21,6 +23,7 @@ from csassist.core.sources import (
     JsonlFileSource,
     MessageSource,
     StdinSource,
+    _LineReader,
     build_schedule,
     collect,
     demo_conversations_dir,
@@ -239,6 +242,20 @@ def test_demo_replay_respects_speed(tmp_path: Path) -> None:
     assert 0.09 <= elapsed < 2.0
 
 
+def test_demo_lead_in_shortens_the_wait_for_the_first_message(tmp_path: Path) -> None:
+    (tmp_path / "late.jsonl").write_text(
+        line(conversation_id="A", text="a", delay=30) + line(conversation_id="B", text="b", delay=0.5)
+    )
+    replay = DemoReplay(tmp_path / "late.jsonl", speed=10.0, lead_in=0.2)
+    start = time.monotonic()
+    messages = collect(replay, timeout=5)
+    assert [m.text for m in messages] == ["a", "b"]
+    assert time.monotonic() - start < 1.0  # (0.2 + 0.5) / 10 s instead of 3.05 s
+    replay_raw = DemoReplay(tmp_path / "late.jsonl", lead_in=None)
+    replay_raw._prepare()
+    assert [t for t, _ in replay_raw._events] == [30.0, 30.5]
+
+
 def test_demo_replay_stops_promptly_during_a_long_delay(tmp_path: Path) -> None:
     (tmp_path / "slow.jsonl").write_text(
         line(conversation_id="A", text="now") + line(conversation_id="A", text="later", delay=3600)
@@ -449,3 +466,64 @@ def test_source_from_args(tmp_path: Path) -> None:
     assert isinstance(file_source, JsonlFileSource) and file_source.follow
     with pytest.raises(CsassistError, match="--follow"):
         source_from_args("-", follow=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# robustness: arbitrary garbage and arbitrary chunk boundaries
+# --------------------------------------------------------------------------------------------------
+
+
+valid_rows = st.fixed_dictionaries(
+    {
+        "conversation_id": st.from_regex(r"[a-z0-9\-]{1,12}", fullmatch=True),
+        "text": st.text(min_size=1).filter(str.strip),
+    },
+    optional={"customer": st.text(max_size=10), "speaker": st.sampled_from(["customer", "agent"])},
+)
+garbage_rows = st.one_of(
+    st.binary(max_size=40).filter(
+        lambda b: b"\n" not in b and b.decode("utf-8", "replace").strip() and not b.strip().startswith(b"{")
+    ),
+    st.just(b'{"conversation_id": "x"}'),
+    st.just(b'{"text": "only text"}'),
+    st.just(b"{"),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(valid_rows, garbage_rows), max_size=25))
+def test_garbage_never_costs_a_valid_line(tmp_path: Path, rows: list[dict[str, str] | bytes]) -> None:
+    """Every valid line comes out, in order; every garbage line is one problem; nothing raises."""
+    path = tmp_path / "fuzz.jsonl"
+    path.write_bytes(b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows))
+    messages, problems = read_conversations(path)
+    expected = [r["text"] for r in rows if isinstance(r, dict)]
+    assert [m.text for m in messages] == expected
+    assert len(problems) == sum(isinstance(r, bytes) for r in rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(valid_rows, min_size=1, max_size=8),
+    st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30),
+)
+def test_any_chunking_of_the_stream_gives_the_same_messages(rows: list[dict[str, str]], cuts: list[int]) -> None:
+    """A follower sees the file in arbitrary pieces (writer mid-line, partial UTF-8): same result."""
+    data = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
+    sink = Sink()
+    source = JsonlFileSource(Path("virtual.jsonl"), on_problem=sink.problem)
+    source._emit_cb = sink.emit  # drive the chunk parser directly: no thread, no timing
+    reader = _LineReader("virtual.jsonl", sink.problem)
+    buffer = bytearray()
+    discarding, emitted_prefix = False, 0
+    position = 0
+    for cut in cuts * (len(data) // max(1, sum(cuts)) + 1):
+        if position >= len(data):
+            break
+        chunk = data[position : position + cut]
+        position += cut
+        discarding, emitted_prefix = source._consume(chunk, buffer, reader, discarding, emitted_prefix)
+    if position < len(data):
+        discarding, emitted_prefix = source._consume(data[position:], buffer, reader, discarding, emitted_prefix)
+    assert sink.problems == []
+    assert [m.text for m in sink.messages] == [r["text"] for r in rows]
