@@ -1,17 +1,173 @@
-"""`csassist index` (placeholder until its issue lands; replaced by the owning work)."""
+"""`csassist index [KB_DIR]`: embed the knowledge base into a FAISS index (incremental, atomic).
+
+Shows a progress bar while embedding and a summary table at the end; broken KB files are listed
+with file:line and the exit code is 3 (partial) so scripts notice, while everything else is indexed.
+After a successful build the intent head is fitted from the KB's ``intents.csv`` into ``<out>/intent``.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register the subcommand."""
-    sub.add_parser("index", help="(not yet available)")
+    """Register ``index`` and its options."""
+    p = sub.add_parser(
+        "index",
+        help="build or update the search index of a knowledge base",
+        description="Embed a knowledge-base directory into a FAISS index. Only new or changed chunks are "
+        "re-embedded; the index is replaced atomically, so an interrupted run leaves the old one intact.",
+    )
+    p.add_argument("kb_dir", nargs="?", metavar="KB_DIR", help="knowledge-base directory (default: the demo kb/)")
+    p.add_argument("--out", metavar="DIR", help="index directory (default: the user data dir)")
+    p.add_argument("--embedder", metavar="NAME_OR_PATH", help="sentence-transformers model id or local directory")
+    p.add_argument("--rebuild", action="store_true", help="re-embed everything instead of reusing vectors")
+    p.add_argument(
+        "--index-type",
+        choices=("auto", "flat", "hnsw"),
+        default=None,
+        help="exact (flat) or approximate (hnsw) search; auto picks hnsw from 50,000 chunks",
+    )
+    p.add_argument("--json", action="store_true", help="print the build report as one JSON object")
+
+
+def _fit_intents(report: Any, encoder: Any) -> dict[str, Any]:
+    """Fit the intent head beside the index when the KB has examples; never fails the index build."""
+    if not report.intent_examples:
+        return {"status": "skipped", "reason": "the KB has no intents.csv / intents.jsonl examples"}
+    try:
+        from csassist.core.intent import fit_intent_head
+    except ImportError:
+        return {"status": "unavailable", "reason": "intent head: not available in this build"}
+    from csassist.core.errors import CsassistError
+
+    try:
+        result = fit_intent_head(list(report.intent_examples), encoder, report.out_dir / "intent")
+    except CsassistError as exc:
+        return {"status": "failed", "reason": str(exc)}
+    return {"status": "fitted", **{k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}}
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    from csassist.core.errors import CsassistError
+    """Build the index, fit the intent head, print the summary; 0 clean, 3 if KB input was skipped."""
+    import json
+    import sys
+    from pathlib import Path
 
-    raise CsassistError("'csassist index' is not available in this build yet")
+    from rich.console import Console
+
+    from csassist.cli import EXIT_OK, EXIT_PARTIAL
+    from csassist.commands.search import quiet_model_loading
+    from csassist.core.embedder import configure_threads, load_encoder
+    from csassist.core.errors import CsassistError
+    from csassist.core.index import INDEX_TYPES, build_index
+    from csassist.settings import load_settings
+
+    settings = load_settings()
+    err = Console(stderr=True)
+    for warning in settings.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
+    kb_dir = Path(args.kb_dir).expanduser() if args.kb_dir else settings.kb_path()
+    out_dir = Path(args.out).expanduser() if args.out else settings.index_path()
+    index_type = args.index_type or settings.retrieval.index_type
+    if index_type not in INDEX_TYPES:
+        raise CsassistError(
+            f"unsupported index type {index_type!r} in config.toml: use one of {', '.join(INDEX_TYPES)}"
+        )
+    configure_threads(None)
+    quiet_model_loading()
+    embedder = (args.embedder or settings.retrieval.embedder).strip()
+    encoder = load_encoder(embedder) if embedder else load_encoder()
+
+    report = _build_with_progress(build_index, kb_dir, out_dir, encoder, args, index_type, err)
+    intent = _fit_intents(report, encoder)
+    exit_code = EXIT_OK if report.clean else EXIT_PARTIAL
+
+    if args.json:
+        payload = {
+            "kb_dir": str(kb_dir),
+            "out_dir": str(report.out_dir),
+            "index_type": report.index_type,
+            "embedder": report.embedder,
+            "dimension": report.dimension,
+            "files_read": report.files_read,
+            "articles": report.articles,
+            "chunks": report.chunks,
+            "embedded": report.embedded,
+            "reused": report.reused,
+            "removed": report.removed,
+            "full_rebuild_reason": report.full_rebuild_reason,
+            "seconds": round(report.seconds, 3),
+            "problems": [{"file": p.source, "line": p.line, "message": p.message} for p in report.problems],
+            "intent_examples": len(report.intent_examples),
+            "intent_head": intent,
+            "exit_code": exit_code,
+        }
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return exit_code
+    _print_summary(Console(), report, kb_dir, intent)
+    return exit_code
+
+
+def _build_with_progress(
+    build: Any, kb_dir: Any, out_dir: Any, encoder: Any, args: Any, index_type: str, err: Any
+) -> Any:
+    """Run the build with a rich progress bar on stderr (hidden with --json or when nothing is embedded)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=bool(args.json),
+    ) as bar:
+        task = bar.add_task("embed", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or 1)
+
+        return build(kb_dir, out_dir, encoder, rebuild=args.rebuild, index_type=index_type, progress=progress)
+
+
+def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any]) -> None:
+    """The end-of-build table, then the list of skipped input with file:line."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="csassist index", title_justify="left", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    rows = [
+        ("knowledge base", str(kb_dir)),
+        ("files read", str(report.files_read)),
+        ("articles", str(report.articles)),
+        ("chunks", str(report.chunks)),
+        ("embedded", str(report.embedded)),
+        ("reused", str(report.reused)),
+        ("removed", str(report.removed)),
+        ("skipped input", str(len(report.problems))),
+        ("index type", report.index_type),
+        ("embedder", f"{report.embedder} ({report.dimension}-d)"),
+        ("time", f"{report.seconds:.2f} s (embedding {report.embed_seconds:.2f} s)"),
+        ("output", str(report.out_dir)),
+    ]
+    if report.full_rebuild_reason:
+        rows.append(("full re-embed", report.full_rebuild_reason))
+    if intent["status"] == "fitted":
+        shown = ("intents", "examples", "heldout_accuracy", "threshold")
+        details = ", ".join(f"{k.replace('_', ' ')} {intent[k]}" for k in shown if k in intent)
+        rows.append(("intent head", f"fitted ({details})" if details else "fitted"))
+    else:
+        rows.append(("intent head", intent.get("reason", intent["status"])))
+    for name, value in rows:
+        table.add_row(name, Text(value))
+    console.print(table)
+    if report.problems:
+        console.print(Text(f"Skipped {len(report.problems)} problem(s) in the KB:", style="yellow"))
+        for problem in report.problems:
+            console.print(Text(f"  {problem}"))

@@ -1,17 +1,101 @@
-"""`csassist search` (placeholder until its issue lands; replaced by the owning work)."""
+"""`csassist search "text"`: the top KB passages for a question, as a table or one JSON object.
+
+Handy to check what the assistant will ground its replies on, and scriptable with ``--json``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register the subcommand."""
-    sub.add_parser("search", help="(not yet available)")
+    """Register ``search`` and its options."""
+    p = sub.add_parser("search", help="search the knowledge-base index")
+    p.add_argument("query", help="the question, in the customer's words")
+    p.add_argument("-k", type=int, default=None, help="number of hits (default: [retrieval] top_k, 5)")
+    p.add_argument("--json", action="store_true", help='print {"hits": [...]} as one JSON object')
+    p.add_argument("--index", metavar="DIR", help="index directory (default: the one `csassist index` writes)")
+
+
+def snippet(text: str, width: int = 160) -> str:
+    """One line of at most ``width`` characters without Markdown markers, cut at a word boundary."""
+    plain = re.sub(r"(?m)^\s*#{1,6}\s+", "", text).replace("**", "").replace("__", "")
+    flat = " ".join(plain.split())
+    if len(flat) <= width:
+        return flat
+    cut = flat[: width - 1].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def quiet_model_loading() -> None:
+    """Hide transformers' per-load "Loading weights" bar: it is noise in a CLI that loads one small model."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    from csassist.core.errors import CsassistError
+    """Open the index (validated against its manifest), search, print."""
+    import json
+    import sys
+    from pathlib import Path
 
-    raise CsassistError("'csassist search' is not available in this build yet")
+    from csassist.cli import EXIT_USAGE
+    from csassist.core.embedder import configure_threads
+    from csassist.core.retrieval import Retriever
+    from csassist.settings import load_settings
+
+    settings = load_settings()
+    k = args.k if args.k is not None else settings.retrieval.top_k
+    if k < 1:
+        print("csassist search: -k must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    configure_threads(None)
+    quiet_model_loading()
+    index_dir = Path(args.index).expanduser() if args.index else settings.index_path()
+    retriever = Retriever.open(index_dir)
+    hits = retriever.search(args.query, k=k)
+
+    if args.json:
+        payload = {
+            "hits": [
+                {
+                    "id": h.article_id,
+                    "chunk_id": h.chunk_id,
+                    "title": h.title,
+                    "score": round(h.score, 4),
+                    "text": h.text,
+                    "source": h.source,
+                }
+                for h in hits
+            ]
+        }
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return 0
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    if not hits:
+        console.print("No hits (empty query or empty index).")
+        return 0
+    table = Table(title=Text(f"search: {args.query}"), title_justify="left")
+    for column in ("#", "score", "article", "title", "snippet", "source"):
+        table.add_column(column, justify="right" if column in ("#", "score") else "left")
+    for rank, hit in enumerate(hits, start=1):
+        table.add_row(
+            str(rank),
+            f"{hit.score:.3f}",
+            Text(hit.article_id),
+            Text(hit.title),
+            Text(snippet(hit.text)),
+            Text(hit.source),
+        )
+    console.print(table)
+    return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from csassist.core.embedder import Encoder, load_encoder
+from csassist.core.embedder import DEFAULT_EMBEDDER, Encoder, load_encoder
 from csassist.core.errors import IndexUnusableError
 from csassist.core.index import (
     CHUNKS_FILE,
@@ -82,7 +82,7 @@ class Retriever:
         if not isinstance(model_id, str) or not isinstance(dimension, int):
             raise IndexUnusableError(f"index manifest at {index_dir} does not name its embedder: {_REINDEX}")
         if encoder is None:
-            encoder = load_encoder(None if model_id == "all-MiniLM-L6-v2" else model_id)
+            encoder = load_encoder() if model_id == DEFAULT_EMBEDDER else load_encoder(model_id)
         if encoder.model_id != model_id:
             raise IndexUnusableError(
                 f"index at {index_dir} was built with embedder {model_id!r} but {encoder.model_id!r} is in use: {_REINDEX}"
