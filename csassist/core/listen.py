@@ -167,6 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Malformed requests (bad request line, huge headers, unknown method) get a JSON answer and a close."""
         if code == 501:  # BaseHTTPRequestHandler's answer to a method without a do_* handler
             code, message = 405, "method not allowed"
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # garbage is parsed as HTTP/0.9, which has no status line
         with contextlib.suppress(Exception):
             self._error(code, message or "bad request", close=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -301,3 +302,68 @@ def test_is_loopback_host() -> None:
     assert (
         not is_loopback_host("0.0.0.0") and not is_loopback_host("192.168.1.5") and not is_loopback_host("example.com")
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# robustness: hostile clients never take the intake down
+# --------------------------------------------------------------------------------------------------
+
+
+def health(server: ListenServer) -> int:
+    return post(server, b"", path="/v1/health", method="GET", token=None)[0]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x00\xff\xfe garbage \r\n\r\n",
+        b"GET\r\n\r\n",
+        b"POST /v1/messages HTTP/9.9\r\n\r\n",
+        b"POST /v1/messages HTTP/1.1\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+        b"POST /v1/messages HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(150)) + b"\r\n",
+        b"",
+    ],
+)
+def test_malformed_requests_are_answered_or_dropped_and_the_server_survives(
+    server: ListenServer, received: Received, payload: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    if answer:
+        status = int(answer.split(b" ", 2)[1])
+        assert 400 <= status < 500 or status == 505  # 505: HTTP version not supported
+    assert health(server) == 200
+    assert received.messages == []
+
+
+def test_a_stalled_client_does_not_block_others(server: ListenServer, received: Received) -> None:
+    """Slowloris: one connection sends half a request and stalls; other clients are still served."""
+    stalled = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        stalled.sendall(
+            f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 50\r\n\r\n{{".encode()
+        )
+        start = time.monotonic()
+        assert post(server, {"conversation_id": "c", "text": "still served"})[0] == 202
+        assert time.monotonic() - start < 2
+    finally:
+        stalled.close()
+    assert [m.text for m in received.messages] == ["still served"]
+
+
+def test_token_compare_handles_non_ascii_header(server: ListenServer) -> None:
+    """A Latin-1 header value (http.client allows it) is a 401, not a crash."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/v1/messages")
+        conn.putheader("Authorization", "Bearer t\xe9st".encode("latin-1"))
+        conn.putheader("Content-Length", "2")
+        conn.endheaders(b"{}")
+        assert conn.getresponse().status == 401
+    finally:
+        conn.close()
