@@ -370,3 +370,37 @@ class ListenServer:
         if self._on_problem is not None:
             with contextlib.suppress(Exception):
                 self._on_problem(text)
+
+
+def start_listen_server(
+    address: str,
+    *,
+    on_message: Callable[[Message], None],
+    token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    on_problem: Callable[[str], None] | None = None,
+) -> ListenServer:
+    """Start the intake for a ``--listen HOST:PORT`` value (the CLI/TUI entry point).
+
+    Typing a non-loopback host on the command line is the explicit consent ``allow_remote`` asks
+    for; it is still reported through ``on_problem`` as a warning, because the token is then the
+    only thing between the network and the agent's inbox (and it travels in clear over http).
+    """
+    host, port = parse_listen_address(address)
+    remote = not is_loopback_host(host)
+    server = ListenServer(
+        host,
+        port,
+        token=token,
+        max_body_bytes=max_body_bytes,
+        on_message=on_message,
+        allow_remote=remote,
+        on_problem=on_problem,
+    ).start()
+    if remote and on_problem is not None:
+        with contextlib.suppress(Exception):
+            on_problem(
+                f"warning: listening on {host}:{server.port}, reachable from other machines; "
+                "requests and the token travel unencrypted - prefer 127.0.0.1 behind a TLS proxy"
+            )
+    return server

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -15,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from csassist.core.errors import CsassistError
-from csassist.core.listen import ListenServer, is_loopback_host, parse_listen_address
+from csassist.core.listen import ListenServer, is_loopback_host, parse_listen_address, start_listen_server
 from csassist.core.types import Message
 
 TOKEN = "test-token-123"
@@ -367,3 +370,29 @@ def test_token_compare_handles_non_ascii_header(server: ListenServer) -> None:
         assert conn.getresponse().status == 401
     finally:
         conn.close()
+
+
+def test_start_listen_server_from_cli_value(received: Received) -> None:
+    problems: list[str] = []
+    srv = start_listen_server("127.0.0.1:0", on_message=received, token=TOKEN, on_problem=problems.append)
+    try:
+        assert srv.host == "127.0.0.1" and srv.port > 0 and problems == []
+        assert post(srv, {"conversation_id": "c", "text": "x"})[0] == 202
+    finally:
+        srv.stop()
+    remote = start_listen_server("0.0.0.0:0", on_message=received, on_problem=problems.append)
+    try:
+        assert remote.allow_remote and len(problems) == 1 and "reachable from other machines" in problems[0]
+    finally:
+        remote.stop()
+
+
+def test_the_documented_curl_command_works(server: ListenServer, received: Received) -> None:
+    """The command shown to the user at start (and in the README) really delivers a message."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    result = subprocess.run(server.curl_example(), shell=True, capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["accepted"] is True
+    assert received.messages[0].text == "Hello, where is my order?"
