@@ -131,7 +131,8 @@ class CsassistApp(EngineWorkers, App[int]):
         self.query_one(ConversationList).focus()
 
     def on_unmount(self) -> None:
-        """Stop the feeds and any generation still running."""
+        """Stop the feeds and any generation still running (the outbox is closed by run_app, after
+        the persist workers have finished)."""
         for source in self.sources:
             source.stop()
         for conv in self.inbox.conversations.values():
@@ -246,6 +247,19 @@ class CsassistApp(EngineWorkers, App[int]):
             if event.error:
                 self.notify(f"Suggestions failed: {event.error}", severity="error", markup=False)
 
+    def on_send_failed(self, event: m.SendFailed) -> None:
+        """The outbox refused the reply: take it out of the transcript and back into the composer."""
+        conv = self.inbox.conversations[event.conversation_id]
+        if event.message in conv.messages:
+            conv.messages.remove(event.message)
+        if conv is self.current and not self.query_one(Composer).text.strip():
+            self.query_one(Composer).set_reply(event.message.text)
+        else:
+            conv.draft = event.message.text + ("\n" + conv.draft if conv.draft else "")
+        self._show_current()
+        self.notify(f"Not sent ({event.error}); the reply is back in the composer", severity="error",
+                    timeout=15, markup=False)
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """One place for unexpected worker failures: tell the agent, keep running."""
         if event.state == WorkerState.ERROR:
@@ -344,8 +358,9 @@ class CsassistApp(EngineWorkers, App[int]):
         self._stop_generation(conv)
         outcome = next((e.outcome for e in events if e.slot == conv.picked), "written")
         meta = {"turn": conv.turn, "intent": conv.intent_label, "slot": conv.picked, "outcome": outcome}
-        self.start_persist(self.outbox, self.feedback, (conv.conversation_id, text, meta), events)
-        conv.messages.append(Message(conv.conversation_id, "agent", text, ts=now))
+        sent = Message(conv.conversation_id, "agent", text, ts=now)
+        self.start_persist(self.outbox, self.feedback, (conv.conversation_id, sent, meta), events)
+        conv.messages.append(sent)
         conv.waiting_since, conv.picked, conv.draft = None, None, ""
         composer.set_reply("")
         self.query_one(ConversationList).focus()
@@ -479,5 +494,8 @@ def run_app(args: argparse.Namespace) -> int:
                    feedback=FeedbackLog(), theme_name=args.theme, source_label=intake.label,
                    notices=intake.notices + intake.relay.early)
     intake.relay.target = lambda text: app.post_message(m.EngineNotice(text, timeout=20))
-    app.run()
+    try:
+        app.run()
+    finally:
+        intake.outbox.close()
     return 0

@@ -90,5 +90,5 @@ def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
     if not sources and not args.no_demo:
         sources.append(DemoReplay(speed=args.speed or 1.0, on_problem=relay))
         labels.append("demo replay")
-    outbox = Outbox(paths.outbox_file(), settings.listen.outbox_url or None)
+    outbox = Outbox(paths.outbox_file(), settings.listen.outbox_url or None, on_problem=relay)
     return Intake(sources, outbox, " + ".join(labels) or "no feed", relay)

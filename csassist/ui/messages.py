@@ -84,3 +84,12 @@ class EngineNotice(TextualMessage):
     text: str
     severity: str = "information"
     timeout: float = 5.0
+
+
+@dataclass
+class SendFailed(TextualMessage):
+    """The outbox could not store a reply: it goes back into the composer, nothing is lost."""
+
+    conversation_id: str
+    message: Message
+    error: str

@@ -24,6 +24,7 @@ from csassist.ui.messages import (
     AssistantReady,
     EngineNotice,
     GenerationFinished,
+    SendFailed,
     SuggestionStreamed,
 )
 
@@ -146,7 +147,7 @@ class EngineWorkers:
             error = f"{type(exc).__name__}: {exc}"
         self.post_message(GenerationFinished(cid, turn, generation, error))
 
-    def start_persist(self, outbox: Any, feedback: Any, send: tuple[str, str, dict[str, Any]] | None,
+    def start_persist(self, outbox: Any, feedback: Any, send: tuple[str, Message, dict[str, Any]] | None,
                       events: list[Any]) -> None:
         """Append the sent reply to the outbox (flushed) and the feedback events to the log."""
         if send is None and not events:
@@ -154,16 +155,23 @@ class EngineWorkers:
         self.run_worker(partial(self._persist, outbox, feedback, send, events), thread=True, group="persist",
                         name="persist", exit_on_error=False)
 
-    def _persist(self, outbox: Any, feedback: Any, send: tuple[str, str, dict[str, Any]] | None,
+    def _persist(self, outbox: Any, feedback: Any, send: tuple[str, Message, dict[str, Any]] | None,
                  events: list[Any]) -> None:
         """Worker body: outbox first (the customer's reply matters most), then feedback."""
         with self._persist_lock:
             if send is not None and outbox is not None:
-                cid, text, meta = send
-                outbox.send(cid, text, meta=meta)
+                cid, message, meta = send
+                try:
+                    outbox.send(cid, message.text, meta=meta)
+                except Exception as exc:  # noqa: BLE001 - the reply goes back to the composer
+                    self.post_message(SendFailed(cid, message, f"{type(exc).__name__}: {exc}"))
+                    return
             for event in events:
                 if feedback is not None:
-                    feedback.record(event)
+                    try:
+                        feedback.record(event)
+                    except Exception as exc:  # noqa: BLE001 - losing one log line must not stop the agent
+                        self.post_message(EngineNotice(f"Feedback not logged: {exc}", severity="warning"))
 
 
 def with_backend(settings: Settings, backend: str) -> Settings:

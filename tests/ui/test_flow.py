@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from csassist.core.feedback import FeedbackLog
+from csassist.core.outbox import Outbox, read_outbox
 from csassist.settings import Settings, UISettings
 from csassist.ui.screens.intent import IntentScreen
 from csassist.ui.screens.reject import RejectScreen
@@ -20,9 +23,10 @@ def _panel_text(app) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(str(w.render()) for w in panel.query("Static"))
 
 
-async def test_arrive_accept_edit_send(app_factory, feedback: FeedbackLog) -> None:  # type: ignore[no-untyped-def]
-    """Message -> intent + KB shown -> '1' accepts -> edit -> ctrl+s -> outbox and feedback hold it."""
-    app = app_factory()
+async def test_arrive_accept_edit_send(app_factory, feedback: FeedbackLog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Message -> intent + KB shown -> '1' accepts -> edit -> ctrl+s -> outbox file and feedback hold it."""
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    app = app_factory(outbox=outbox)
     async with app.run_test(size=SIZE) as pilot:
         app.ingest(customer("c1", "My parcel 12345 never came"))
         await settle(pilot, app)
@@ -44,9 +48,10 @@ async def test_arrive_accept_edit_send(app_factory, feedback: FeedbackLog) -> No
         await pilot.press("ctrl+s")
         await settle(pilot, app)
         assert composer.text == ""
-        assert app.outbox.sent == [("c1", accepted + " Bye!",
-                                    {"turn": 1, "intent": "missing_parcel", "slot": 0, "outcome": "edited"})]
         assert "You" in app.query_one(Transcript).plain_text()
+    records = read_outbox(tmp_path / "outbox.jsonl")
+    assert [(r["conversation_id"], r["text"], r["outcome"], r["intent"]) for r in records] == [
+        ("c1", accepted + " Bye!", "edited", "missing_parcel")]
     events = list(feedback.events())
     assert [(e["slot"], e["outcome"]) for e in events] == [(0, "edited"), (1, "ignored"), (2, "ignored")]
     assert events[0]["final_text"] == accepted + " Bye!"
@@ -128,14 +133,16 @@ async def test_switching_conversations_keeps_drafts_and_unread(app_factory) -> N
 
 async def test_new_message_cancels_stale_drafts_and_marks_them_ignored(feedback: FeedbackLog, app_factory) -> None:  # type: ignore[no-untyped-def]
     """A second customer message while drafts stream cancels them; shown ones become 'ignored'."""
-    assistant = FakeAssistant(delay=0.02)
+    assistant = FakeAssistant(delay=0.1)  # ~2 s per streamed draft: still streaming when interrupted
     app = app_factory(assistant=assistant)
     async with app.run_test(size=SIZE) as pilot:
         app.ingest(customer("c1", "where is my parcel"))
-        for _ in range(40):  # until the extractive slot is shown but drafts still stream
+        for _ in range(500):  # until the extractive slot is shown
             await pilot.pause(0.01)
             if app.query_one(SuggestionList).card_text(0):
                 break
+        assert app.inbox.conversations["c1"].generating
+        assistant.delay = 0.0
         app.ingest(customer("c1", "actually I want a refund"))
         await settle(pilot, app)
         assert assistant.cancelled_runs >= 1
@@ -182,3 +189,27 @@ async def test_send_with_empty_composer_warns(app_factory) -> None:  # type: ign
         await settle(pilot, app)
         assert app.outbox.sent == []
         assert any("Nothing to send" in n.message for n in app._notifications)
+
+
+class BrokenOutbox:
+    """An outbox whose disk is full."""
+
+    def send(self, conversation_id: str, text: str, meta: dict[str, object] | None = None) -> None:
+        """Always fails, as Outbox.send does when it cannot write."""
+        raise OSError("No space left on device")
+
+
+async def test_failed_send_puts_reply_back(app_factory, feedback: FeedbackLog) -> None:  # type: ignore[no-untyped-def]
+    """When the outbox cannot write, the reply returns to the composer and leaves the transcript."""
+    app = app_factory(outbox=BrokenOutbox())
+    async with app.run_test(size=SIZE) as pilot:
+        app.ingest(customer("c1", "where is my parcel"))
+        await settle(pilot, app)
+        await pilot.press("1")
+        text = app.query_one(Composer).text
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert app.query_one(Composer).text == text
+        assert "You" not in app.query_one(Transcript).plain_text()
+        assert any("Not sent" in n.message for n in app._notifications)
+    assert feedback.count() == 0
