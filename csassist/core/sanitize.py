@@ -15,8 +15,11 @@ Policy (chosen so that no information silently disappears and the result is idem
   BEL -> ``␇``, NUL -> ``␀``, DEL -> ``␡``...  So ``"\\x1b[2J"`` is shown as ``"␛[2J"``; the rest of
   the sequence stays as the literal characters it was made of.
 * C1 controls (U+0080-U+009F, e.g. the 8-bit CSI U+009B), the bidi embedding/override/isolate
-  controls (U+202A-U+202E, U+2066-U+2069), U+2028/U+2029 separators and lone surrogates become
-  ``<U+XXXX>`` (ASCII, so it is visibly "a code point was here").
+  controls and marks (U+202A-U+202E, U+2066-U+2069, U+200E/U+200F, U+061C), U+2028/U+2029
+  separators, invisible characters that can hide text (U+200B, U+2060-U+2064, U+FEFF,
+  U+FFF9-U+FFFB, and the tag block U+E0000-U+E007F used for "invisible prompt" smuggling) and lone
+  surrogates become ``<U+XXXX>`` (ASCII, so it is visibly "a code point was here").  ZWJ/ZWNJ
+  stay: emoji sequences and several scripts need them.
 * Text longer than ``max_chars`` (after the above) is cut and ends with
   ``"\\n… [truncated N chars]"``; the result including that marker is at most ``max_chars`` long.
 * Rich/Textual markup such as ``[bold red]`` is *not* escaped here: the UI renders customer text as
@@ -32,24 +35,47 @@ DEFAULT_MAX_CHARS = 20_000
 #: Below this cap there is no room for the truncation marker; the text is then cut without one.
 _MIN_MARKER_ROOM = 48
 
-_BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-_SEPARATORS = "\u2028\u2029"
+#: Code point ranges (inclusive) that are never passed to the terminal as they are.
+_UNSAFE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00, 0x08),
+    (0x0B, 0x1F),  # C0 except \t and \n (\r handled as a line break)
+    (0x7F, 0x9F),  # DEL and C1
+    # bidi embeddings/overrides/isolates and marks
+    (0x061C, 0x061C),
+    (0x200E, 0x200F),
+    (0x202A, 0x202E),
+    (0x2066, 0x2069),
+    (0x2028, 0x2029),  # line/paragraph separators
+    # Invisible characters that can hide text from the agent (zero-width space, word joiner,
+    # invisible operators, BOM, interlinear annotations) and the "tag" block used to smuggle
+    # invisible instructions.  ZWJ/ZWNJ (U+200D/U+200C) stay: emoji and several scripts need them.
+    (0x200B, 0x200B),
+    (0x2060, 0x2064),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0xE0000, 0xE007F),
+    (0xD800, 0xDFFF),  # lone surrogates (from JSON "\ud800"): UTF-8 cannot encode them
+)
 
-# One pass over everything that needs replacing.  CRLF first so it turns into a single newline.
-_UNSAFE = re.compile("\r\n?|[\x00-\x08\x0b-\x1f\x7f\x80-\x9f" + _BIDI_CONTROLS + _SEPARATORS + "\ud800-\udfff]")
 
-
-def _replacement(match: re.Match[str]) -> str:
-    """The visible stand-in for one unsafe character (or a CR/CRLF line break)."""
-    char = match.group(0)
-    if char[0] == "\r":
+def _visible(code: int) -> str:
+    """The visible stand-in for one unsafe code point."""
+    if code == 0x0D:
         return "\n"
-    code = ord(char)
     if code < 0x20:
         return chr(0x2400 + code)  # U+2400..U+241F: ␀ ... ␛ ... ␟
     if code == 0x7F:
         return "\u2421"  # ␡
-    return f"<U+{code:04X}>"
+    return f"<U+{code:04X}>"  # 4-6 hex digits
+
+
+# str.translate with a table runs in C: about twice as fast as a regex with a callback on hostile
+# floods, and five times on plain text.  CRLF is folded to LF before the table turns lone CRs into LF.
+_TABLE: dict[int, str] = {code: _visible(code) for low, high in _UNSAFE_RANGES for code in range(low, high + 1)}
+_TABLE[0x0D] = "\n"
+_UNSAFE = re.compile(
+    "[\r" + "".join(f"{re.escape(chr(low))}-{re.escape(chr(high))}" for low, high in _UNSAFE_RANGES) + "]"
+)
 
 
 def truncation_marker(dropped: int) -> str:
@@ -67,7 +93,7 @@ def make_safe_for_terminal(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> 
         raise ValueError("max_chars must be at least 1")
     if not isinstance(text, str):
         text = str(text)
-    safe = _UNSAFE.sub(_replacement, text)
+    safe = text.replace("\r\n", "\n").translate(_TABLE)
     if len(safe) <= max_chars:
         return safe
     if max_chars < _MIN_MARKER_ROOM:

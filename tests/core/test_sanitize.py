@@ -15,7 +15,10 @@ from csassist.core.sanitize import (
 )
 
 C1 = [chr(c) for c in range(0x80, 0xA0)]
-BIDI = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+BIDI = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)]
+INVISIBLE = [
+    chr(c) for c in (0x200B, *range(0x2060, 0x2065), 0xFEFF, 0xFFF9, 0xFFFA, 0xFFFB, 0xE0000, 0xE0041, 0xE007F)
+]
 
 # Text a terminal must never see raw: ANSI/OSC/DCS fragments and every forbidden code point.
 hostile_pieces = st.sampled_from(
@@ -35,6 +38,7 @@ hostile_pieces = st.sampled_from(
         "\u2028",
         *C1,
         *BIDI,
+        *INVISIBLE,
         "[bold red]x[/]",
         "[link=file:///etc/passwd]y[/link]",
     ]
@@ -43,11 +47,11 @@ any_text = st.lists(st.one_of(st.text(max_size=30), hostile_pieces), max_size=30
 plain_text = st.text(
     alphabet=st.characters(
         blacklist_categories=("Cc", "Cs", "Zl", "Zp"),
-        blacklist_characters="".join(BIDI),
+        blacklist_characters="".join(BIDI) + "\u200b\u2060\u2061\u2062\u2063\u2064\ufeff\ufff9\ufffa\ufffb",
     )
     | st.sampled_from(["\n", "\t"]),
     max_size=200,
-)
+).filter(lambda t: not any(0xE0000 <= ord(ch) <= 0xE007F for ch in t))
 
 
 @settings(max_examples=300, deadline=None)
@@ -58,6 +62,7 @@ def test_output_never_contains_escape_bel_c1_bidi_or_surrogates(text: str) -> No
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out and "\x00" not in out
     assert not any(ch in out for ch in C1)
     assert not any(ch in out for ch in BIDI)
+    assert not any(ch in out for ch in INVISIBLE)
     assert not any(0xD800 <= ord(ch) <= 0xDFFF for ch in out)
     assert all(ch in "\n\t" or ord(ch) >= 0x20 for ch in out)
     assert is_terminal_safe(out)
@@ -97,6 +102,15 @@ def test_line_endings_and_bidi() -> None:
     assert make_safe_for_terminal("\u2066x\u2069") == "<U+2066>x<U+2069>"
 
 
+def test_invisible_characters_become_visible_but_emoji_sequences_survive() -> None:
+    """Hidden text (zero-width space, tag-block smuggling) is exposed; ZWJ emoji stay intact."""
+    smuggled = "hi" + "".join(chr(0xE0000 + ord(c)) for c in "ok")
+    assert make_safe_for_terminal(smuggled) == "hi<U+E006F><U+E006B>"
+    assert make_safe_for_terminal("pay\u200bpal") == "pay<U+200B>pal"
+    family = "👨\u200d👩\u200d👧 and \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    assert make_safe_for_terminal(family) == family
+
+
 def test_lone_surrogate_from_json_becomes_visible() -> None:
     """JSON can smuggle a lone surrogate; it would crash the UTF-8 writer, so it is replaced."""
     text = json.loads('"bad \\ud800 char"')
@@ -129,3 +143,15 @@ def test_tiny_limit_cuts_without_marker() -> None:
 def test_non_string_input_is_stringified() -> None:
     """A number that slipped through a JSON feed is shown, not a crash."""
     assert make_safe_for_terminal(12345) == "12345"  # type: ignore[arg-type]
+
+
+def test_megabytes_of_hostile_text_are_handled_quickly() -> None:
+    """A flood (5 MB of escape sequences) must not stall the UI thread: linear time, capped output."""
+    import time
+
+    flood = "\x1b[2J\x1b]52;c;QUFB\x07 [bold]x[/] \u202e" * 200_000
+    start = time.perf_counter()
+    out = make_safe_for_terminal(flood)
+    elapsed = time.perf_counter() - start
+    assert len(out) <= DEFAULT_MAX_CHARS and "\x1b" not in out and out.endswith(" chars]")
+    assert elapsed < 3.0, f"took {elapsed:.2f}s"
