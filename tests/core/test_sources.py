@@ -527,3 +527,34 @@ def test_any_chunking_of_the_stream_gives_the_same_messages(rows: list[dict[str,
         discarding, emitted_prefix = source._consume(data[position:], buffer, reader, discarding, emitted_prefix)
     assert sink.problems == []
     assert [m.text for m in sink.messages] == [r["text"] for r in rows]
+
+
+def test_follow_under_load_delivers_every_line_exactly_once(tmp_path: Path) -> None:
+    """2,000 lines appended in random-sized writes (cut mid-line, mid-UTF-8) while being followed."""
+    import random
+
+    path = tmp_path / "load.jsonl"
+    path.write_bytes(b"")
+    data = b"".join(
+        json.dumps({"conversation_id": f"c{i % 10}", "text": f"msg {i} ünïcödé"}, ensure_ascii=False).encode() + b"\n"
+        for i in range(2000)
+    )
+    sink = Sink()
+    source = JsonlFileSource(path, follow=True, poll_interval=0.005, partial_grace=0.5, on_problem=sink.problem)
+    source.start(sink.emit)
+    rng = random.Random(7)
+    try:
+        with open(path, "ab", buffering=0) as handle:
+            position = 0
+            while position < len(data):
+                size = rng.randint(1, 4000)
+                handle.write(data[position : position + size])
+                position += size
+                if rng.random() < 0.05:
+                    time.sleep(0.002)
+        assert wait_for(lambda: len(sink.messages) >= 2000, timeout=20)
+        time.sleep(0.05)
+    finally:
+        source.stop()
+    assert sink.problems == []
+    assert [m.text for m in sink.messages] == [f"msg {i} ünïcödé" for i in range(2000)]
