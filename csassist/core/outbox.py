@@ -231,6 +231,8 @@ class Outbox:
         self._worker: threading.Thread | None = None
         self._in_flight: dict[str, Any] | None = None
         self._closed = False
+        self._state_lock = threading.Lock()
+        self._recorded_at_close: set[str] = set()  # ids close() already wrote to the failed file
         self._idle = threading.Condition()
         self._pending = 0
         #: Counters for the status bar: replies written, forwarded, and forwarding failures.
@@ -277,6 +279,11 @@ class Outbox:
 
     # -- forwarding -------------------------------------------------------------------------------
     def _enqueue(self, record: dict[str, Any]) -> None:
+        with self._state_lock:
+            closing = self._closed
+        if closing:  # a send that raced with close(): keep it for retry instead of queueing it
+            self._record_failure(record, "not forwarded before the app closed")
+            return
         with self._idle:
             self._pending += 1
             if self._worker is None:
@@ -304,8 +311,9 @@ class Outbox:
         try:
             post_json(self.forward_url, record, timeout=self.forward_timeout, headers=self.forward_headers)
         except Exception as exc:  # network, HTTP status, timeouts: all recorded for retry
-            if self._closed:
-                return  # close() already wrote this record to the failed file
+            with self._state_lock:
+                if record["id"] in self._recorded_at_close:
+                    return  # close() already wrote this record to the failed file
             self._record_failure(record, _describe(exc))
         else:
             self.forwarded += 1
@@ -333,19 +341,21 @@ class Outbox:
         if self._worker is not None:
             self._queue.put(None)
             self._worker.join(timeout)
-        self._closed = True
         leftovers: list[dict[str, Any]] = []
-        in_flight = self._in_flight
-        if in_flight is not None and self._worker is not None and self._worker.is_alive():
-            leftovers.append(in_flight)
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                leftovers.append(item)
-        self._queue.put(None)  # the drain took the stop marker; a still-busy worker must find it
+        with self._state_lock:
+            self._closed = True
+            in_flight = self._in_flight
+            if in_flight is not None and self._worker is not None and self._worker.is_alive():
+                leftovers.append(in_flight)
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    leftovers.append(item)
+            self._queue.put(None)  # the drain took the stop marker; a still-busy worker must find it
+            self._recorded_at_close.update(record["id"] for record in leftovers)
         for record in leftovers:
             self._record_failure(record, "not forwarded before the app closed")
         with self._idle:
