@@ -279,17 +279,19 @@ class Outbox:
 
     # -- forwarding -------------------------------------------------------------------------------
     def _enqueue(self, record: dict[str, Any]) -> None:
-        with self._state_lock:
-            closing = self._closed
-        if closing:  # a send that raced with close(): keep it for retry instead of queueing it
-            self._record_failure(record, "not forwarded before the app closed")
-            return
-        with self._idle:
-            self._pending += 1
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._forward_loop, name="csassist-outbox-forward", daemon=True)
-                self._worker.start()
-        self._queue.put(record)
+        with self._state_lock:  # held across the put so close() cannot slip in between
+            if not self._closed:
+                with self._idle:
+                    self._pending += 1
+                    if self._worker is None:
+                        self._worker = threading.Thread(
+                            target=self._forward_loop, name="csassist-outbox-forward", daemon=True
+                        )
+                        self._worker.start()
+                self._queue.put(record)
+                return
+        # a send that raced with close(): keep it for retry instead of queueing it
+        self._record_failure(record, "not forwarded before the app closed")
 
     def _forward_loop(self) -> None:
         """Deliver queued records one by one, in order; failures go to the failed file."""
