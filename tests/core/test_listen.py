@@ -396,3 +396,25 @@ def test_the_documented_curl_command_works(server: ListenServer, received: Recei
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["accepted"] is True
     assert received.messages[0].text == "Hello, where is my order?"
+
+
+def test_keep_alive_client_is_not_throttled_by_nagle(server: ListenServer, received: Received) -> None:
+    """One connection posting back-to-back must not pay a ~40 ms delayed-ACK stall per request."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    start = time.monotonic()
+    try:
+        for i in range(150):
+            conn.request(
+                "POST",
+                "/v1/messages",
+                json.dumps({"conversation_id": "n", "text": f"{i}"}),
+                {"Authorization": f"Bearer {TOKEN}"},
+            )
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 202
+    finally:
+        conn.close()
+    elapsed = time.monotonic() - start
+    assert len(received.messages) == 150
+    assert elapsed < 3.0, f"150 keep-alive posts took {elapsed:.1f}s (Nagle stalls would take ~6 s)"
