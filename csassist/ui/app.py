@@ -80,6 +80,7 @@ class CsassistApp(EngineWorkers, App[int]):
         self.by_urgency = False
         self.source_label = source_label
         self.shown_latencies: list[float] = []  # arrival -> intent + KB on screen, ms (bench reads it)
+        self.notice_log: list[str] = []  # every engine notice, also after its toast expired (tests read it)
         self.notices = list(notices) + list(settings.warnings)
         themes, problems = load_themes(theme_dirs or (paths.bundled_themes_dir(), paths.user_themes_dir()))
         for theme in themes:
@@ -127,7 +128,10 @@ class CsassistApp(EngineWorkers, App[int]):
         if self.tick:
             self.set_interval(1.0, self.refresh_list)
         for source in self.sources:
-            source.start(self.ingest)
+            try:
+                source.start(self.ingest)
+            except Exception as exc:  # noqa: BLE001 - a dead feed is shown, the app keeps working
+                self.notify(f"Message source failed: {exc}", severity="error", timeout=30, markup=False)
         self.query_one(ConversationList).focus()
 
     def on_unmount(self) -> None:
@@ -174,6 +178,7 @@ class CsassistApp(EngineWorkers, App[int]):
 
     def on_engine_notice(self, event: m.EngineNotice) -> None:
         """Progress and problems from workers."""
+        self.notice_log.append(event.text)
         self.notify(event.text, severity=event.severity, timeout=event.timeout, markup=False)  # type: ignore[arg-type]
 
     def on_customer_message_arrived(self, event: m.CustomerMessageArrived) -> None:

@@ -34,20 +34,20 @@ class ProblemRelay:
 
 
 class ListenSource:
-    """Adapts :class:`csassist.core.listen.ListenServer` to the ``start(emit)`` / ``stop()`` shape."""
+    """Adapts :func:`csassist.core.listen.start_listen_server` to the ``start(emit)`` / ``stop()`` shape."""
 
-    def __init__(self, host: str, port: int, settings: Settings, on_problem: Callable[[str], None]) -> None:
-        self.host, self.port, self.settings, self.on_problem = host, port, settings, on_problem
+    def __init__(self, address: str, settings: Settings, on_problem: Callable[[str], None]) -> None:
+        self.address, self.settings, self.on_problem = address, settings, on_problem
         self.server: Any = None
-        self.description = f"http://{host}:{port}"
+        self.description = address
 
     def start(self, emit: Callable[[Message], None]) -> None:
         """Bind and serve; the token (configured or generated) is reported through ``on_problem``."""
-        from csassist.core.listen import ListenServer
+        from csassist.core.listen import start_listen_server
 
-        self.server = ListenServer(self.host, self.port, self.settings.listen.token or None,
-                                   self.settings.listen.max_body_bytes, emit, on_problem=self.on_problem)
-        self.server.start()
+        self.server = start_listen_server(self.address, on_message=emit, token=self.settings.listen.token or None,
+                                          max_body_bytes=self.settings.listen.max_body_bytes,
+                                          on_problem=self.on_problem)
         self.description = self.server.url
         self.on_problem(f"Listening on {self.server.messages_url} — bearer token: {self.server.token}")
 
@@ -84,8 +84,8 @@ def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
         sources.append(source)
         labels.append("stdin" if args.source == "-" else str(args.source))
     if args.listen:
-        host, port = parse_listen_address(args.listen)
-        sources.append(ListenSource(host, port, settings, relay))
+        host, port = parse_listen_address(args.listen)  # a bad address fails here, before the screen opens
+        sources.append(ListenSource(args.listen, settings, relay))
         labels.append(f"http://{host}:{port}")
     if not sources and not args.no_demo:
         sources.append(DemoReplay(speed=args.speed or 1.0, on_problem=relay))
