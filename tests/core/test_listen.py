@@ -418,3 +418,18 @@ def test_keep_alive_client_is_not_throttled_by_nagle(server: ListenServer, recei
     elapsed = time.monotonic() - start
     assert len(received.messages) == 150
     assert elapsed < 3.0, f"150 keep-alive posts took {elapsed:.1f}s (Nagle stalls would take ~6 s)"
+
+
+def test_client_that_hangs_up_mid_body_is_dropped_quietly(server: ListenServer, received: Received) -> None:
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 500\r\n\r\n"
+        '{"conversation_id": "c", "te'
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head)
+        sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            while sock.recv(65536):
+                pass
+    assert health(server) == 200
+    assert received.messages == []

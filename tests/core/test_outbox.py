@@ -250,3 +250,23 @@ def test_invalid_forward_url_is_rejected(tmp_path: Path, url: str) -> None:
 def test_retry_without_url_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CsassistError, match="outbox_url"):
         Outbox(tmp_path / "o.jsonl").retry_failed()
+
+
+def test_two_processes_appending_never_tear_lines(tmp_path: Path) -> None:
+    """Two app instances sharing one outbox (flock + O_APPEND): every line intact, none lost."""
+    path = tmp_path / "shared.jsonl"
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from csassist.core.outbox import Outbox\n"
+        f"box = Outbox(Path({str(path)!r}))\n"
+        "for i in range(60):\n"
+        "    box.send('c', sys.argv[1] + str(i) + ' ' + 'y' * 5000)\n"
+    )
+    children = [subprocess.Popen([sys.executable, "-c", code, tag], cwd=REPO_ROOT) for tag in ("a", "b")]
+    for child in children:
+        assert child.wait(60) == 0
+    problems: list[str] = []
+    records = read_outbox(path, problems.append)
+    assert problems == [] and len(records) == 120
+    assert {r["text"].split()[0] for r in records} == {f"{t}{i}" for t in "ab" for i in range(60)}

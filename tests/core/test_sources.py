@@ -558,3 +558,24 @@ def test_follow_under_load_delivers_every_line_exactly_once(tmp_path: Path) -> N
         source.stop()
     assert sink.problems == []
     assert [m.text for m in sink.messages] == [f"msg {i} ünïcödé" for i in range(2000)]
+
+
+def test_stdin_binary_stream_reports_bad_utf8_and_keeps_going() -> None:
+    stream = io.BytesIO(
+        b'{"conversation_id": "s", "text": "caf\xe9"}\n' + line(conversation_id="s", text="ok").encode()
+    )
+    problems: list[str] = []
+    messages = collect(StdinSource(stream, on_problem=problems.append), timeout=5)
+    assert [m.text for m in messages] == ["ok"]
+    assert len(problems) == 1 and problems[0].startswith("<stdin>:1: not valid UTF-8")
+
+
+def test_several_demo_files_replay_in_parallel(tmp_path: Path) -> None:
+    (tmp_path / "one.jsonl").write_text(
+        line(conversation_id="A", text="a1", delay=0) + line(conversation_id="A", text="a2", delay=3)
+    )
+    (tmp_path / "two.jsonl").write_text(
+        line(conversation_id="B", text="b1", delay=1) + line(conversation_id="B", text="b2", delay=1)
+    )
+    messages = collect(DemoReplay(tmp_path, speed=1e6, lead_in=None), timeout=5)
+    assert [m.text for m in messages] == ["a1", "b1", "b2", "a2"]
