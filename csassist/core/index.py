@@ -209,6 +209,7 @@ def build_index(
     """
     started = time.perf_counter()
     out_dir = Path(out_dir).expanduser()
+    _check_replaceable(out_dir)
     configure_faiss_threads()
     contents = kb if kb is not None else load_kb(Path(kb_root))
     if not contents.chunks:
@@ -275,6 +276,19 @@ def build_index(
         embed_seconds=embed_seconds,
         full_rebuild_reason=reason,
     )
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    """Refuse to replace a directory that is not an index: the atomic swap would delete its files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise IndexUnusableError(f"{out_dir} exists and is not a directory: choose another --out")
+    if out_dir.is_dir() and not (out_dir / MANIFEST_FILE).exists():
+        foreign = [p.name for p in out_dir.iterdir() if p.name != INTENT_SUBDIR]
+        if foreign:
+            raise IndexUnusableError(
+                f"{out_dir} is not empty and holds no csassist index ({', '.join(sorted(foreign)[:3])}...): "
+                "choose an empty or new --out directory"
+            )
 
 
 def _embed(encoder: Encoder, texts: Sequence[str], progress: Progress | None) -> np.ndarray:

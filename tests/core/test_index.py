@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from csassist.core.errors import KBError
+from csassist.core.errors import IndexUnusableError, KBError
 from csassist.core.index import (
     CHUNKS_FILE,
     INDEX_FILE,
@@ -161,6 +161,18 @@ def test_problems_are_reported_and_the_rest_indexed(tmp_path: Path, fake_encoder
     report = build_index(kb, tmp_path / "index", fake_encoder)
     assert report.chunks == 6 and not report.clean
     assert [str(p) for p in report.problems] == ["broken.md: binary file (contains NUL bytes); skipped"]
+
+
+def test_refuses_to_replace_a_directory_that_is_not_an_index(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    kb = make_kb(tmp_path / "kb")
+    precious = tmp_path / "documents"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("do not delete")
+    with pytest.raises(IndexUnusableError, match="not empty and holds no csassist index"):
+        build_index(kb, precious, fake_encoder)
+    assert (precious / "thesis.txt").read_text() == "do not delete"
+    (tmp_path / "empty").mkdir()
+    assert build_index(kb, tmp_path / "empty", fake_encoder).chunks == 6
 
 
 def test_index_type_choice() -> None:
