@@ -114,7 +114,6 @@ class CsassistApp(EngineWorkers, App[int]):
         self.set_keymap(dict(self.settings.ui.keys))
         self.query_one("#conversations").border_title = "Inbox"
         self.query_one("#transcript").border_title = "Conversation"
-        self.query_one("#suggestions").border_title = "Suggestions (1-3 to use)"
         self.query_one("#composer").border_title = "Reply (e to edit, ctrl+s to send)"
         self.query_one("#assist").border_title = "Assist"
         self.status.set_source(self.source_label)

@@ -33,7 +33,7 @@ async def test_arrive_accept_edit_send(app_factory, feedback: FeedbackLog, tmp_p
         panel = _panel_text(app)
         assert "missing_parcel" in panel and "82%" in panel and "12345" in panel
         titles = [c.title for c in app.query("Collapsible")]
-        assert titles[0].startswith("1. My parcel has not arrived")
+        assert str(titles[0]).startswith("1. My parcel has not arrived")
         assert app.query_one(SuggestionList).card_text(0).startswith("Hello, thanks")
         assert app.query_one(SuggestionList).card_text(2).startswith("Hi! Draft 2")
 
@@ -133,7 +133,7 @@ async def test_switching_conversations_keeps_drafts_and_unread(app_factory) -> N
 
 async def test_new_message_cancels_stale_drafts_and_marks_them_ignored(feedback: FeedbackLog, app_factory) -> None:  # type: ignore[no-untyped-def]
     """A second customer message while drafts stream cancels them; shown ones become 'ignored'."""
-    assistant = FakeAssistant(delay=0.1)  # ~2 s per streamed draft: still streaming when interrupted
+    assistant = FakeAssistant(delay=0.2)  # ~4 s per streamed draft: still streaming when interrupted
     app = app_factory(assistant=assistant)
     async with app.run_test(size=SIZE) as pilot:
         app.ingest(customer("c1", "where is my parcel"))
@@ -149,7 +149,8 @@ async def test_new_message_cancels_stale_drafts_and_marks_them_ignored(feedback:
         assert app.query_one(SuggestionList).card_text(0).startswith("Hello, thanks for reaching out. If an item")
         assert "refund_request" in _panel_text(app)
     ignored = [(e["turn"], e["slot"], e["outcome"]) for e in feedback.events()]
-    assert ignored == [(1, 0, "ignored")]
+    assert ignored[0] == (1, 0, "ignored")  # a streamed draft finished under heavy load may follow
+    assert all(turn == 1 and outcome == "ignored" for turn, _, outcome in ignored)
 
 
 async def test_intent_correction(app_factory) -> None:  # type: ignore[no-untyped-def]

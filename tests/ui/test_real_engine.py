@@ -49,7 +49,7 @@ async def test_first_run_indexes_then_suggests_and_sends(tmp_path: Path, feedbac
         if app.assistant.analyzer is not None:  # the understanding module is present
             assert conv.analysis.intent.top[0].intent == "missing_parcel"
         titles = [c.title for c in app.query_one(AssistPanel).query("Collapsible")]
-        assert titles[0].startswith("1. My parcel has not arrived")
+        assert str(titles[0]).startswith("1. My parcel has not arrived")
         first = app.query_one(SuggestionList).card_text(0)
         assert "neighbours" in first or "investigation" in first  # grounded in the article
         await pilot.press("1", "ctrl+s")

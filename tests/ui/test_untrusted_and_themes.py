@@ -12,6 +12,7 @@ from csassist.ui.widgets.composer import Composer
 from csassist.ui.widgets.conversation_list import ConversationList
 from csassist.ui.widgets.transcript import Transcript
 from tests.ui.conftest import SIZE, customer, settle
+from tests.ui.fakes import FakeAssistant
 
 HOSTILE = (
     "[bold red]x[/] [link=file:///etc/passwd]click[/link] "
@@ -52,6 +53,28 @@ async def test_markup_and_escapes_stay_literal_and_layout_holds(app_factory) -> 
         # the app still answers keys with the big message on screen
         await pilot.press("1")
         assert app.query_one(Composer).text.startswith("Hello")
+
+
+async def test_markup_in_kb_titles_and_intent_labels_is_literal(app_factory) -> None:  # type: ignore[no-untyped-def]
+    """KB titles and intent labels are data too: markup in them shows literally, nothing crashes."""
+    from csassist.core.types import Passage
+    from csassist.ui.screens.intent import IntentScreen
+
+    class OddKB(FakeAssistant):
+        def retrieve(self, text: str, k: int = 5) -> list[Passage]:
+            return [Passage("x#0", "x", "[bold]Bold[/] [link=file:///etc]y[/]", "[red]body[/]", "kb/x.md", 0.5)]
+
+    assistant = OddKB()
+    assistant.intent_labels = ["[b]weird[/b]", "ok"]
+    app = app_factory(assistant=assistant)
+    async with app.run_test(size=SIZE) as pilot:
+        app.ingest(customer("c1", "hello"))
+        await settle(pilot, app)
+        collapsible = app.query_one(AssistPanel).query_one("Collapsible")
+        assert str(collapsible.title).startswith("1. [bold]Bold[/] [link=file:///e")
+        await pilot.press("i")
+        assert isinstance(app.screen, IntentScreen)
+        await pilot.press("escape")
 
 
 def test_bundled_themes_load() -> None:
@@ -125,6 +148,6 @@ async def test_keys_are_remappable_and_listed_in_help(app_factory) -> None:  # t
         await settle(pilot, app)
         assert isinstance(app.screen, HelpScreen)
         rows = {description: keys for keys, description, _ in app.screen.rows}
-        assert rows["Use 1"] == "a" and rows["Send"] == "ctrl+s"
+        assert rows["Use 1"] == "a" and rows["Send"] == "ctrl+s" and rows["KB"] == "/"
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -19,7 +20,7 @@ def key_rows(bindings: list[BindingType], keymap: dict[str, str]) -> list[tuple[
             continue
         ident = binding.id or binding.action
         keys = keymap.get(binding.id, "") if binding.id else ""
-        display = keys or binding.key_display or binding.key
+        display = ", ".join(format_key(k.strip()) for k in (keys or binding.key).split(","))
         if ident in rows and not keys:
             display = f"{rows[ident][0]}, {display}"
         rows[ident] = (display, binding.description, binding.tooltip)

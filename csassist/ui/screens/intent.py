@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -26,14 +27,14 @@ class IntentScreen(ModalScreen[str | None]):
             yield Label(f"Correct the intent (now: {self.current or 'none'}). Type to filter, Enter to choose.",
                         markup=False)
             yield Input(placeholder="intent label", id="intent-input")
-            yield OptionList(*[Option(c, id=c) for c in self.candidates], id="intent-options")
+            yield OptionList(*[Option(Text(c), id=c) for c in self.candidates], id="intent-options")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """Filter the list by what was typed."""
         options = self.query_one(OptionList)
         options.clear_options()
         needle = event.value.strip().lower()
-        options.add_options([Option(c, id=c) for c in self.candidates if needle in c.lower()])
+        options.add_options([Option(Text(c), id=c) for c in self.candidates if needle in c.lower()])
         if options.option_count:
             options.highlighted = 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -26,7 +27,7 @@ class RejectScreen(ModalScreen[str | None]):
         with Vertical(id="dialog"):
             yield Label(f"Reject suggestion {self.slot + 1}: why? (press a number, Esc cancels)")
             yield OptionList(
-                *[Option(f"{i}. {reason}", id=str(i - 1)) for i, reason in enumerate(self.reasons[:9], 1)],
+                *[Option(Text(f"{i}. {reason}"), id=str(i - 1)) for i, reason in enumerate(self.reasons[:9], 1)],
                 id="reasons",
             )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Collapsible, Static
 
 from csassist.core.types import Analysis, Passage
@@ -36,7 +37,7 @@ class AssistPanel(VerticalScroll):
         for rank, passage in enumerate(passages[:5], 1):
             title = f"{rank}. {one_line(passage.title, 30)}  {passage.score:.2f}"
             body = Static(safe_text(passage.text, max_chars=4000), markup=False, classes="kb-body")
-            kb.mount(Collapsible(body, title=title, collapsed=rank > 1, classes="kb-answer"))
+            kb.mount(Collapsible(body, title=Content(title), collapsed=rank > 1, classes="kb-answer"))  # plain, not markup
 
     def _intents(self, analysis: Analysis | None, correction: str | None) -> Text:
         """Top-3 intents with bars, the out-of-scope verdict and urgency with its reasons."""

@@ -32,7 +32,6 @@ class Transcript(RichLog):
             self.clear()
             self.shown_id = conversation_id
             self.shown_count = 0
-            self.border_title = ""
         for message in messages[self.shown_count:]:
             self.write(self._block(message))
             self.write(Text(""))
