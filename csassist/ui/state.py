@@ -64,8 +64,8 @@ class ConversationState:
         """The intent to show: the agent's correction wins over the model's guess."""
         if self.intent_correction:
             return self.intent_correction
-        if self.analysis is None:
-            return ""
+        if self.analysis is None or not self.analysis.intent.top:
+            return ""  # not analysed yet, or no intent model
         return self.analysis.intent.intent or "out of scope"
 
     @property

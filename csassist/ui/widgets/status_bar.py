@@ -8,6 +8,10 @@ from textual.widgets import Static
 from csassist.ui.render import format_ms
 
 
+#: Which of ``Assistant.describe()``'s entries fit on the line (the rest is in ``csassist models``).
+SHOWN_KEYS = ("engine", "backend", "device", "generator", "intent_model")
+
+
 class StatusBar(Static):
     """Rendered from plain values the app hands over; never reads the engine itself."""
 
@@ -35,6 +39,8 @@ class StatusBar(Static):
     def _render_line(self) -> None:
         parts = Text()
         for key, value in self.engine.items():
+            if key not in SHOWN_KEYS or value in ("", "-"):
+                continue
             parts.append(f"{key} ", style="dim")
             parts.append(value)
             parts.append("  ")
