@@ -1,4 +1,8 @@
-"""`csassist analyze` (placeholder until its issue lands; replaced by the owning work)."""
+"""`csassist analyze "text"`: show what the engine understands from one customer message.
+
+Intent (top 3 and the out-of-scope verdict), entities, urgency with reasons, and the redacted text.
+Without an intent model it says to run ``csassist index`` and still prints the rest.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,87 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register the subcommand."""
-    sub.add_parser("analyze", help="(not yet available)")
+    """Register ``analyze`` and its options."""
+    p = sub.add_parser("analyze", help="show intent, entities, urgency and redacted text for one message")
+    p.add_argument("text", help="the customer message (use - to read it from stdin)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--index", metavar="DIR", help="index directory holding the intent head (default: configured)")
+
+
+def _analysis_dict(analysis, note: str | None) -> dict:  # type: ignore[no-untyped-def]
+    """A JSON-ready view of an Analysis."""
+    pred = analysis.intent
+    return {
+        "intent": pred.intent,
+        "top": [{"intent": s.intent, "probability": round(s.probability, 4)} for s in pred.top],
+        "out_of_scope": pred.out_of_scope,
+        "threshold": round(pred.threshold, 4),
+        "intent_model": pred.model or None,
+        "entities": [
+            {"type": e.type, "text": e.text, "value": e.value, "start": e.start, "end": e.end}
+            for e in analysis.entities
+        ],
+        "urgency": {"level": analysis.urgency.level, "reasons": list(analysis.urgency.reasons)},
+        "redacted_text": analysis.redacted_text,
+        "latency_ms": round(analysis.latency_ms, 2),
+        "note": note,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    from csassist.core.errors import CsassistError
+    """Analyse the message and print the result (plain text or JSON)."""
+    import json
+    import sys
+    from pathlib import Path
 
-    raise CsassistError("'csassist analyze' is not available in this build yet")
+    from csassist.core.analysis import Analyzer
+    from csassist.core.embedder import configure_threads
+    from csassist.core.errors import DataError, ModelMissingError
+    from csassist.core.intent import load_intent_model
+    from csassist.settings import load_settings
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    if not text or not text.strip():
+        raise DataError("the message is empty: nothing to analyse")
+    settings = load_settings()
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    configure_threads(settings.generation.threads or None)
+    index_dir = Path(args.index).expanduser() if args.index else settings.index_path()
+    note = None
+    try:
+        model = load_intent_model(index_dir)
+    except ModelMissingError as exc:
+        model, note = None, f"no intent model: {exc}"
+    analyzer = Analyzer(
+        model, order_patterns=settings.company.order_patterns, tracking_patterns=settings.company.tracking_patterns
+    )
+    result = _analysis_dict(analyzer.analyze(text), note)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    _print_plain(result)
+    return 0
+
+
+def _print_plain(r: dict) -> None:
+    """Human-readable output; customer text is printed as plain text, never interpreted as markup."""
+    if r["note"]:
+        print(f"intent:    (unavailable) {r['note']}")
+    elif not r["top"]:
+        print("intent:    (nothing to classify)")
+    else:
+        verdict = "OUT OF SCOPE" if r["out_of_scope"] else r["intent"]
+        print(f"intent:    {verdict}   (threshold {r['threshold']:.2f}, model {r['intent_model']})")
+        for s in r["top"]:
+            print(f"           {s['probability']:6.1%}  {s['intent']}")
+    if r["entities"]:
+        print("entities:")
+        for e in r["entities"]:
+            print(f"           {e['type']:<14} {e['value']:<28} ({e['text']!r})")
+    else:
+        print("entities:  (none)")
+    reasons = "; ".join(r["urgency"]["reasons"])
+    print(f"urgency:   {r['urgency']['level']}" + (f"  ({reasons})" if reasons else ""))
+    print(f"redacted:  {r['redacted_text']}")
+    print(f"took:      {r['latency_ms']:.1f} ms")

@@ -1,4 +1,10 @@
-"""`csassist eval` (placeholder until its issue lands; replaced by the owning work)."""
+"""`csassist eval intents --data test.csv`: measure the intent model on labelled data.
+
+Accuracy, macro-F1, per-intent precision/recall/F1, the worst confusion pairs, out-of-scope recall
+and in-scope accuracy (when the data has ``oos`` rows) and single-message latency p50/p95.
+``--json`` prints one object with at least ``accuracy``, ``macro_f1``, ``oos_recall`` (null when the
+data has no ``oos`` rows), ``latency_ms_p50`` and ``latency_ms_p95``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,97 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register the subcommand."""
-    sub.add_parser("eval", help="(not yet available)")
+    """Register ``eval`` and its options."""
+    p = sub.add_parser("eval", help="evaluate the intent model on labelled data (accuracy, F1, OOS, latency)")
+    p.add_argument("what", choices=("intents",), help="what to evaluate")
+    p.add_argument("--data", required=True, metavar="FILE.csv|jsonl", help="labelled test data (text,label)")
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="a fine-tuned model directory, an intent head directory or an index directory "
+        "(default: the model the app uses)",
+    )
+    p.add_argument("--index", metavar="DIR", help="index directory (default: configured)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _load_model(model_arg: str | None, index_arg: str | None):  # type: ignore[no-untyped-def]
+    """Resolve ``--model``: fine-tuned dir (encoder/ + head.pt), head dir (head.npz) or index dir (intent/)."""
+    from pathlib import Path
+
+    from csassist.core.errors import ModelMissingError
+    from csassist.core.intent import load_head, load_intent_model
+    from csassist.core.intent_finetune import FineTunedIntentModel
+    from csassist.settings import load_settings
+
+    if model_arg:
+        path = Path(model_arg).expanduser()
+        if (path / "head.pt").exists():
+            return FineTunedIntentModel(path)
+        if (path / "head.npz").exists():
+            return load_head(path)
+        if (path / "intent" / "head.npz").exists():
+            return load_head(path / "intent")
+        raise ModelMissingError(f"{path}: not a fine-tuned model, intent head or index directory")
+    index_dir = Path(index_arg).expanduser() if index_arg else load_settings().index_path()
+    return load_intent_model(index_dir)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    from csassist.core.errors import CsassistError
+    """Evaluate and print the report."""
+    import json
+    import sys
+    from pathlib import Path
 
-    raise CsassistError("'csassist eval' is not available in this build yet")
+    from csassist.core.embedder import configure_threads
+    from csassist.core.intent_data import load_labelled_file
+    from csassist.core.intent_finetune import evaluate_intents
+
+    examples, problems = load_labelled_file(Path(args.data).expanduser())
+    for problem in problems[:10]:
+        print(f"warning: {problem}", file=sys.stderr)
+    if len(problems) > 10:
+        print(f"warning: ... and {len(problems) - 10} more skipped rows", file=sys.stderr)
+    configure_threads(1)
+    model = _load_model(args.model, args.index)
+    report = evaluate_intents(model, examples)
+    report["skipped_rows"] = len(problems)
+    unknown = report["unknown_labels"]
+    if unknown:
+        listed = ", ".join(f"{label} ({n})" for label, n in sorted(unknown.items(), key=lambda kv: -kv[1])[:10])
+        print(
+            f"warning: {sum(unknown.values())} row(s) have labels the model does not know, counted as errors: {listed}",
+            file=sys.stderr,
+        )
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    _print_report(report)
+    return 0
+
+
+def _fmt(value: float | None, pct: bool = True) -> str:
+    """A percentage (or ms) or 'n/a'."""
+    if value is None:
+        return "n/a"
+    return f"{value:.2%}" if pct else f"{value:.1f}"
+
+
+def _print_report(r: dict) -> None:
+    """Plain-text report: headline numbers, per-intent table (worst first), confusions."""
+    print(f"model:             {r['model']}")
+    print(f"examples:          {r['examples']} ({r['in_scope_examples']} in scope, {r['oos_examples']} oos)")
+    print(f"accuracy:          {_fmt(r['accuracy'])}")
+    print(f"macro-F1:          {_fmt(r['macro_f1'])}")
+    print(f"oos recall:        {_fmt(r['oos_recall'])}   (threshold {r['threshold']:.3f})")
+    print(f"in-scope accuracy: {_fmt(r['in_scope_accuracy'])}")
+    print(f"latency:           p50 {_fmt(r['latency_ms_p50'], False)} ms, p95 {_fmt(r['latency_ms_p95'], False)} ms")
+    per = sorted(r["per_intent"].items(), key=lambda kv: (kv[1]["f1"], kv[0]))
+    if per:
+        print(f"\n{'intent':<44} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
+        for name, m in per:
+            print(f"{name[:44]:<44} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>5}")
+    if r["worst_confusions"]:
+        print("\nworst confusions (gold -> predicted):")
+        for c in r["worst_confusions"]:
+            print(f"  {c['count']:>4}  {c['gold']} -> {c['predicted']}")

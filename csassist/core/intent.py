@@ -298,9 +298,9 @@ def load_head(head_dir: Path, encoder: Encoder | None = None) -> HeadIntentModel
     report = meta.get("report", {})
     wanted = report.get("encoder", "")
     if encoder is None:
-        from csassist.core.embedder import load_encoder
+        from csassist.core.embedder import DEFAULT_EMBEDDER, load_encoder
 
-        encoder = load_encoder(wanted or None)
+        encoder = load_encoder(None if wanted in ("", DEFAULT_EMBEDDER) else wanted)
     if wanted and encoder.model_id != wanted:
         raise ModelMissingError(
             f"{head_dir}: the intent head was fitted with embedder {wanted!r}, not {encoder.model_id!r}; "

@@ -1,0 +1,129 @@
+"""`csassist finetune --intents DATA`: fully fine-tune the intent encoder (and ``--rollback`` it).
+
+The options are declared in finetune.py (shared with ``--from-log``); this module runs the intent
+side: read the data, train with a progress bar, print the classification report, save a versioned
+model and promote it.  ``--rollback --rollback-target intent`` returns to the previous model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or roll back) and report."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from csassist.core import intent_finetune as ft
+    from csassist.core.intent_data import load_labelled_file
+
+    out_root = Path(args.out).expanduser() if getattr(args, "out", None) else None
+    if args.rollback:
+        current, previous = ft.rollback(out_root)
+        result = {"current": current.name if current else None, "previous": previous.name if previous else None}
+        if args.json:
+            print(json.dumps(result))
+        elif current is None:
+            print(f"rolled back: {previous.name if previous else '?'} is no longer used; "
+                  "the intent head from the index is used again")
+        else:
+            print(f"rolled back: now using {current.name} (was {result['previous']})")
+        return 0
+
+    train, problems = load_labelled_file(Path(args.intents).expanduser())
+    val = None
+    if args.val:
+        val, val_problems = load_labelled_file(Path(args.val).expanduser())
+        problems += val_problems
+    for p in problems[:10]:
+        print(f"warning: {p}", file=sys.stderr)
+    if len(problems) > 10:
+        print(f"warning: ... and {len(problems) - 10} more skipped rows", file=sys.stderr)
+
+    cfg = ft.FinetuneConfig()
+    overrides: dict[str, Any] = {
+        "base": args.base, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+        "weight_decay": args.weight_decay, "warmup": args.warmup, "dropout": args.dropout,
+        "freeze": args.freeze, "val_split": args.val_split, "patience": args.patience, "seed": args.seed,
+        "max_steps": args.max_steps,
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    if cfg.freeze not in ("none", "embeddings") and not str(cfg.freeze).isdigit():
+        from csassist.core.errors import DataError
+
+        raise DataError(f"--freeze must be none, embeddings or a number of layers, not {cfg.freeze!r}")
+
+    report = _train_with_progress(ft, train, val, cfg, out_root, quiet=args.json, force=args.force)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    _print_report(report)
+    return 0
+
+
+def _train_with_progress(ft, train, val, cfg, out_root, *, quiet: bool, force: bool) -> dict:  # type: ignore[no-untyped-def]
+    """Run the training with a rich progress bar showing the loss (plain when --json)."""
+    if quiet:
+        return ft.finetune_intents(train, val, cfg, out_root=out_root, force=force)
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TextColumn("val {task.fields[val]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("train", total=None, epoch=1, loss=float("nan"), val="-")
+
+        def progress(event: dict) -> None:
+            if event["event"] == "step":
+                bar.update(task, completed=event["step"], total=event["total_steps"], epoch=event["epoch"],
+                           loss=event["loss"])
+            elif event["event"] == "eval":
+                bar.update(task, val=f"{event['val_accuracy']:.3f}")
+
+        return ft.finetune_intents(train, val, cfg, out_root=out_root, progress=progress, force=force)
+
+
+def _print_report(r: dict) -> None:
+    """Classification report on the validation split, then where the model went."""
+    print(f"\nvalidation ({r['val_source']}): {r['val_examples']} in scope, {r['val_oos_examples']} oos")
+    if r["unknown_val_labels"]:
+        print(f"warning: validation labels not in training data (ignored): {', '.join(r['unknown_val_labels'])}")
+    per = r["per_intent"]
+    if per:
+        print(f"{'intent':<44} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
+        for name, m in sorted(per.items()):
+            print(f"{name[:44]:<44} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1-score']:>6.3f} {int(m['support']):>5}")
+    acc = r["val_accuracy"]
+    print(f"\naccuracy {acc:.2%}" if acc is not None else "\naccuracy n/a (no validation data)", end="")
+    if r["val_macro_f1"] is not None:
+        print(f"   macro-F1 {r['val_macro_f1']:.2%}", end="")
+    print(f"   OOS threshold {r['threshold']:.3f}" + (f" (OOS recall {r['oos_recall']:.2%})" if r["oos_recall"] is not None else ""))
+    print(f"{r['steps']} steps, {r['epochs_run']} epoch(s), best at step {r['best_step']}"
+          f"{' (stopped early)' if r['stopped_early'] else ''}, {r['train_seconds']:.0f} s")
+    print(f"saved {r['model_dir']}")
+    if r["promoted"]:
+        print("promoted: the app now uses this model (roll back with `csassist finetune --rollback --rollback-target intent`)")
+    else:
+        prev = r.get("previous_val_accuracy")
+        print(f"not promoted: the current model scores {prev:.2%} on this validation set (use --force to promote anyway)"
+              if prev is not None else "not promoted")

@@ -1,0 +1,50 @@
+"""`csassist analyze`: JSON and plain output, with and without an intent model, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from csassist import paths
+from csassist.cli import main
+
+MSG = "This is the third time!!! Order LK-204817 never came, mail me at jo@example.com or +31 6 12345678"
+
+
+def test_analyze_without_index_still_reports_the_rest(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", MSG, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "csassist index" in out["note"] and out["top"] == [] and out["intent"] is None
+    types = {e["type"]: e["value"] for e in out["entities"]}
+    assert types["order_id"] == "LK-204817" and types["email"] == "jo@example.com" and types["phone"] == "+31612345678"
+    assert out["urgency"]["level"] in ("elevated", "urgent") and out["urgency"]["reasons"]
+    assert "jo@example.com" not in out["redacted_text"] and "[EMAIL_1]" in out["redacted_text"]
+
+
+def test_analyze_plain_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "[bold]refund[/bold] my order #204817"]) == 0
+    out = capsys.readouterr().out
+    assert "intent:" in out and "run `csassist index`" in out
+    assert "[bold]refund[/bold]" in out  # customer text stays text, never markup
+    assert "order_id" in out and "204817" in out
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_analyze_empty_message_is_clear_error(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", text]) == 1
+    assert "empty" in capsys.readouterr().err
+
+
+@pytest.mark.real_model
+def test_analyze_with_real_head(real_encoder, capsys: pytest.CaptureFixture[str]) -> None:
+    from csassist.core.intent import fit_intent_head
+    from tests.core.test_intent import _examples
+
+    fit_intent_head(_examples(), real_encoder, paths.index_dir() / "intent")
+    assert main(["analyze", "I want a refund for the broken vase", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["intent"] == "refund" and len(out["top"]) == 3 and out["note"] is None
+    assert main(["analyze", "😀🎉 где мой заказ 注文 " + "x" * 100_000, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert all(0.0 <= s["probability"] <= 1.0 for s in out["top"])
