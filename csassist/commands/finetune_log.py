@@ -82,13 +82,20 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     with FeedbackLog(Path(args.log) if args.log else None) as log:
         if args.dry_run:
-            dataset = core.build_dataset(log, config.val_split, config.seed, config.min_pairs)
+            dataset = core.build_dataset(log, config.val_split, config.seed, config.min_pairs, enforce_min=False)
             if args.json:
                 print(json.dumps(dataset.summary, indent=2))
             else:
                 _print_summary(dataset.summary, console)
+                if not dataset.summary["enough_data"]:
+                    console.print(
+                        f"not enough data to train yet: {dataset.summary['pairs']} pair(s), "
+                        f"at least {config.min_pairs} needed",
+                        markup=False,
+                    )
                 console.print("dry run: nothing trained", markup=False)
             return 0
+        core.build_dataset(log, config.val_split, config.seed, config.min_pairs)  # refuse before loading models
         result = _train(log, config, args, out, console)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))

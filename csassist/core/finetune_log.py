@@ -146,16 +146,21 @@ def build_dataset(
     seed: int = 13,
     min_pairs: int = DEFAULT_MIN_PAIRS,
     examples: int = 3,
+    enforce_min: bool = True,
 ) -> Dataset:
-    """Read the log and build the train/validation split, refusing when there is too little data."""
+    """Read the log and build the train/validation split, refusing when there is too little data.
+
+    ``enforce_min=False`` (the dry run) never refuses: it reports ``enough_data`` in the summary so an
+    agent who has accepted a dozen suggestions sees them counted before training is possible.
+    """
     pairs, counts = pairs_from_events(log.events())
-    if len(pairs) < min_pairs:
+    if len(pairs) < min_pairs and enforce_min:
         raise DataError(
             f"{log.path}: only {len(pairs)} usable pair(s) (accepted or edited suggestions with their sent text; "
             f"{counts['events']} events logged); at least {min_pairs} are needed to fine-tune. "
             "Accept or edit more suggestions in the app, then run this again."
         )
-    train, val = split_pairs(pairs, val_split, seed)
+    train, val = split_pairs(pairs, val_split, seed) if len(pairs) >= 2 else (list(pairs), [])
     intents = Counter(p.intent or "(none)" for p in pairs)
     summary = {
         **counts,
@@ -164,6 +169,8 @@ def build_dataset(
         "val": len(val),
         "val_split": val_split,
         "seed": seed,
+        "min_pairs": min_pairs,
+        "enough_data": len(pairs) >= min_pairs,
         "pairs_by_outcome": dict(Counter(p.outcome for p in pairs)),
         "pairs_by_intent": dict(intents.most_common()),
         "examples": [_example(p) for p in pairs[-examples:]] if examples else [],

@@ -67,9 +67,9 @@ def test_finetune_dry_run_counts_redacted_pairs(capsys: pytest.CaptureFixture[st
                 )
             )
         log.record(make_event(outcome="rejected", final_text=None))
-    assert main(["finetune", "--from-log", "--dry-run", "--json", "--min-pairs", "10", "--val-split", "0.25"]) == 0
+    assert main(["finetune", "--from-log", "--dry-run", "--json", "--val-split", "0.25"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["pairs"] == 12 and summary["train"] == 9 and summary["val"] == 3
+    assert summary["pairs"] == 12 and summary["enough_data"] is False and summary["train"] == 9 and summary["val"] == 3
     assert summary["events_by_outcome"] == {"accepted": 6, "edited": 6, "rejected": 1, "ignored": 0}
     assert EMAIL not in json.dumps(summary)
     assert main(["finetune", "--from-log", "--dry-run", "--min-pairs", "10"]) == 0
@@ -79,7 +79,10 @@ def test_finetune_dry_run_counts_redacted_pairs(capsys: pytest.CaptureFixture[st
 
 def test_finetune_refusal_and_rollback_errors_are_clean(capsys: pytest.CaptureFixture[str]) -> None:
     seed(3)
-    assert main(["finetune", "--from-log", "--dry-run"]) == 1
+    assert main(["finetune", "--from-log"]) == 1
     assert "only 3 usable pair(s)" in capsys.readouterr().err
+    # the dry run still shows what is there, and says training needs more
+    assert main(["finetune", "--from-log", "--dry-run"]) == 0
+    assert "not enough data to train yet: 3 pair(s), at least 20 needed" in capsys.readouterr().out
     assert main(["finetune", "--rollback"]) == 1
     assert "no promoted adapter" in capsys.readouterr().err
