@@ -41,9 +41,10 @@ TRACKING_CONTEXT = re.compile(
     re.IGNORECASE,
 )
 HASH_ID = re.compile(r"(?<![\w&])#(?P<id>\d{4,20})\b")
-EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
-#: 13-19 digits, optionally grouped with single spaces or dashes; checked with Luhn afterwards.
-CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
+#: Local parts may be internationalised (RFC 6531): any word character, so "émile@x.fr" is caught too.
+EMAIL = re.compile(r"(?<![\w.+-])[^\W_](?:[\w.%+-]{0,63})@[^\W_](?:[\w-]*)(?:\.[\w-]+)*\.[^\W\d_]{2,24}\b")
+#: 13-19 digits (never starting with 0: no card network uses it), optionally grouped; Luhn-checked afterwards.
+CARD = re.compile(r"(?<![\d-])[1-9](?:[ -]?\d){12,18}(?![\d])")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 _SEP = r"[ .\-\u00a0/]?"
 PHONE = re.compile(
