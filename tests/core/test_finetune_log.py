@@ -257,3 +257,42 @@ def test_refit_intents_uses_corrections(fake_encoder: Any, tmp_path: Path) -> No
     report = ft.refit_intents(log, fake_encoder, tmp_path, kb)
     assert report is not None and report["corrections_used"] == 3 and report["intents"] == 3
     assert (tmp_path / "intent" / "meta.json").exists()
+
+
+@pytest.mark.real_model
+def test_real_smollm2_lora_adapter_is_what_the_app_loads(tmp_path: Path) -> None:
+    """Two LoRA steps on the bundled SmolLM2, then the app's loader picks the promoted adapter up."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from csassist import paths
+    from csassist.core import models
+    from csassist.core.embedder import configure_threads
+    from tests.core.gen_fakes import default_model_dir
+
+    configure_threads(1)
+    source = default_model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    base = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
+    log = FeedbackLog()
+    fill_log(log, extra=False)
+    config = ft.TrainConfig(
+        lr=1e-3,
+        batch_size=4,
+        max_steps=2,
+        max_length=48,
+        val_split=0.1,
+        val_loss_cap=4,
+        gen_eval_cap=1,
+        max_new_tokens=4,
+        evals_per_epoch=1,
+    )
+    result = ft.finetune_from_log(log, config, force=True, loaded=(base, tokenizer, "smollm2-135m-instruct"))
+    assert result.metrics["steps"] == 2 and result.promoted
+    assert result.metrics["val_loss_after"] <= result.metrics["val_loss_before"]
+    adapter = Path(result.adapter_dir or "")
+    assert adapter.parent == paths.adapters_dir()
+    info = models.current_adapter()
+    assert info is not None and info.path == adapter
+    loaded = models.load_causal_lm(str(source))
+    assert loaded.model_id == f"{source.name}+{adapter.name}"
