@@ -142,8 +142,10 @@ async def test_new_message_cancels_stale_drafts_and_marks_them_ignored(feedback:
             if app.query_one(SuggestionList).card_text(0):
                 break
         assert app.inbox.conversations["c1"].generating
-        assistant.delay = 0.0
         app.ingest(customer("c1", "actually I want a refund"))
+        while app.inbox.conversations["c1"].turn < 2:  # handled: the stale run's token is cancelled
+            await pilot.pause(0.01)
+        assistant.delay = 0.0  # only now, or the stale run could race to its end before the cancel
         await settle(pilot, app)
         assert assistant.cancelled_runs >= 1
         assert app.query_one(SuggestionList).card_text(0).startswith("Hello, thanks for reaching out. If an item")

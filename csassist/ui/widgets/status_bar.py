@@ -7,7 +7,6 @@ from textual.widgets import Static
 
 from csassist.ui.render import format_ms
 
-
 #: Which of ``Assistant.describe()``'s entries fit on the line (the rest is in ``csassist models``).
 SHOWN_KEYS = ("engine", "backend", "device", "generator", "intent_model")
 
