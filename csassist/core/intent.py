@@ -127,7 +127,11 @@ def choose_threshold(
 ) -> tuple[float, dict[str, float | None]]:
     """Pick the OOS threshold from held-out best-probabilities; return it and what it achieves.
 
-    With OOS examples: maximise the mean of in-scope accuracy (correct *and* accepted) and OOS recall.
+    With OOS examples: maximise overall accuracy with "out of scope" counted as one more class (the
+    CLINC150 convention): in-scope rows must be correct *and* accepted, OOS rows must be rejected.
+    Counting rows (not averaging the two rates) keeps a handful of OOS examples from pushing the
+    threshold so high that ordinary requests get rejected; OOS rows get at least a quarter of the
+    weight so that a few of them still matter.
     Without: the 5th percentile of correct predictions' confidence, so ~95 % of them stay in scope,
     clipped to [1.5 / n_classes, 0.5] so that it neither rejects everything nor nothing.
     """
@@ -137,10 +141,11 @@ def choose_threshold(
     if len(oos_best):
         candidates = np.unique(np.concatenate([in_scope_best, oos_best, [0.0, 1.0 + 1e-9]]))
         best_t, best_score = floor, -1.0
+        w_oos = max(0.25, len(oos_best) / (len(oos_best) + len(in_scope_best)))
         for t in candidates:
             acc = float(np.mean(in_scope_correct & (in_scope_best >= t)))
             rec = float(np.mean(oos_best < t))
-            score = 0.5 * (acc + rec)
+            score = (1.0 - w_oos) * acc + w_oos * rec
             if score > best_score + 1e-12:
                 best_t, best_score = float(t), score
         threshold = best_t
