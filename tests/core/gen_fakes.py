@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from csassist.core.errors import BackendError
 from csassist.core.types import CancelToken
@@ -37,3 +41,36 @@ class FakeGenerator:
             yield word if i == 0 else " " + word
             if self.on_token is not None:
                 self.on_token(self.tokens)
+
+
+@functools.lru_cache(maxsize=1)
+def default_model_dir() -> Path:
+    """The bundled SmolLM2 converted once per machine into a shared temp cache (not the test's home).
+
+    Converting takes 5-50 s on a busy CPU, so tests share one converted copy across sessions; the
+    conversion itself is exercised the first time this runs on a machine.
+    """
+    from csassist.core.models import converted_dir, prepare_default
+
+    cache = Path(tempfile.gettempdir()) / "csassist-test-cache"
+    old = os.environ.get("CSASSIST_HOME")
+    os.environ["CSASSIST_HOME"] = str(cache)
+    try:
+        prepare_default()
+        return converted_dir()
+    finally:
+        if old is None:
+            del os.environ["CSASSIST_HOME"]
+        else:
+            os.environ["CSASSIST_HOME"] = old
+
+
+@functools.lru_cache(maxsize=1)
+def real_local_generator():  # type: ignore[no-untyped-def]
+    """The real local backend on the default model, loaded once per test process."""
+    from csassist.core.embedder import configure_threads
+    from csassist.core.generation_local import LocalGenerator
+    from csassist.core.models import load_causal_lm
+
+    configure_threads(1)
+    return LocalGenerator(load_causal_lm(str(default_model_dir()), adapter="none"))

@@ -1,0 +1,79 @@
+"""The local transformers backend on the real default model: streaming, determinism, exact cancellation."""
+
+from __future__ import annotations
+
+import pytest
+
+from csassist.core.generation import Generator
+from csassist.core.prompts import build_messages
+from csassist.core.types import CancelToken, Passage
+from csassist.settings import CompanySettings
+from tests.core.gen_fakes import real_local_generator
+
+pytestmark = pytest.mark.real_model
+
+P = Passage(
+    "damaged-item-refund#0",
+    "damaged-item-refund",
+    "Damaged item refund",
+    "If your item arrived damaged, send us a photo within 14 days. We refund the full price within 5 days.",
+    "refunds.md",
+    0.9,
+)
+
+
+def messages(gen):  # type: ignore[no-untyped-def]
+    return build_messages(
+        "my order 12345 arrived broken, I want a refund",
+        [],
+        [P],
+        None,
+        CompanySettings(),
+        token_budget=1024,
+        count_tokens=gen.count_tokens,
+    )
+
+
+def test_streams_text_pieces_and_is_a_generator() -> None:
+    gen = real_local_generator()
+    assert isinstance(gen, Generator) and gen.backend == "local" and gen.device == "cpu"
+    prompt = gen.render(messages(gen))
+    assert prompt.startswith("<|im_start|>system\n") and prompt.endswith("<|im_start|>assistant\n")
+    pieces = list(gen.stream(messages(gen), max_new_tokens=12, temperature=0.0, seed=0, cancel=CancelToken()))
+    assert 1 < len(pieces) <= 12 and "".join(pieces).strip()
+    again = list(gen.stream(messages(gen), max_new_tokens=12, temperature=0.0, seed=5, cancel=CancelToken()))
+    assert again == pieces  # greedy is deterministic
+
+
+def test_sampling_is_seeded() -> None:
+    gen = real_local_generator()
+    a = "".join(gen.stream(messages(gen), max_new_tokens=10, temperature=0.9, seed=7, cancel=CancelToken()))
+    b = "".join(gen.stream(messages(gen), max_new_tokens=10, temperature=0.9, seed=7, cancel=CancelToken()))
+    assert a == b
+
+
+def test_cancel_stops_within_one_forward_pass() -> None:
+    gen = real_local_generator()
+    calls = {"n": 0}
+    original = gen.model.forward
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        return original(*args, **kwargs)
+
+    gen.model.forward = counting
+    try:
+        cancel = CancelToken()
+        seen = 0
+        at_cancel = 0
+        for _ in gen.stream(messages(gen), max_new_tokens=60, temperature=0.0, seed=0, cancel=cancel):
+            seen += 1
+            if seen == 3:
+                cancel.cancel()
+                at_cancel = calls["n"]
+        assert seen == 3  # nothing more was yielded after cancel
+        assert calls["n"] - at_cancel <= 1
+    finally:
+        del gen.model.forward
+    # a cancelled generator releases the model for the next caller
+    assert list(gen.stream(messages(gen), max_new_tokens=2, temperature=0.0, seed=0, cancel=CancelToken()))
