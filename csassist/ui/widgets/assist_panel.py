@@ -17,27 +17,45 @@ URGENCY_VARIABLE = {"normal": "csassist-normal", "elevated": "csassist-elevated"
 class AssistPanel(VerticalScroll):
     """Right-hand column; ``show`` replaces its content for the selected conversation."""
 
+    MAX_PASSAGES = 5
+
     def compose(self) -> ComposeResult:
-        """Fixed sections; their content changes, the layout does not."""
+        """Fixed sections; their content changes, the layout does not (nothing is mounted later)."""
         yield Static(Text("No conversation selected", style="dim"), id="intents", markup=False)
         yield Static("", id="entities", markup=False)
         yield Static(Text("Knowledge base", style="bold"), classes="section-title", markup=False)
-        yield Vertical(id="kb")
+        with Vertical(id="kb"):
+            yield Static("", id="kb-empty", markup=False)
+            for rank in range(1, self.MAX_PASSAGES + 1):
+                body = Static("", markup=False, classes="kb-body", id=f"kb-body-{rank}")
+                yield Collapsible(body, title="", collapsed=rank > 1, classes="kb-answer", id=f"kb-{rank}")
+
+    def on_mount(self) -> None:
+        """Nothing shown until the first analysis."""
+        self._key: tuple[int, int, str | None] | None = None
+        for rank in range(1, self.MAX_PASSAGES + 1):
+            self.query_one(f"#kb-{rank}", Collapsible).display = False
 
     def show(self, analysis: Analysis | None, passages: list[Passage], correction: str | None) -> None:
-        """Render one conversation's analysis and passages (called on the UI thread)."""
+        """Render one conversation's analysis and passages (skipped when nothing changed)."""
+        key = (id(analysis), id(passages), correction)
+        if key == self._key:
+            return
+        self._key = key
         self.query_one("#intents", Static).update(self._intents(analysis, correction))
         self.query_one("#entities", Static).update(self._entities(analysis))
-        kb = self.query_one("#kb", Vertical)
-        kb.remove_children()
-        if not passages:
-            kb.mount(Static(Text("waiting for a customer message…" if analysis is None else "no KB match",
-                                 style="dim"), markup=False))
-            return
-        for rank, passage in enumerate(passages[:5], 1):
-            title = f"{rank}. {one_line(passage.title, 30)}  {passage.score:.2f}"
-            body = Static(safe_text(passage.text, max_chars=4000), markup=False, classes="kb-body")
-            kb.mount(Collapsible(body, title=Content(title), collapsed=rank > 1, classes="kb-answer"))  # plain, not markup
+        empty = self.query_one("#kb-empty", Static)
+        empty.display = not passages
+        empty.update(Text("waiting for a customer message…" if analysis is None else "no KB match", style="dim"))
+        for rank in range(1, self.MAX_PASSAGES + 1):
+            box = self.query_one(f"#kb-{rank}", Collapsible)
+            if rank > len(passages):
+                box.display = False
+                continue
+            passage = passages[rank - 1]
+            box.display = True
+            box.title = Content(f"{rank}. {one_line(passage.title, 30)}  {passage.score:.2f}")  # plain, not markup
+            self.query_one(f"#kb-body-{rank}", Static).update(safe_text(passage.text, max_chars=4000))
 
     def _intents(self, analysis: Analysis | None, correction: str | None) -> Text:
         """Top-3 intents with bars, the out-of-scope verdict and urgency with its reasons."""

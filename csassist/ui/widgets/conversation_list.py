@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.message import Message as TextualMessage
 from textual.widgets import DataTable
@@ -14,6 +15,7 @@ from csassist.ui.state import ConversationState
 
 URGENCY_GLYPH = {0: "·", 1: "▲", 2: "‼"}
 URGENCY_VARIABLE = {0: "csassist-normal", 1: "csassist-elevated", 2: "csassist-urgent"}
+COLUMNS = ("urgency", "customer", "intent", "unread", "wait")
 
 
 class ConversationList(DataTable[Text]):
@@ -30,8 +32,11 @@ class ConversationList(DataTable[Text]):
 
         conversation_id: str
 
+    _shown: dict[str, list[str]] = {}
+
     def on_mount(self) -> None:
         """Columns are fixed; rows come from :meth:`sync`."""
+        self._shown = {}
         self.cursor_type = "row"
         self.zebra_stripes = False
         self.add_column("!", width=1, key="urgency")
@@ -55,18 +60,24 @@ class ConversationList(DataTable[Text]):
         ]
 
     def sync(self, conversations: list[ConversationState], selected: str | None, now: float) -> None:
-        """Show ``conversations`` in this order, updating cells in place when the order is unchanged."""
+        """Show ``conversations`` in this order; only cells whose content changed are touched."""
         keys = [c.conversation_id for c in conversations]
         current = [str(row.key.value) for row in self.ordered_rows]
-        if keys == current:
-            for conv in conversations:
-                for column, cell in zip(("urgency", "customer", "intent", "unread", "wait"),
-                                        self._cells(conv, now), strict=True):
-                    self.update_cell(conv.conversation_id, column, cell)
-        else:
+        if keys != current:
             self.clear()
+            self._shown = {}
             for conv in conversations:
-                self.add_row(*self._cells(conv, now), key=conv.conversation_id)
+                cells = self._cells(conv, now)
+                self.add_row(*cells, key=conv.conversation_id)
+                self._shown[conv.conversation_id] = [c.plain for c in cells]
+        else:
+            for conv in conversations:
+                cells = self._cells(conv, now)
+                before = self._shown.get(conv.conversation_id, [])
+                for index, (column, cell) in enumerate(zip(COLUMNS, cells, strict=True)):
+                    if index >= len(before) or before[index] != cell.plain or index == 0:
+                        self.update_cell(conv.conversation_id, column, cell)
+                self._shown[conv.conversation_id] = [c.plain for c in cells]
         if selected in keys:
             index = keys.index(selected)
             if self.cursor_row != index:
@@ -78,14 +89,31 @@ class ConversationList(DataTable[Text]):
             return None
         return str(self.ordered_rows[self.cursor_row].key.value)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        """Cursor moves select; stale events from a programmatic re-sort are ignored."""
-        event.stop()
-        key = str(event.row_key.value)
-        if key == self.key_at_cursor():
+    def _choose_cursor(self) -> None:
+        """Tell the app the agent moved to the row under the cursor."""
+        key = self.key_at_cursor()
+        if key is not None:
             self.post_message(self.Chosen(key))
 
+    # Selection follows *the agent's* cursor moves only (keys and clicks), never the programmatic
+    # moves that keep the cursor on the selected row while rows are re-sorted.
+    def action_cursor_down(self) -> None:
+        """Down arrow / j: next row, selected at once."""
+        super().action_cursor_down()
+        self._choose_cursor()
+
+    def action_cursor_up(self) -> None:
+        """Up arrow / k: previous row, selected at once."""
+        super().action_cursor_up()
+        self._choose_cursor()
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a row selects that conversation."""
+        row = event.style.meta.get("row")
+        if isinstance(row, int) and 0 <= row < self.row_count:
+            self.post_message(self.Chosen(str(self.ordered_rows[row].key.value)))
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter or a click on a row also selects it."""
+        """Enter on a row also selects it."""
         event.stop()
         self.post_message(self.Chosen(str(event.row_key.value)))

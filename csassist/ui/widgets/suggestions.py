@@ -32,7 +32,12 @@ class SuggestionCard(Static):
         self.shown_text = ""
 
     def show(self, state: SlotState | None, picked: bool) -> None:
-        """Render the slot state (or an empty placeholder)."""
+        """Render the slot state (or an empty placeholder); unchanged states are not re-rendered."""
+        signature = None if state is None else (state.text, state.backend, state.done, state.error,
+                                                state.suggestion is not None)
+        if (signature, picked) == getattr(self, "_signature", ()):
+            return
+        self._signature = (signature, picked)
         self.set_class(picked, "-picked")
         self.set_class(state is None, "-empty")
         if state is None:

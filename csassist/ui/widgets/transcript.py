@@ -12,6 +12,8 @@ from csassist.ui.render import clock_time, safe_text
 class Transcript(RichLog):
     """An append-only log of message blocks; switching conversations rewrites it."""
 
+    MAX_REPLAYED = 40  # messages re-rendered when a conversation is opened (older ones stay in the state)
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=20, **kwargs)  # type: ignore[arg-type]
         self.shown_id: str | None = None
@@ -31,7 +33,9 @@ class Transcript(RichLog):
         if conversation_id != self.shown_id or len(messages) < self.shown_count:
             self.clear()
             self.shown_id = conversation_id
-            self.shown_count = 0
+            self.shown_count = max(0, len(messages) - self.MAX_REPLAYED)  # switching stays fast
+            if self.shown_count:
+                self.write(Text(f"… {self.shown_count} earlier messages", style="dim italic"))
         for message in messages[self.shown_count:]:
             self.write(self._block(message))
             self.write(Text(""))

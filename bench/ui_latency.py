@@ -1,0 +1,246 @@
+"""UI responsiveness under load: keypress -> screen update, arrival -> intent/KB on screen, no drops, memory.
+
+While customer messages arrive at ``--rate`` per second across ``--conversations`` conversations and
+the engine drafts replies for the selected conversation (real SmolLM2 on the ``local`` backend by
+default), a key is pressed every ``--key-interval`` seconds (``n``, ``1``, ``p``, ``2`` in turn: switch
+conversation / accept a suggestion).  Measured inside the headless app (Textual ``run_test``):
+
+* keypress latency: from posting the key event to the end of the first screen repaint after its action
+  ran (the action is wrapped; ``app.after_frame`` stamps the time right after the repaint);
+* arrival -> intent on screen: from ``app.ingest`` to the refresh after the analysis was applied (inbox
+  row for every conversation; intent + KB answers in the panel for the selected one);
+* dropped messages: customer messages in the inbox state vs messages fed;
+* memory: resident set size after 500 and after all messages (``memory flat`` = small growth).
+
+Usage: ``python bench/ui_latency.py [--quick] [--engine real|fake] [--backend local|extractive]
+[--screenshots docs/screenshots]``.  Writes ``bench/results/ui_latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("CSASSIST_HOME", "/tmp/csassist-bench-home")  # keeps the index/model between runs
+
+KEYS = ("n", "1", "p", "2")
+TARGETS = {"keypress_p95_ms": 50.0, "arrival_to_intent_p95_ms": 150.0}
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MiB (Linux /proc; falls back to peak RSS)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """Percentile with linear interpolation (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def customer_lines() -> list[str]:
+    """Customer texts from the demo conversations (cycled to make the feed)."""
+    lines = []
+    for path in sorted((ROOT / "kb" / "conversations").glob("*.jsonl")):
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            if raw.strip():
+                record = json.loads(raw)
+                if record.get("speaker", "customer") == "customer":
+                    lines.append(str(record["text"]))
+    return lines or ["where is my parcel?"]
+
+
+def load_engine(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The assistant to measure and what it is (real: build the demo index first if needed)."""
+    from csassist.settings import load_settings
+    from csassist.ui.workers import build_index_for, index_missing, with_backend
+
+    if args.engine == "fake":
+        from tests.ui.fakes import FakeAssistant
+
+        return FakeAssistant(delay=0.03), {"engine": "fake (word every 30 ms)"}
+    settings = with_backend(load_settings(), args.backend)
+    info: dict[str, Any] = {}
+    if index_missing(settings):
+        t0 = time.perf_counter()
+        print("building the demo index (first run)...", flush=True)
+        info["index_build"] = build_index_for(settings)
+        info["index_build_s"] = round(time.perf_counter() - t0, 1)
+    from csassist.core.pipeline import Assistant
+
+    t0 = time.perf_counter()
+    assistant = Assistant.from_settings(settings)
+    info["engine_load_s"] = round(time.perf_counter() - t0, 1)
+    info["engine"] = assistant.describe()
+    info["warnings"] = list(assistant.warnings)
+    return assistant, info
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Drive the app and collect the numbers."""
+    from textual import events
+
+    from csassist.core.types import Message
+    from csassist.settings import load_settings
+    from csassist.ui.app import make_app
+    from tests.ui.fakes import FakeOutbox
+
+    assistant, info = load_engine(args)
+    app = make_app(load_settings(), assistant=assistant, outbox=FakeOutbox(), feedback=None, tick=True)
+    texts = customer_lines()
+    key_lat: list[float] = []
+    pending: dict[str, float] = {}
+    mem: dict[str, float] = {}
+    fed = 0
+    done = threading.Event()
+
+    def wrap(name: str, key: str) -> None:
+        original = getattr(app, name)
+
+        def timed(*a: Any) -> Any:
+            result = original(*a)
+            posted = pending.pop(key, None)
+            if posted is not None:
+                app.after_frame(lambda: key_lat.append((time.perf_counter() - posted) * 1000))
+            return result
+
+        setattr(app, name, timed)
+
+    def feed() -> None:
+        nonlocal fed
+        start = time.perf_counter()
+        for i in range(args.messages):
+            due = start + i / args.rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            cid = f"c{i % args.conversations:02d}"
+            app.ingest(Message(cid, "customer", texts[i % len(texts)], ts=time.time(), customer=f"Customer {cid}"))
+            fed = i + 1
+            if fed == 500:
+                mem["after_500_mb"] = rss_mb()
+        done.set()
+
+    async with app.run_test(size=(140, 45)) as pilot:
+        wrap("action_next_conversation", "n")
+        wrap("action_previous_conversation", "p")
+        wrap("action_accept", "1")
+        mem["start_mb"] = rss_mb()
+        started = time.perf_counter()
+        threading.Thread(target=feed, daemon=True).start()
+        k = 0
+        while not done.is_set():
+            await asyncio.sleep(args.key_interval)
+            key = KEYS[k % len(KEYS)]
+            k += 1
+            pending["1" if key in ("1", "2") else key] = time.perf_counter()
+            app.post_message(events.Key(key, key))
+        feed_s = time.perf_counter() - started
+        for _ in range(200):  # let the last analyses land
+            await pilot.pause(0.05)
+            if sum(c.analysed_turn == c.turn for c in app.inbox.conversations.values()) == len(app.inbox):
+                break
+        await pilot.pause(0.2)
+        mem["after_all_mb"] = rss_mb()
+        received = sum(1 for c in app.inbox.conversations.values() for m in c.messages if m.speaker == "customer")
+        shown = list(app.shown_latencies)
+        shown_selected = list(app.shown_latencies_selected)
+        if args.screenshots:
+            out = Path(args.screenshots)
+            out.mkdir(parents=True, exist_ok=True)
+            app.save_screenshot(str(out / "main-under-load.svg"))
+    result = {
+        "bench": "ui_latency",
+        "engine": args.engine,
+        "backend": args.backend if args.engine == "real" else "fake",
+        **info,
+        "messages_fed": fed,
+        "messages_in_inbox": received,
+        "dropped": fed - received,
+        "rate_per_s": args.rate,
+        "achieved_rate_per_s": round(fed / feed_s, 1),
+        "conversations": args.conversations,
+        "keypresses": len(key_lat),
+        "keypress_ms": {"p50": pct(key_lat, 50), "p95": pct(key_lat, 95), "max": max(key_lat, default=None)},
+        "arrival_to_intent_ms": {"p50": pct(shown, 50), "p95": pct(shown, 95), "count": len(shown)},
+        "arrival_to_intent_and_kb_selected_ms": {"p50": pct(shown_selected, 50), "p95": pct(shown_selected, 95),
+                                                 "count": len(shown_selected)},
+        "memory_mb": {k: round(v, 1) for k, v in mem.items()},
+        "memory_growth_500_to_all_mb": round(mem.get("after_all_mb", 0) - mem.get("after_500_mb", 0), 1),
+        "targets": TARGETS,
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus (shared with other agents)",
+    }
+    return result
+
+
+def main() -> int:
+    """Parse arguments, run, print a table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="500 messages instead of 2,000")
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--conversations", type=int, default=10)
+    parser.add_argument("--key-interval", type=float, default=0.25)
+    parser.add_argument("--engine", choices=("real", "fake"), default="real")
+    parser.add_argument("--backend", choices=("local", "extractive"), default="local")
+    parser.add_argument("--screenshots", help="also save an SVG screenshot of the app under load here")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ui_latency.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.messages = 500
+    result = asyncio.run(run(args))
+    kp, ar = result["keypress_ms"], result["arrival_to_intent_ms"]
+    sel = result["arrival_to_intent_and_kb_selected_ms"]
+
+    def f(v: float | None) -> str:
+        return "–" if v is None else f"{v:.1f}"
+
+    rows = [
+        ("keypress -> screen p50 / p95 (ms)", f"{f(kp['p50'])} / {f(kp['p95'])}", "p95 <= 50"),
+        ("arrival -> intent on screen p50 / p95 (ms)", f"{f(ar['p50'])} / {f(ar['p95'])}", "p95 <= 150"),
+        ("  ... selected conv: intent + KB p50 / p95 (ms)",
+         f"{f(sel['p50'])} / {f(sel['p95'])}", "p95 <= 150"),
+        ("messages fed / in inbox / dropped",
+         f"{result['messages_fed']} / {result['messages_in_inbox']} / {result['dropped']}", "0 dropped"),
+        ("RSS after 500 / after all (MiB)",
+         f"{result['memory_mb'].get('after_500_mb')} / {result['memory_mb'].get('after_all_mb')}", "flat"),
+        ("achieved feed rate (msg/s)", str(result["achieved_rate_per_s"]), f"{args.rate}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"ui_latency: engine={result['engine']} backend={result['backend']} keypresses={result['keypresses']}")
+    for name, value, target in rows:
+        print(f"  {name:<{width}}  {value:>22}   target {target}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
