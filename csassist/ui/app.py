@@ -410,7 +410,7 @@ class CsassistApp(EngineWorkers, App[int]):
         sent = Message(conv.conversation_id, "agent", text, ts=now)
         self.start_persist(self.outbox, self.feedback, (conv.conversation_id, sent, meta), events)
         conv.messages.append(sent)
-        conv.waiting_since, conv.picked, conv.draft = None, None, ""
+        conv.waiting_since, conv.picked, conv.draft, conv.slots = None, None, "", {}
         composer.set_reply("")
         self.ui(ConversationList).focus()
         self._show_current()
