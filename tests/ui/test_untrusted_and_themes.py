@@ -147,7 +147,7 @@ async def test_keys_are_remappable_and_listed_in_help(app_factory) -> None:  # t
         await pilot.press("f1")
         await settle(pilot, app)
         assert isinstance(app.screen, HelpScreen)
-        rows = {description: keys for keys, description, _ in app.screen.rows}
+        rows = {description: keys for keys, description, _, _ in app.screen.rows}
         assert rows["Use 1"] == "a" and rows["Send"] == "ctrl+s" and rows["KB"] == "/"
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)

@@ -12,9 +12,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 
-def key_rows(bindings: list[BindingType], keymap: dict[str, str]) -> list[tuple[str, str, str]]:
-    """``(keys, description, tooltip)`` per binding id, with keymap overrides applied."""
-    rows: dict[str, tuple[str, str, str]] = {}
+def key_rows(bindings: list[BindingType], keymap: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """``(keys, description, tooltip, binding id)`` per binding id, with keymap overrides applied."""
+    rows: dict[str, tuple[str, str, str, str]] = {}
     for binding in Binding.make_bindings(bindings):
         if not binding.description:
             continue
@@ -23,7 +23,7 @@ def key_rows(bindings: list[BindingType], keymap: dict[str, str]) -> list[tuple[
         display = ", ".join(format_key(k.strip()) for k in (keys or binding.key).split(","))
         if ident in rows and not keys:
             display = f"{rows[ident][0]}, {display}"
-        rows[ident] = (display, binding.description, binding.tooltip)
+        rows[ident] = (display, binding.description, binding.tooltip, binding.id or "")
     return list(rows.values())
 
 
@@ -34,7 +34,7 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "dismiss", "Close", id="help.close", tooltip="Back to the inbox"),
     ]
 
-    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str, str, str]]) -> None:
         super().__init__()
         self.rows = rows
 
@@ -44,13 +44,14 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("Key", style="bold", no_wrap=True)
         table.add_column("Action", no_wrap=True)
         table.add_column("What it does")
-        for keys, description, tooltip in self.rows:
-            table.add_row(keys, description, tooltip)
+        table.add_column("Binding id (config)", style="dim", no_wrap=True)
+        for keys, description, tooltip, ident in self.rows:
+            table.add_row(Text(keys), Text(description), Text(tooltip), Text(ident))
         intro = Text.assemble(
             ("csassist — keys\n", "bold"),
             ("Pick a conversation (n/p or the mouse), press 1, 2 or 3 to put a suggestion in the composer, "
-             "e to edit it, ctrl+s to send. Escape leaves the composer. Remap any key in config.toml:\n"
-             "[ui.keys] with binding-id = \"key\" (ids below in the config docs).\n", ""),
+             "e to edit it, ctrl+s to send. Escape leaves the composer; ctrl+p opens the command palette.\n"
+             "Remap any key in config.toml, e.g.  [ui.keys]  \"composer.send\" = \"ctrl+enter\"\n", ""),
         )
         with VerticalScroll(id="help-body"):
             yield Static(intro, markup=False)
