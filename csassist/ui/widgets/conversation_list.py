@@ -22,8 +22,8 @@ class ConversationList(DataTable[Text]):
     """A row-cursor DataTable keyed by conversation id; moving the cursor selects the conversation."""
 
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False, id="list.down", tooltip="Next row"),
-        Binding("k", "cursor_up", "Up", show=False, id="list.up", tooltip="Previous row"),
+        Binding("j", "cursor_down", "Down", show=False, id="list.down", tooltip="Inbox: next row (also ↓)"),
+        Binding("k", "cursor_up", "Up", show=False, id="list.up", tooltip="Inbox: previous row (also ↑)"),
     ]
 
     @dataclass

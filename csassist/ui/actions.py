@@ -1,0 +1,186 @@
+"""What the agent's keys do: accept, edit, send, reject, regenerate, move, search, correct, stats, help.
+
+A mixin of :class:`csassist.ui.app.CsassistApp` (kept apart so app.py stays about wiring).  Every
+outcome the agent produces is turned into feedback events by :mod:`csassist.ui.recorder` and
+persisted off the UI thread by the workers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from csassist.core.types import Message
+from csassist.ui.recorder import build_event, events_for_all, events_for_send
+from csassist.ui.screens.help import HelpScreen, key_rows
+from csassist.ui.screens.intent import IntentScreen
+from csassist.ui.screens.kb_search import KBSearchScreen
+from csassist.ui.screens.reject import RejectScreen
+from csassist.ui.screens.stats import StatsScreen
+from csassist.ui.widgets.composer import Composer
+from csassist.ui.widgets.conversation_list import ConversationList
+from csassist.ui.widgets.suggestions import SuggestionList
+from csassist.ui.workers import default_factory, with_backend
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csassist.ui.app import CsassistApp
+
+    _Base = CsassistApp
+else:
+    _Base = object
+
+
+class AgentActions(_Base):
+    """The ``action_*`` methods bound in ``CsassistApp.BINDINGS`` and the palette's commands."""
+
+    assistant: Any
+
+    def action_accept(self, slot: int) -> None:
+        """Put suggestion ``slot`` into the composer (one key)."""
+        conv = self.current
+        state = conv.slots.get(slot) if conv and conv.slots_turn == conv.turn else None
+        if conv is None or state is None or not state.text or state.error:
+            self.notify(f"Suggestion {slot + 1} is not there yet", severity="warning")
+            return
+        conv.picked, conv.picked_text = slot, state.text
+        self.ui(Composer).set_reply(state.text)
+        self.ui(SuggestionList).show(conv.slots, conv.picked)
+
+    def action_edit(self) -> None:
+        """Focus the composer to edit the reply."""
+        self.ui(Composer).focus()
+
+    def action_send(self) -> None:
+        """Send the composer's text: outbox (flushed), feedback outcomes, transcript."""
+        conv, composer = self.current, self.ui(Composer)
+        text = composer.text.strip()
+        if conv is None or not text:
+            self.notify("Nothing to send: use 1-3 or type a reply first", severity="warning")
+            return
+        now = self.clock()
+        events = events_for_send(conv, text, now)
+        self._stop_generation(conv)
+        outcome = next((e.outcome for e in events if e.slot == conv.picked), "written")
+        meta = {"turn": conv.turn, "intent": conv.intent_label, "slot": conv.picked, "outcome": outcome}
+        sent = Message(conv.conversation_id, "agent", text, ts=now)
+        self.start_persist(self.outbox, self.feedback, (conv.conversation_id, sent, meta), events)
+        conv.messages.append(sent)
+        conv.waiting_since, conv.picked, conv.draft, conv.slots = None, None, "", {}
+        composer.set_reply("")
+        self.ui(ConversationList).focus()
+        self._show_current()
+        self.refresh_list()
+        self.notify(f"Sent to {conv.customer or conv.conversation_id}", markup=False, timeout=2)
+
+    def action_reject(self) -> None:
+        """Reject the chosen suggestion (or suggestion 1) with a reason from a modal."""
+        conv = self.current
+        slot_no = conv.picked if conv and conv.picked is not None else 0
+        state = conv.slots.get(slot_no) if conv else None
+        if conv is None or state is None or not state.done or state.decided:
+            self.notify("No finished suggestion to reject", severity="warning")
+            return
+
+        def rejected(reason: str | None) -> None:
+            if not reason or state.decided:
+                return
+            self.start_persist(None, self.feedback, None,
+                               [build_event(conv, state, "rejected", reason=reason, ts=self.clock())])
+            state.decided = True
+            state.error = f"rejected: {reason}"
+            if conv.picked == slot_no:
+                conv.picked = None
+                self.ui(Composer).set_reply("")
+            if conv is self.current:
+                self.ui(SuggestionList).show(conv.slots, conv.picked)
+
+        self.push_screen(RejectScreen(self.settings.ui.reject_reasons, slot_no), rejected)
+
+    def action_regenerate(self) -> None:
+        """New drafts for the current turn (the shown ones count as rejected: 'regenerated')."""
+        conv = self.current
+        if conv is None or conv.analysis is None:
+            self.notify("Nothing to regenerate yet", severity="warning")
+            return
+        self.start_persist(None, self.feedback, None, events_for_all(conv, "rejected", "regenerated", self.clock()))
+        self._ensure_suggestions(conv, seed=conv.generation + 1, force=True)
+
+    def _move(self, step: int) -> None:
+        """Select the neighbour conversation in display order."""
+        ordered = [c.conversation_id for c in self.inbox.ordered(self.by_urgency, self.clock())]
+        if ordered:
+            index = ordered.index(self.selected) if self.selected in ordered else -step
+            self.select(ordered[(index + step) % len(ordered)])
+
+    def action_next_conversation(self) -> None:
+        """Next conversation in the inbox."""
+        self._move(1)
+
+    def action_previous_conversation(self) -> None:
+        """Previous conversation in the inbox."""
+        self._move(-1)
+
+    def action_toggle_sort(self) -> None:
+        """Sort the inbox by urgency (then waiting time) or by arrival."""
+        self.by_urgency = not self.by_urgency
+        self.refresh_list()
+        self.notify("Sorted by urgency" if self.by_urgency else "Sorted by arrival", timeout=2)
+
+    def action_kb_search(self) -> None:
+        """Open KB search prefilled with the customer's last message."""
+        last = self.current.last_customer_message if self.current else None
+
+        def use(text: str | None) -> None:
+            if text and self.current is not None:
+                self.current.picked = None
+                self.ui(Composer).set_reply(text)
+
+        self.push_screen(KBSearchScreen(self.assistant, last.text[:200] if last else ""), use)
+
+    def action_correct_intent(self) -> None:
+        """Pick the right intent for the selected conversation (stored with its feedback)."""
+        conv = self.current
+        if conv is None:
+            return
+        top = [s.intent for s in conv.analysis.intent.top] if conv.analysis else []
+        labels = list(getattr(self.assistant, "intent_labels", None)
+                      or getattr(getattr(self.assistant, "intent_model", None), "labels", None) or [])
+
+        def corrected(label: str | None) -> None:
+            if label:
+                conv.intent_correction = label
+                self._show_current()
+                self.refresh_list()
+
+        self.push_screen(IntentScreen(top + sorted(labels), conv.intent_label), corrected)
+
+    def action_stats(self) -> None:
+        """Acceptance statistics from the feedback log."""
+        from csassist.core.stats import compute_stats
+
+        if self.feedback is None:
+            self.notify("No feedback log open", severity="warning")
+            return
+        self.push_screen(StatsScreen(compute_stats(self.feedback)))
+
+    def action_help(self) -> None:
+        """The key map (with the user's remappings)."""
+        keymap = dict(self._keymap)
+        rows = key_rows(list(self.BINDINGS) + list(Composer.BINDINGS) + list(ConversationList.BINDINGS), keymap)
+        rows += [
+            ("ctrl+p", "Palette", "Command palette: KB search, re-index, switch backend or theme", ""),
+            ("ctrl+q", "Quit", "Quit (every sent reply is already in the outbox)", ""),
+        ]
+        self.push_screen(HelpScreen(rows))
+
+    def switch_backend(self, backend: str) -> None:
+        """Reload the engine with another generation backend (command palette)."""
+        if self.factory is None:
+            self.notify("This session's engine cannot be switched", severity="warning")
+            return
+        self.settings = with_backend(self.settings, backend)
+        self.notify(f"Switching to the {backend} backend…")
+        self.start_loading(self.factory, self.settings)
+
+    def reindex(self) -> None:
+        """Rebuild the KB index and reload the engine (command palette)."""
+        self.start_loading(self.factory or default_factory, self.settings, reindex=True)
