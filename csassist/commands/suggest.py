@@ -1,4 +1,11 @@
-"""`csassist suggest` (placeholder until its issue lands; replaced by the owning work)."""
+"""`csassist suggest "message"`: one customer turn, headless: analysis, KB passages, suggested replies.
+
+The same :class:`~csassist.core.pipeline.Assistant` the terminal app uses, so a script (or a test)
+sees exactly what an agent would.  ``--conversation FILE.jsonl`` supplies the earlier turns (the
+last conversation in the file, or ``--conversation-id``); without a message argument the last
+customer message of that conversation is answered.  ``--json`` prints one object
+``{"suggestions": [{"text", "source_ids", "backend", "latency_ms", ...}], ...}``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,131 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register the subcommand."""
-    sub.add_parser("suggest", help="(not yet available)")
+    """Register ``suggest`` and its options."""
+    p = sub.add_parser("suggest", help="suggest replies to one customer message (headless)")
+    p.add_argument("message", nargs="?", help="the customer's message (default: last customer turn of --conversation)")
+    p.add_argument("--conversation", metavar="FILE.jsonl", help="earlier turns, one JSON message per line")
+    p.add_argument("--conversation-id", metavar="ID", help="which conversation of the file (default: the last one)")
+    p.add_argument("--customer", metavar="NAME", help="the customer's name (for the greeting)")
+    p.add_argument("--backend", choices=("local", "server", "extractive"), help="reply generator backend")
+    p.add_argument("--model", metavar="ID|DIR", help="generator model (default: bundled SmolLM2-135M-Instruct)")
+    p.add_argument("-n", type=int, default=None, help="number of suggestions (default: [generation] num_suggestions)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (suggestions are reproducible)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="longest generated draft, in tokens")
+    p.add_argument("--index", metavar="DIR", help="index directory (default: the one `csassist index` writes)")
+    p.add_argument("--json", action="store_true", help='print {"suggestions": [...]} as one JSON object')
+
+
+def _history(args: argparse.Namespace) -> tuple[list, str, str | None]:  # type: ignore[type-arg]
+    """Earlier turns of the chosen conversation, its id and the customer's name (file problems -> errors)."""
+    from pathlib import Path
+
+    from csassist.core.errors import DataError
+    from csassist.core.sources import read_conversations
+
+    if not args.conversation:
+        return [], "cli", None
+    messages, problems = read_conversations(Path(args.conversation).expanduser())
+    if problems:
+        raise DataError("; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
+    if not messages:
+        raise DataError(f"{args.conversation}: no messages")
+    cid = args.conversation_id or messages[-1].conversation_id
+    turns = [m for m in messages if m.conversation_id == cid]
+    if not turns:
+        raise DataError(f"{args.conversation}: no conversation with id {cid!r}")
+    name = next((m.customer for m in reversed(turns) if m.customer), None)
+    return turns, cid, name
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    from csassist.core.errors import CsassistError
+    """Load the assistant (degrading with warnings), run one turn, print the suggestions."""
+    import dataclasses
+    import json
+    import sys
 
-    raise CsassistError("'csassist suggest' is not available in this build yet")
+    from csassist.cli import EXIT_USAGE
+    from csassist.commands.search import quiet_model_loading
+    from csassist.core.types import CancelToken, Message
+    from csassist.settings import load_settings
+
+    settings = load_settings()
+    gen = settings.generation
+    gen = dataclasses.replace(
+        gen,
+        backend=args.backend or gen.backend,
+        model=args.model if args.model is not None else gen.model,
+        max_new_tokens=args.max_new_tokens or gen.max_new_tokens,
+    )
+    retrieval = settings.retrieval
+    if args.index:
+        retrieval = dataclasses.replace(retrieval, index_dir=args.index)
+    settings = dataclasses.replace(settings, generation=gen, retrieval=retrieval)
+    if args.n is not None and args.n < 1:
+        print("csassist suggest: -n must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+
+    turns, cid, name = _history(args)
+    if args.message:
+        history = turns
+        message = Message(cid, "customer", args.message, customer=args.customer or name)
+    else:
+        last = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].speaker == "customer"), None)
+        if last is None:
+            print("csassist suggest: give a message, or a --conversation with a customer turn", file=sys.stderr)
+            return EXIT_USAGE
+        history, message = turns[:last], turns[last]
+        if args.customer:
+            message = dataclasses.replace(message, customer=args.customer)
+
+    quiet_model_loading()
+    from csassist.core.pipeline import Assistant
+
+    assistant = Assistant.from_settings(settings, load_generator=gen.backend != "extractive")
+    for warning in assistant.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    analysis = assistant.analyze(message.text, history)
+    passages = assistant.retrieve(message.text)
+    done = [
+        u
+        for u in assistant.suggest(message, history, analysis, passages, CancelToken(), n=args.n, seed=args.seed)
+        if u.done
+    ]
+    suggestions = [u.suggestion for u in done if u.suggestion is not None]
+    errors = [f"slot {u.slot}: {u.error}" for u in done if u.error]
+
+    if args.json:
+        payload = {
+            "suggestions": [
+                {
+                    "text": s.text,
+                    "source_ids": list(s.source_ids),
+                    "backend": s.backend,
+                    "latency_ms": round(s.latency_ms, 1),
+                    "first_token_ms": None if s.first_token_ms is None else round(s.first_token_ms, 1),
+                    "model": s.model,
+                    "flags": list(s.flags),
+                }
+                for s in suggestions
+            ],
+            "intent": analysis.intent.intent,
+            "passages": [{"id": p.article_id, "score": round(p.score, 4)} for p in passages],
+            "errors": errors,
+            "warnings": assistant.warnings,
+            "engine": assistant.describe(),
+        }
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return 0
+
+    print(f"intent: {analysis.intent.intent or '-'}   sources: {', '.join(p.article_id for p in passages) or '-'}")
+    for i, s in enumerate(suggestions, start=1):
+        timing = f"{s.latency_ms:.0f} ms" + (f", first token {s.first_token_ms:.0f} ms" if s.first_token_ms else "")
+        print(
+            f"\n[{i}] {s.backend}{' ' + s.model if s.model else ''} ({timing}) sources: {', '.join(s.source_ids) or '-'}"
+        )
+        print(s.text)
+        for flag in s.flags:
+            print(f"  ! {flag}")
+    for error in errors:
+        print(f"\n{error}", file=sys.stderr)
+    return 0

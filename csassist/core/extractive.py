@@ -23,6 +23,8 @@ MAX_SENTENCES = 4
 #: ... and at most this many words of passage text.
 MAX_WORDS = 90
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+#: Abbreviations after which a full stop does not end a sentence.
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "approx.", "no.", "vs.", "incl.", "min.", "max.")
 _STOPWORDS = frozenset(
     [
         "a",
@@ -85,6 +87,7 @@ def _clean_lines(text: str) -> list[str]:
         line = re.sub(r"^(?:[-*+]|\d+[.)])\s+", "", line)
         line = re.sub(r"[*_`]{1,3}([^*_`]+)[*_`]{1,3}", r"\1", line)
         line = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1 (\2)", line)
+        line = line.rstrip(";, ")
         if line and line[-1] not in ".!?:":
             line += "."
         out.append(line)
@@ -95,7 +98,14 @@ def split_sentences(text: str) -> list[str]:
     """Sentences of a (Markdown) passage, in order."""
     sentences: list[str] = []
     for line in _clean_lines(text):
-        sentences.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())
+        pieces = [s.strip() for s in _SENTENCE_END.split(line) if s.strip()]
+        merged: list[str] = []
+        for piece in pieces:
+            if merged and merged[-1].lower().endswith(_ABBREVIATIONS):
+                merged[-1] = f"{merged[-1]} {piece}"
+            else:
+                merged.append(piece)
+        sentences.extend(merged)
     return sentences
 
 
@@ -103,8 +113,8 @@ def key_sentences(passage_text: str, message: str) -> list[str]:
     """The passage's sentences most related to ``message``, in passage order, within the size limits.
 
     Score = content words shared with the message, plus a small bonus for coming early (KB answers
-    usually lead with the answer).  Sentences ending in ":" introduce a list, so they are kept only
-    with what follows them.
+    usually lead with the answer).  List intros (ending in ":") and lower-case list fragments are not
+    picked: on their own they read as broken sentences.
     """
     sentences = split_sentences(passage_text)
     if not sentences:
@@ -112,8 +122,12 @@ def key_sentences(passage_text: str, message: str) -> list[str]:
     wanted = {t for t in tokens(message) if t not in _STOPWORDS}
     scored = []
     for i, s in enumerate(sentences):
+        if s.endswith(":") or s[0].islower():
+            continue  # a list intro without its list, or a list fragment, reads badly on its own
         overlap = len(wanted & set(tokens(s)))
         scored.append((overlap + 1.0 / (1 + i), i))
+    if not scored:
+        scored = [(0.0, 0)]
     chosen: set[int] = set()
     words = 0
     for _, i in sorted(scored, reverse=True):
@@ -122,9 +136,6 @@ def key_sentences(passage_text: str, message: str) -> list[str]:
             continue
         chosen.add(i)
         words += n
-        if sentences[i].endswith(":") and i + 1 < len(sentences):
-            chosen.add(i + 1)
-            words += len(sentences[i + 1].split())
     return [sentences[i] for i in sorted(chosen)]
 
 

@@ -46,7 +46,10 @@ _TAG_LIKE = re.compile(r"<\s*/?\s*customer_message\s*>", re.IGNORECASE)
 #: Tokens the chat template adds around each message (role markers, newlines): a safe estimate.
 MESSAGE_OVERHEAD_TOKENS = 5
 #: Passages longer than this (characters) are cut so one long article cannot eat the whole budget.
-MAX_PASSAGE_CHARS = 1200
+MAX_PASSAGE_CHARS = 700
+#: At most this many passages go into the prompt: a small model does better with fewer, and prefill
+#: time (the wait for the first token) grows with the prompt.
+MAX_PROMPT_PASSAGES = 3
 
 
 def quote_customer(text: str) -> str:
@@ -141,7 +144,7 @@ def build_messages(
         turns = turns[:-1]  # the caller passed the new message in the history too
     if max_turns is not None:
         turns = turns[-max_turns:] if max_turns > 0 else []
-    kept_passages = list(passages)
+    kept_passages = list(passages)[:MAX_PROMPT_PASSAGES]
     hist = _history_messages(turns)
     text = message
 
@@ -214,6 +217,7 @@ _AMOUNT = re.compile(
 )
 _ORDER = re.compile(r"(?<![\w.$€£#-])(?:#\d{3,}|[A-Z]{1,4}-?\d{4,}|\d{5,})(?![\w.]\w)", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_PLACEHOLDER = re.compile(r"\{\{[^{}]{1,40}\}\}|\[[A-Z][A-Za-z _-]{1,40}\]")
 
 
 def _amount_value(text: str) -> float | None:
@@ -223,7 +227,7 @@ def _amount_value(text: str) -> float | None:
 
 
 def unsupported_facts(draft: str, context: Sequence[str]) -> tuple[str, ...]:
-    """Flags for order numbers, amounts and URLs in ``draft`` found nowhere in ``context``.
+    """Flags for order numbers, amounts, URLs and placeholders in ``draft`` found nowhere in ``context``.
 
     ``context`` is the conversation plus the passages.  A small model happily invents "order #99812"
     or "$25 credit"; the agent must see that before sending.  Matching is lenient (digits only for
@@ -254,4 +258,7 @@ def unsupported_facts(draft: str, context: Sequence[str]) -> tuple[str, ...]:
         digits = re.sub(r"\D", "", m.group(0)).lstrip("0")
         if not any(digits in d for d in ctx_digits):
             flags.append(f"unsupported order number {m.group(0)}")
+    for m in _PLACEHOLDER.finditer(draft):
+        if m.group(0) not in ctx:
+            flags.append(f"unfilled placeholder {m.group(0)}")
     return tuple(dict.fromkeys(flags))

@@ -63,3 +63,8 @@ def test_reply_without_passages_or_name() -> None:
 def test_odd_customer_name_is_not_used() -> None:
     text, _ = extractive_reply("hi", [P], None, CompanySettings(), customer_name="[bold]x[/bold]")
     assert text.startswith("Hello,")
+
+
+def test_abbreviations_do_not_split_sentences() -> None:
+    sents = split_sentences("1. your **order number** (e.g. LK-204817 — six digits are fine);\nThen wait.")
+    assert sents[0] == "your order number (e.g. LK-204817 — six digits are fine)."

@@ -129,3 +129,13 @@ def test_unsupported_facts() -> None:
     assert "unsupported URL www.evil.example" in flags
     assert unsupported_facts("We ship within 3-5 days since 2019.", ctx) == ()
     assert unsupported_facts("Order 00012345 is on its way", ctx) == ()
+
+
+def test_placeholders_flagged_and_passages_capped() -> None:
+    assert unsupported_facts("Dear [Customer Name], see {{Website URL}}", []) == (
+        "unfilled placeholder [Customer Name]",
+        "unfilled placeholder {{Website URL}}",
+    )
+    many = [passage(f"a{i}", f"text {i}") for i in range(6)]
+    msgs = build_messages("hi", [], many, None, COMPANY, token_budget=10_000, count_tokens=words)
+    assert passage_ids_in(msgs, many) == ("a0", "a1", "a2")
