@@ -112,12 +112,16 @@ def bench_demo(kb_dir: Path, repeats: int, n_queries: int) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="csassist-bench-"))
     try:
-        plain_times, build_times = [], []
+        plain_times, build_times, own_times, own_pcts = [], [], [], []
         for _ in range(repeats):
             t, _ = timed(lambda: model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
             plain_times.append(t)
             t, report = timed(lambda: build_index(kb_dir, work / "index", encoder, rebuild=True))
             build_times.append(t)
+            # The indexer's own work (read KB, chunk, hash, FAISS, write) timed inside the same run:
+            # unlike build/plain, this ratio does not swing with what other processes do between runs.
+            own_times.append(t - report.embed_seconds)
+            own_pcts.append(100 * (t - report.embed_seconds) / report.embed_seconds)
         plain, build = min(plain_times), min(build_times)
         n = len(texts)
 
@@ -183,6 +187,8 @@ def bench_demo(kb_dir: Path, repeats: int, n_queries: int) -> dict[str, Any]:
         "plain_chunks_per_s": round(n / plain, 1),
         "build_chunks_per_s": round(n / build, 1),
         "build_overhead_pct": round(100 * (build / plain - 1), 1),
+        "indexer_own_s": round(min(own_times), 3),
+        "indexer_own_pct_of_encode": round(min(own_pcts), 2),
         "build_runs": {"plain_s": [round(x, 3) for x in plain_times], "build_s": [round(x, 3) for x in build_times]},
         "reindex_one_article_s": round(statistics.median(reindex_times), 3),
         "reindex_runs_s": [round(x, 3) for x in reindex_times],
@@ -360,7 +366,18 @@ def print_table(result: dict[str, Any]) -> None:
         ("demo KB", f"{d['articles']} articles, {d['chunks']} chunks", "", ""),
         ("plain encode", f"{d['plain_chunks_per_s']} chunks/s ({d['plain_encode_s']} s)", "", ""),
         ("build_index", f"{d['build_chunks_per_s']} chunks/s ({d['build_s']} s)", "", ""),
-        ("build overhead", f"{d['build_overhead_pct']} %", "<= 10 %", verdict(d["build_overhead_pct"], 10)),
+        (
+            "build vs plain encode",
+            f"{d['build_overhead_pct']:+} % (min of runs)",
+            "<= 10 %",
+            verdict(d["build_overhead_pct"], 10),
+        ),
+        (
+            "indexer's own time",
+            f"{d['indexer_own_s']} s = {d['indexer_own_pct_of_encode']} % of its encode time",
+            "<= 10 %",
+            verdict(d["indexer_own_pct_of_encode"], 10),
+        ),
         (
             "re-index, 1 article changed",
             f"{d['reindex_one_article_s']} s ({d['reindex_chunks_embedded'][0]} chunk(s) embedded)",
