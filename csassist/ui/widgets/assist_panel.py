@@ -42,8 +42,8 @@ class AssistPanel(VerticalScroll):
         if key == self._key:
             return
         self._key = key
-        self.query_one("#intents", Static).update(self._intents(analysis, correction))
-        self.query_one("#entities", Static).update(self._entities(analysis))
+        self.query_one("#intents", Static).update(self._intents(analysis, correction), layout=False)  # fixed height
+        self.query_one("#entities", Static).update(self._entities(analysis), layout=False)
         empty = self.query_one("#kb-empty", Static)
         empty.display = not passages
         empty.update(Text("waiting for a customer message…" if analysis is None else "no KB match", style="dim"))

@@ -50,4 +50,4 @@ class StatusBar(Static):
         if self.source:
             parts.append("src ", style="dim")
             parts.append(self.source)
-        self.update(parts)
+        self.update(parts, layout=False)

@@ -43,7 +43,7 @@ class SuggestionCard(Static):
         if state is None:
             self.border_title = f"{self.slot + 1}"
             self.shown_text = ""
-            self.update(Text("—", style="dim"))
+            self.update(Text("—", style="dim"), layout=False)
             return
         status = "" if state.done else " …"
         if state.error:
@@ -55,7 +55,7 @@ class SuggestionCard(Static):
         if state.error:
             body = safe_text(state.error, style="italic")
         self.shown_text = body.plain
-        self.update(body)
+        self.update(body, layout=False)  # fixed-height card: no re-layout per streamed token
 
     def on_click(self, event: events.Click) -> None:
         """A click accepts this suggestion."""
