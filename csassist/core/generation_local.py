@@ -45,6 +45,8 @@ class LocalGenerator:
         self.dtype = loaded.dtype
         self._lock = threading.Lock()
         self.eos_ids = self._eos_ids()
+        #: Token ids of the most recent reply (benchmarks compare them with ``model.generate``).
+        self.last_tokens: list[int] = []
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
         params = inspect.signature(self.model.forward).parameters
         # transformers 5.x renamed past_key_values -> cache; support both
@@ -131,6 +133,7 @@ class LocalGenerator:
             past = self._cache_of(out)
             logits = out.logits[0, -1, :]
             produced: list[int] = []
+            self.last_tokens = produced
             emitted = ""
             for _ in range(max_new_tokens):
                 token = self._pick(logits, produced, temperature, rng)
