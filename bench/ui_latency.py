@@ -194,6 +194,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "memory_growth_500_to_all_mb": round(mem.get("after_all_mb", 0) - mem.get("after_500_mb", 0), 1),
         "targets": TARGETS,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus (shared with other agents)",
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "under_cpu_lock": bool(os.environ.get("CSASSIST_BENCH_LOCKED")),
     }
     return result
 
