@@ -216,3 +216,20 @@ async def test_failed_send_puts_reply_back(app_factory, feedback: FeedbackLog) -
         assert "You" not in app.query_one(Transcript).plain_text()
         assert any("Not sent" in n.message for n in app._notifications)
     assert feedback.count() == 0
+
+
+async def test_mouse_selects_conversation_and_accepts_suggestion(app_factory) -> None:  # type: ignore[no-untyped-def]
+    """A click on an inbox row opens that conversation; a click on a suggestion accepts it."""
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        app.ingest(customer("c1", "where is my parcel", name="Ana"))
+        app.ingest(customer("c2", "I want a refund", name="Bo"))
+        await settle(pilot, app)
+        assert app.selected == "c1"
+        await pilot.click("#inbox-rows", offset=(4, 1))  # second row
+        await settle(pilot, app)
+        assert app.selected == "c2"
+        await pilot.click("#suggestion-2", offset=(5, 2))
+        await settle(pilot, app)
+        assert app.query_one(Composer).text.startswith("Hi! Draft 1")
+        assert app.inbox.conversations["c2"].picked == 1
