@@ -77,3 +77,25 @@ def test_cancel_stops_within_one_forward_pass() -> None:
         del gen.model.forward
     # a cancelled generator releases the model for the next caller
     assert list(gen.stream(messages(gen), max_new_tokens=2, temperature=0.0, seed=0, cancel=CancelToken()))
+
+
+def test_assistant_with_real_model_streams_and_records_exact_prompt() -> None:
+    import dataclasses
+
+    from csassist.core.pipeline import Assistant
+    from csassist.core.types import Message
+    from csassist.settings import Settings
+
+    gen = real_local_generator()
+    s = Settings()
+    s = dataclasses.replace(s, generation=dataclasses.replace(s.generation, max_new_tokens=16, num_suggestions=2))
+    a = Assistant(s, generator=gen)
+    msg = Message("c1", "customer", "my order 12345 arrived broken, I want a refund", customer="Dana")
+    updates = list(a.suggest(msg, [], a.analyze(msg.text), [P], CancelToken()))
+    done = {u.slot: u for u in updates if u.done}
+    assert done[0].suggestion is not None and done[0].suggestion.text.startswith("Hi Dana")
+    s1 = done[1].suggestion
+    assert s1 is not None and s1.backend == "local" and s1.text and s1.source_ids == ("damaged-item-refund",)
+    assert s1.prompt.startswith("<|im_start|>system\n") and "<customer_message>\nmy order 12345" in s1.prompt
+    assert s1.first_token_ms is not None and 0 < s1.first_token_ms <= s1.latency_ms
+    assert any(not u.done and u.slot == 1 for u in updates)
