@@ -193,6 +193,21 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
             self.notify(warning, severity="warning", timeout=10, markup=False)
         self._engine_ready(event.assistant)
 
+    def on_generator_ready(self, event: m.GeneratorReady) -> None:
+        """The reply model arrived after the rest of the engine: attach it, redraft the open turn."""
+        if event.assistant is not self.assistant or self.closing:
+            return
+        if event.generator is None:
+            self.notify(f"Reply model unavailable ({event.error}); extractive suggestions only",
+                        severity="warning", timeout=10, markup=False)
+            return
+        self.assistant.generator = event.generator
+        self.status.set_engine(dict(self.assistant.describe()))
+        self.notify(f"Reply model ready: {self.assistant.describe().get('generator', '')}", timeout=4, markup=False)
+        conv = self.current
+        if conv is not None and conv.picked is None and not any(slot > 0 for slot in conv.slots):
+            self._ensure_suggestions(conv, force=True)
+
     def on_engine_notice(self, event: m.EngineNotice) -> None:
         """Progress and problems from workers."""
         self.notice_log.append(event.text)

@@ -93,3 +93,12 @@ class SendFailed(TextualMessage):
     conversation_id: str
     message: Message
     error: str
+
+
+@dataclass
+class GeneratorReady(TextualMessage):
+    """The reply model finished loading after the rest of the engine (``None``: extractive only)."""
+
+    assistant: Any
+    generator: Any
+    error: str | None = None

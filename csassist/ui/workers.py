@@ -24,6 +24,7 @@ from csassist.ui.messages import (
     AssistantReady,
     EngineNotice,
     GenerationFinished,
+    GeneratorReady,
     SendFailed,
     SuggestionStreamed,
 )
@@ -39,6 +40,13 @@ def default_factory(settings: Settings) -> Any:
     from csassist.core.pipeline import Assistant
 
     return Assistant.from_settings(settings)
+
+
+def _without_generator(settings: Settings) -> Any:
+    """The real engine minus the reply model (loaded next, so the agent sees intents/KB in seconds)."""
+    from csassist.core.pipeline import Assistant
+
+    return Assistant.from_settings(settings, load_generator=False)
 
 
 def index_missing(settings: Settings) -> bool:
@@ -89,16 +97,27 @@ class EngineWorkers:
                 what = "Re-indexing" if reindex else "First run: indexing"
                 self.post_message(EngineNotice(f"{what} the knowledge base in {settings.kb_path()}…", timeout=15))
                 self.post_message(EngineNotice(build_index_for(settings), timeout=8))
+            make = partial(_without_generator, settings) if factory is default_factory else partial(factory, settings)
             try:
-                assistant = factory(settings)
+                assistant = make()
             except IndexUnusableError as exc:
                 self.post_message(EngineNotice(f"The index is unusable ({exc}); rebuilding it…", timeout=15))
                 self.post_message(EngineNotice(build_index_for(settings), timeout=8))
-                assistant = factory(settings)
+                assistant = make()
         except Exception as exc:  # noqa: BLE001 - shown to the agent, the app keeps running
             self.post_message(AssistantReady(None, error=f"{type(exc).__name__}: {exc}"))
             return
         self.post_message(AssistantReady(assistant, warnings=tuple(getattr(assistant, "warnings", ()))))
+        if factory is default_factory and settings.generation.backend.strip().lower() != "extractive":
+            # Phase 2: intents, KB answers and the extractive reply already work; now the slow model.
+            from csassist.core.generation import load_generator
+
+            try:
+                generator = load_generator(settings)
+            except Exception as exc:  # noqa: BLE001 - no model means extractive suggestions only
+                self.post_message(GeneratorReady(assistant, None, f"{exc}"))
+                return
+            self.post_message(GeneratorReady(assistant, generator))
 
     def start_analysis(self, cid: str, turn: int, message: Message, history: list[Message], arrived: float) -> None:
         """Analyse + retrieve one customer turn (exclusive per conversation: a newer turn wins)."""
