@@ -233,3 +233,26 @@ async def test_mouse_selects_conversation_and_accepts_suggestion(app_factory) ->
         await settle(pilot, app)
         assert app.query_one(Composer).text.startswith("Hi! Draft 1")
         assert app.inbox.conversations["c2"].picked == 1
+
+
+async def test_ui_answers_keys_while_a_slow_model_streams(app_factory) -> None:  # type: ignore[no-untyped-def]
+    """Never frozen: with a model producing a word every 0.3 s, keys still act at once."""
+    import time
+
+    assistant = FakeAssistant(delay=0.3)
+    app = app_factory(assistant=assistant)
+    async with app.run_test(size=SIZE) as pilot:
+        app.ingest(customer("c1", "where is my parcel", name="Ana"))
+        app.ingest(customer("c2", "I want a refund", name="Bo"))
+        for _ in range(300):
+            await pilot.pause(0.01)
+            if app.query_one(SuggestionList).card_text(0):
+                break
+        assert app.inbox.conversations["c1"].generating
+        started = time.perf_counter()
+        await pilot.press("n")
+        assert app.selected == "c2"
+        await pilot.press("p")
+        assert app.selected == "c1"
+        assert time.perf_counter() - started < 1.0  # far less than one model word per key
+        assistant.delay = 0.0
