@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
@@ -37,7 +38,7 @@ from csassist.ui.widgets.transcript import Transcript
 from csassist.ui.workers import AssistantFactory, EngineWorkers, default_factory, with_backend
 
 PICK = Binding.Group("Use 1-3", compact=True)
-W = TypeVar("W")
+W = TypeVar("W", bound=Widget)
 
 
 class CsassistApp(AgentActions, EngineWorkers, App[int]):
@@ -153,7 +154,8 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         tokens), which is not what the agent sees; the screen's own post-repaint hook is exact.
         """
         if self.screen_stack:
-            self.screen_stack[0]._invoke_later(partial(callback, *args), self)
+            probe: Callable[[], None] = partial(callback, *args)  # type: ignore[assignment]
+            self.screen_stack[0]._invoke_later(probe, self)
 
     @property
     def closing(self) -> bool:
@@ -408,7 +410,11 @@ def run_app(args: argparse.Namespace) -> int:
     app = make_app(settings, assistant_factory=default_factory, sources=intake.sources, outbox=intake.outbox,
                    feedback=FeedbackLog(), theme_name=args.theme, source_label=intake.label,
                    notices=intake.notices + intake.relay.early)
-    intake.relay.target = lambda text: app.post_message(m.EngineNotice(text, timeout=20))
+
+    def relay(text: str) -> None:
+        app.post_message(m.EngineNotice(text, timeout=20))
+
+    intake.relay.target = relay
     try:
         app.run()
     finally:

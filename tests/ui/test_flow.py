@@ -45,6 +45,8 @@ async def test_arrive_accept_edit_send(app_factory, feedback: FeedbackLog, tmp_p
         assert app.focused is composer
         await pilot.press("space", "B", "y", "e", "!")  # typed into the composer, not shortcuts
         assert composer.text == accepted + " Bye!"
+        await pilot.press("escape")  # back to the single-key shortcuts
+        assert app.focused is app.query_one("#conversations")
         await pilot.press("ctrl+s")
         await settle(pilot, app)
         assert composer.text == ""

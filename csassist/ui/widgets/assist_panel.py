@@ -54,7 +54,8 @@ class AssistPanel(VerticalScroll):
                 continue
             passage = passages[rank - 1]
             box.display = True
-            box.title = Content(f"{rank}. {one_line(passage.title, 30)}  {passage.score:.2f}")  # plain, not markup
+            title = Content(f"{rank}. {one_line(passage.title, 30)}  {passage.score:.2f}")  # plain, not markup
+            box.title = title  # type: ignore[assignment]  # Collapsible accepts Content
             self.query_one(f"#kb-body-{rank}", Static).update(safe_text(passage.text, max_chars=4000))
 
     def _intents(self, analysis: Analysis | None, correction: str | None) -> Text:

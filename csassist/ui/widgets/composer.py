@@ -19,7 +19,7 @@ class Composer(TextArea):
 
     def action_leave(self) -> None:
         """Move focus back to the conversation list."""
-        self.app.action_focus("conversations")
+        self.screen.query_one("#conversations").focus()
 
     def set_reply(self, text: str) -> None:
         """Replace the whole text (a suggestion accepted into the composer) with the cursor at the end."""
