@@ -44,7 +44,7 @@ def demo_passages() -> list[Passage]:
     return out
 
 
-def build_prompt(tokenizer: Any) -> tuple[str, int]:
+def build_prompt(tokenizer: Any, message: str = "") -> tuple[str, int]:
     """The ~400-token benchmark prompt through csassist's own prompt builder and chat template."""
     from csassist.core.prompts import build_messages, render_prompt
     from csassist.settings import CompanySettings
@@ -55,7 +55,7 @@ def build_prompt(tokenizer: Any) -> tuple[str, int]:
     ]
     count = lambda t: len(tokenizer.encode(t, add_special_tokens=False))  # noqa: E731
     msgs = build_messages(
-        "my order 12345 arrived broken, the vase is in pieces. I want a refund please",
+        message or "my order 12345 arrived broken, the vase is in pieces. I want a refund please",
         history,
         demo_passages(),
         None,
@@ -167,6 +167,7 @@ def bench_pair(
     os.environ["CSASSIST_DTYPE"] = dtype
     loaded = load_causal_lm(model_name, device=device, adapter="none")
     gen = LocalGenerator(loaded)
+    gen.prefix_cache = False  # like for like with generate: every run prefills the whole prompt
     prompt, prompt_tokens = build_prompt(loaded.tokenizer)
     run_local(gen, prompt, 4)  # warm-up both paths
     run_generate(loaded.model, loaded.tokenizer, prompt, 4)
@@ -187,6 +188,17 @@ def bench_pair(
         "same_greedy_tokens": same,
     }
     result["decode_ratio"] = result["local"]["decode_tok_s_p50"] / max(1e-9, result["generate"]["decode_tok_s_p50"])
+    # csassist's prefix cache: the 2nd/3rd draft of a turn share the whole prompt; the next turn of the
+    # same conversation shares the system part and the passages.
+    gen.prefix_cache = True
+    next_turn, _ = build_prompt(loaded.tokenizer, "ok thanks. and how long until the refund shows on my card?")
+    same, other = [], []
+    for _ in range(runs):
+        run_local(gen, prompt, 4)
+        same.append(run_local(gen, prompt, new_tokens))
+        other.append(run_local(gen, next_turn, new_tokens))
+    result["local_prefix_same_prompt"] = aggregate("local, next draft", same)
+    result["local_prefix_next_turn"] = aggregate("local, next turn", other)
     if extra_generate is not None:
         compiled = [
             run_generate(loaded.model, loaded.tokenizer, prompt, new_tokens, **extra_generate) for _ in range(runs + 2)
@@ -232,7 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{'ratio':>6} {'same':>5}"
     )
     for r in results:
-        for key in ("local", "generate", "generate_static_compiled"):
+        for key in (
+            "local",
+            "generate",
+            "generate_static_compiled",
+            "local_prefix_same_prompt",
+            "local_prefix_next_turn",
+        ):
             if key not in r:
                 continue
             a = r[key]

@@ -17,6 +17,7 @@ wanted), seeded per call so a suggestion is reproducible.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ from csassist.settings import GenerationSettings
 
 TOP_P = 0.9
 REPETITION_PENALTY = 1.15
+#: Reuse the previous prompt's KV cache when at least this many leading tokens are identical.
+MIN_PREFIX_REUSE = 32
 
 
 class LocalGenerator:
@@ -47,6 +50,13 @@ class LocalGenerator:
         self.eos_ids = self._eos_ids()
         #: Token ids of the most recent reply (benchmarks compare them with ``model.generate``).
         self.last_tokens: list[int] = []
+        #: Prefix caching: the last prompt's ids and its KV cache right after prefill.  The drafts of
+        #: one turn share the whole prompt, and turns share the system part, so only the new tail is
+        #: prefilled.  Benchmarks turn it off to compare like with like.
+        self.prefix_cache = True
+        self._prefix: tuple[list[int], Any] | None = None
+        #: How many prompt tokens the last call took from the prefix cache.
+        self.last_reused_tokens = 0
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
         params = inspect.signature(self.model.forward).parameters
         # transformers 5.x renamed past_key_values -> cache; support both
@@ -128,9 +138,16 @@ class LocalGenerator:
             rng = torch.Generator(device="cpu").manual_seed(int(seed))
             if cancel.cancelled:
                 return
-            extra = {"logits_to_keep": 1} if self._keep_arg else {}
-            out = self.model(input_ids=ids, use_cache=True, **extra)
+            extra: dict[str, Any] = {"logits_to_keep": 1} if self._keep_arg else {}
+            prompt_ids = ids[0].tolist()
+            cached, reused = self._reusable_prefix(prompt_ids)
+            self.last_reused_tokens = reused
+            if cached is not None:
+                extra[self._cache_arg] = cached
+            out = self.model(input_ids=ids[:, reused:], use_cache=True, **extra)
             past = self._cache_of(out)
+            if self.prefix_cache:
+                self._prefix = (prompt_ids, copy.deepcopy(past))
             logits = out.logits[0, -1, :]
             produced: list[int] = []
             self.last_tokens = produced
@@ -150,6 +167,31 @@ class LocalGenerator:
                 out = self.model(input_ids=step, use_cache=True, **{self._cache_arg: past})
                 past = self._cache_of(out)
                 logits = out.logits[0, -1, :]
+
+    def _reusable_prefix(self, prompt_ids: list[int]) -> tuple[Any, int]:
+        """A copy of the stored KV cache cut to the prefix shared with ``prompt_ids`` (or ``(None, 0)``).
+
+        At least one prompt token is always left to run, so the forward pass yields the next-token logits.
+        """
+        if not self.prefix_cache or self._prefix is None:
+            return None, 0
+        old_ids, old_cache = self._prefix
+        shared = 0
+        for a, b in zip(old_ids, prompt_ids, strict=False):
+            if a != b:
+                break
+            shared += 1
+        shared = min(shared, len(prompt_ids) - 1)
+        crop = getattr(old_cache, "crop", None)
+        if shared < MIN_PREFIX_REUSE or crop is None:
+            return None, 0
+        cache = copy.deepcopy(old_cache)
+        extra = cache.get_seq_length() - shared
+        if extra > 0:
+            cache.crop(-extra)  # negative = "remove this many" in every transformers version
+        if cache.get_seq_length() != shared:  # pragma: no cover - a cache type with other crop semantics
+            return None, 0
+        return cache, shared
 
     def _cache_of(self, out: Any) -> Any:
         """The KV cache returned by a forward pass (attribute name depends on the transformers version)."""

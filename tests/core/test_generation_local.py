@@ -99,3 +99,33 @@ def test_assistant_with_real_model_streams_and_records_exact_prompt() -> None:
     assert s1.prompt.startswith("<|im_start|>system\n") and "<customer_message>\nmy order 12345" in s1.prompt
     assert s1.first_token_ms is not None and 0 < s1.first_token_ms <= s1.latency_ms
     assert any(not u.done and u.slot == 1 for u in updates)
+
+
+def test_prefix_cache_reuses_prompt_without_changing_output() -> None:
+    from csassist.core.types import Message
+
+    gen = real_local_generator()
+    first = messages(gen)
+    later = build_messages(
+        "and how long does the refund take?",
+        [Message("c", "customer", "my order 12345 broke")],
+        [P],
+        None,
+        CompanySettings(),
+        token_budget=1024,
+        count_tokens=gen.count_tokens,
+    )
+    gen.prefix_cache = False
+    want = [
+        list(gen.stream(m, max_new_tokens=8, temperature=0.0, seed=0, cancel=CancelToken())) for m in (first, later)
+    ]
+    gen.prefix_cache = True
+    try:
+        list(gen.stream(first, max_new_tokens=2, temperature=0.0, seed=0, cancel=CancelToken()))
+        again = list(gen.stream(first, max_new_tokens=8, temperature=0.0, seed=0, cancel=CancelToken()))
+        assert gen.last_reused_tokens == gen.count_tokens(gen.render(first)) - 1
+        nxt = list(gen.stream(later, max_new_tokens=8, temperature=0.0, seed=0, cancel=CancelToken()))
+        assert 32 <= gen.last_reused_tokens < gen.count_tokens(gen.render(later))
+        assert [again, nxt] == want
+    finally:
+        gen.prefix_cache = True
