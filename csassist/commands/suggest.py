@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return 0
 
-    print(f"intent: {analysis.intent.intent or '-'}   sources: {', '.join(p.article_id for p in passages) or '-'}")
+    ids = list(dict.fromkeys(p.article_id for p in passages))
+    print(f"intent: {analysis.intent.intent or '-'}   sources: {', '.join(ids) or '-'}")
     for i, s in enumerate(suggestions, start=1):
         timing = f"{s.latency_ms:.0f} ms" + (f", first token {s.first_token_ms:.0f} ms" if s.first_token_ms else "")
         print(

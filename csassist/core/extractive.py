@@ -149,6 +149,21 @@ def _order_number(analysis: Analysis | None) -> str | None:
     return None
 
 
+def choose_passage(passages: Sequence[Passage], analysis: Analysis | None) -> Passage:
+    """The passage to answer from: the best-ranked one tagged with the detected intent, else the best one.
+
+    Retrieval ranks by similarity of wording; the intent model looks at what the customer wants.  When
+    they disagree (tracking vs. "my parcel never came"), the article written for that intent wins,
+    but only among the retrieved candidates.
+    """
+    intent = analysis.intent.intent if analysis is not None else None
+    if intent:
+        for p in passages[:3]:
+            if intent in p.intents:
+                return p
+    return passages[0]
+
+
 def _first_name(name: str | None) -> str | None:
     """A greeting-friendly first name ("Dana" from "Dana Whitfield"), or None."""
     if not name or not name.strip():
@@ -184,7 +199,7 @@ def extractive_reply(
     if not passages:
         body = "I am looking into this for you and will get back to you shortly with an answer."
         return f"{opening}\n\n{body}\n\n{closing}", ()
-    best = passages[0]
+    best = choose_passage(passages, analysis)
     sentences = key_sentences(best.text, message)
     body = " ".join(sentences) if sentences else best.text.strip()
     return f"{opening}\n\n{body}\n\n{closing}", (best.article_id,)

@@ -68,3 +68,18 @@ def test_odd_customer_name_is_not_used() -> None:
 def test_abbreviations_do_not_split_sentences() -> None:
     sents = split_sentences("1. your **order number** (e.g. LK-204817 — six digits are fine);\nThen wait.")
     assert sents[0] == "your order number (e.g. LK-204817 — six digits are fine)."
+
+
+def test_passage_tagged_with_detected_intent_wins_among_top_three() -> None:
+    from csassist.core.extractive import choose_passage
+    from csassist.core.types import IntentScore
+
+    track = Passage("track#0", "track", "Track", "Track it here.", "t.md", 0.9, intents=("track_order",))
+    missing = Passage(
+        "missing#0", "missing", "Missing", "We will investigate.", "m.md", 0.8, intents=("missing_delivery",)
+    )
+    analysis = Analysis(IntentPrediction((IntentScore("missing_delivery", 0.8),), False, 0.3), (), Urgency(), "")
+    assert choose_passage([track, missing], analysis) is missing
+    assert choose_passage([track, missing], None) is track
+    _, ids = extractive_reply("parcel never came", [track, missing], analysis, CompanySettings())
+    assert ids == ("missing",)
