@@ -12,7 +12,7 @@ from csassist.ui.render import clock_time, safe_text
 class Transcript(RichLog):
     """An append-only log of message blocks; switching conversations rewrites it."""
 
-    MAX_REPLAYED = 40  # messages re-rendered when a conversation is opened (older ones stay in the state)
+    MAX_REPLAYED = 12  # messages re-rendered when a conversation is opened (older ones stay in the state)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=20, **kwargs)  # type: ignore[arg-type]
