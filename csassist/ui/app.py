@@ -40,6 +40,10 @@ from csassist.ui.workers import AssistantFactory, EngineWorkers, default_factory
 
 PICK = Binding.Group("Use 1-3", compact=True)
 W = TypeVar("W", bound=Widget)
+#: Actions on plain character keys: inactive (and hidden from the footer) while the composer has focus.
+SINGLE_KEY_ACTIONS = frozenset({"accept", "edit", "reject", "regenerate", "next_conversation",
+                                "previous_conversation", "kb_search", "correct_intent", "toggle_sort", "stats",
+                                "help"})
 
 
 class CsassistApp(AgentActions, EngineWorkers, App[int]):
@@ -94,6 +98,10 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
             self.notices.append(f"Theme '{wanted}' is not available; using {fallback}")
             wanted = fallback
         self.theme = wanted
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While typing in the composer, single-key shortcuts type text: hide them from the footer."""
+        return not (action in SINGLE_KEY_ACTIONS and isinstance(self.focused, Composer))
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         """csassist's own theme variables, so any Textual theme works with app.tcss."""

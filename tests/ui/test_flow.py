@@ -41,8 +41,11 @@ async def test_arrive_accept_edit_send(app_factory, feedback: FeedbackLog, tmp_p
         composer = app.query_one(Composer)
         accepted = composer.text
         assert accepted.startswith("Hello, thanks") and app.focused is not composer
+        assert "1" in {b.binding.key for b in app.screen.active_bindings.values() if b.enabled}
         await pilot.press("e")
         assert app.focused is composer
+        footer_keys = {b.binding.key for b in app.screen.active_bindings.values() if b.enabled}
+        assert "ctrl+s" in footer_keys and "1" not in footer_keys  # typing keys are not shortcuts now
         await pilot.press("space", "B", "y", "e", "!")  # typed into the composer, not shortcuts
         assert composer.text == accepted + " Bye!"
         await pilot.press("escape")  # back to the single-key shortcuts
