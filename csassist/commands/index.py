@@ -25,9 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--rebuild", action="store_true", help="re-embed everything instead of reusing vectors")
     p.add_argument(
         "--index-type",
-        choices=("auto", "flat", "hnsw"),
+        choices=("auto", "flat", "hnsw", "ivf"),
         default=None,
-        help="exact (flat) or approximate (hnsw) search; auto picks hnsw from 50,000 chunks",
+        help="exact (flat) or approximate (hnsw, ivf) search; auto picks hnsw from 50,000 chunks",
     )
     p.add_argument("--json", action="store_true", help="print the build report as one JSON object")
 

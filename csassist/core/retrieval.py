@@ -21,6 +21,7 @@ from csassist.core.index import (
     FORMAT_VERSION,
     HNSW_EF_SEARCH,
     INDEX_FILE,
+    IVF_NPROBE,
     configure_faiss_threads,
     read_chunk_records,
     read_manifest,
@@ -111,6 +112,9 @@ class Retriever:
         hnsw = manifest.get("hnsw") or {}
         if hasattr(index, "hnsw"):
             index.hnsw.efSearch = int(hnsw.get("ef_search", HNSW_EF_SEARCH))
+        ivf = manifest.get("ivf") or {}
+        if ivf and hasattr(index, "nprobe"):
+            index.nprobe = int(ivf.get("nprobe", IVF_NPROBE))
         return cls(index_dir, manifest, index, records, encoder)
 
     def search(self, query: str, k: int = 5) -> list[Passage]:

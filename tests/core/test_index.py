@@ -16,6 +16,7 @@ from csassist.core.index import (
     VECTORS_FILE,
     build_index,
     choose_index_type,
+    ivf_cells,
 )
 from csassist.core.retrieval import Retriever
 from tests.fakes import FakeEncoder
@@ -179,5 +180,7 @@ def test_index_type_choice() -> None:
     assert choose_index_type("auto", 100) == "flat"
     assert choose_index_type("auto", 200_000) == "hnsw"
     assert choose_index_type("hnsw", 10) == "hnsw"
+    assert choose_index_type("ivf", 10) == "ivf"
     with pytest.raises(ValueError, match="unknown index type"):
-        choose_index_type("ivf", 10)
+        choose_index_type("lsh", 10)
+    assert ivf_cells(6) == 1 and ivf_cells(100_000) == 1264

@@ -95,17 +95,17 @@ def test_missing_or_inconsistent_files_are_refused(built: Path, fake_encoder: Fa
         Retriever.open(built, fake_encoder)
 
 
-def test_flat_and_hnsw_give_the_same_top_hit(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+def test_flat_hnsw_and_ivf_give_the_same_hits(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     kb = make_kb(tmp_path / "kb")
     results = {}
-    for kind in ("flat", "hnsw"):
+    for kind in ("flat", "hnsw", "ivf"):
         out = tmp_path / kind
         report = build_index(kb, out, fake_encoder, index_type=kind)
         retriever = Retriever.open(out, fake_encoder)
         assert report.index_type == kind == retriever.manifest["index_type"]
         results[kind] = [h.article_id for h in retriever.search("cancel my order before packing", k=3)]
-    assert results["flat"][0] == results["hnsw"][0] == "cancel-order"
-    assert results["flat"] == results["hnsw"]
+    assert results["flat"][0] == results["hnsw"][0] == results["ivf"][0] == "cancel-order"
+    assert results["flat"] == results["hnsw"] == results["ivf"]
 
 
 @pytest.mark.real_model
