@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         core.build_dataset(log, config.val_split, config.seed, config.min_pairs)  # refuse before loading models
         result = _train(log, config, args, out, console)
+    if not result.metrics:  # not the main process of a multi-process run
+        return 0
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -106,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(log: Any, config: Any, args: argparse.Namespace, out: Any, console: Any) -> Any:
     """Run the core fine-tune under a progress bar, then refit intents from corrections."""
+    import os
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from csassist.core import finetune_log as core
@@ -120,6 +124,7 @@ def _train(log: Any, config: Any, args: argparse.Namespace, out: Any, console: A
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        disable=int(os.environ.get("RANK", "0")) != 0,  # one bar per torchrun/accelerate job, not per process
     ) as bar:
         task = bar.add_task("loading", total=1, info="")
 
@@ -134,6 +139,8 @@ def _train(log: Any, config: Any, args: argparse.Namespace, out: Any, console: A
         result = core.finetune_from_log(
             log, config, base=args.base, out=out, force=args.force, encoder=encoder, progress=progress
         )
+    if not result.metrics:  # another process of an `accelerate launch` / `torchrun` job: main reports
+        return result
     if not getattr(args, "no_intents", False):
         from csassist.core.kb import load_kb
         from csassist.settings import load_settings

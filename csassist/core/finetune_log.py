@@ -624,7 +624,7 @@ def finetune_from_log(
 
     configure_threads(None)
     dataset = build_dataset(log, config.val_split, config.seed, config.min_pairs)
-    accelerator = Accelerator()
+    accelerator = Accelerator(cpu=_multi_process_without_gpu())
     if progress is not None and accelerator.is_main_process:
         progress({"phase": "load", "step": 0, "total": 1})
     model, tokenizer, base_id = loaded if loaded is not None else load_base(base)
@@ -648,6 +648,18 @@ def finetune_from_log(
     accelerator.wait_for_everyone()
     peft_model.unload()  # take the LoRA layers out again: a caller's loaded base model stays reusable
     return result
+
+
+def _multi_process_without_gpu() -> bool:
+    """Under ``torchrun``/``accelerate launch`` with no GPU, accelerate needs ``cpu=True`` to use gloo.
+
+    (With GPUs it picks NCCL by itself; on one process ``cpu=False`` keeps CUDA/MPS when present.)
+    """
+    import os
+
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
 
 def refit_intents(
