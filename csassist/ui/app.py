@@ -86,6 +86,7 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         self.source_label = source_label
         self.shown_latencies: list[float] = []  # arrival -> intent on screen (inbox row or panel), ms
         self.shown_latencies_selected: list[float] = []  # ... for the selected conversation (intent + KB)
+        self.stage_timings: list[tuple[float, float]] = []  # (analyse ms, retrieve ms) per shown analysis
         self.notice_log: list[str] = []  # every engine notice, also after its toast expired (tests read it)
         self.notices = list(notices) + list(settings.warnings)
         themes, problems = load_themes(theme_dirs or (paths.bundled_themes_dir(), paths.user_themes_dir()))
@@ -265,6 +266,7 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
             return  # a newer customer message is being analysed
         conv.analysis, conv.passages, conv.analysed_turn = event.analysis, event.passages, event.turn
         conv.intent_correction = None
+        self.stage_timings.append((event.analyse_ms, event.retrieve_ms))
         self.status.set_latency("analyse", event.analyse_ms)
         self.status.set_latency("retrieve", event.retrieve_ms)
         self.refresh_list()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from csassist.settings import Settings
 
 AssistantFactory = Callable[["Settings"], Any]
+_ANALYSIS_LOCK = threading.Lock()
 
 
 def default_factory(settings: Settings) -> Any:
@@ -47,6 +48,15 @@ def _without_generator(settings: Settings) -> Any:
     from csassist.core.pipeline import Assistant
 
     return Assistant.from_settings(settings, load_generator=False)
+
+
+def warm_up(assistant: Any) -> None:
+    """One throw-away analysis + search, so the first customer message does not pay torch's warm-up."""
+    try:
+        assistant.analyze("hello, where is my order?", [])
+        assistant.retrieve("hello, where is my order?", 1)
+    except Exception:  # noqa: BLE001 - warm-up is best effort; real calls report their own errors
+        pass
 
 
 def index_missing(settings: Settings) -> bool:
@@ -107,6 +117,7 @@ class EngineWorkers:
         except Exception as exc:  # noqa: BLE001 - shown to the agent, the app keeps running
             self.post_message(AssistantReady(None, error=f"{type(exc).__name__}: {exc}"))
             return
+        warm_up(assistant)
         self.post_message(AssistantReady(assistant, warnings=tuple(getattr(assistant, "warnings", ()))))
         if factory is default_factory and settings.generation.backend.strip().lower() != "extractive":
             # Phase 2: intents, KB answers and the extractive reply already work; now the slow model.
@@ -120,23 +131,38 @@ class EngineWorkers:
             self.post_message(GeneratorReady(assistant, generator))
 
     def start_analysis(self, cid: str, turn: int, message: Message, history: list[Message], arrived: float) -> None:
-        """Analyse + retrieve one customer turn (exclusive per conversation: a newer turn wins)."""
-        self.run_worker(partial(self._analyse, self.assistant, cid, turn, message, history, arrived), thread=True,
-                        exclusive=True, group=f"analyse-{cid}", name=f"analyse {cid}", exit_on_error=False)
+        """Queue the analysis of a conversation's newest customer turn (a newer turn replaces a queued one).
 
-    def _analyse(self, assistant: Any, cid: str, turn: int, message: Message, history: list[Message],
-                 arrived: float) -> None:
-        """Worker body: intent/entities/urgency, then KB passages; posted before any generation."""
+        One thread worker drains the queue in arrival order.  Running analyses one at a time is faster
+        than one thread per message: on a busy CPU, concurrent encoder calls slowed each other ~10x.
+        """
+        with _ANALYSIS_LOCK:
+            queue = self.__dict__.setdefault("_analysis_queue", {})
+            queue[cid] = (turn, message, history, arrived)  # replacing keeps the conversation's place
+            start = not self.__dict__.get("_analysis_running", False)
+            self.__dict__["_analysis_running"] = True
+        if start:
+            self.run_worker(self._analysis_loop, thread=True, group="analyse", name="analysis", exit_on_error=False)
+
+    def _analysis_loop(self) -> None:
+        """Worker body: take the oldest queued conversation, analyse + retrieve, post; exit when idle."""
         worker = get_current_worker()
-        t0 = time.perf_counter()
-        analysis: Analysis = assistant.analyze(message.text, history)
-        t1 = time.perf_counter()
-        if worker.is_cancelled:
-            return
-        passages: list[Passage] = list(assistant.retrieve(message.text, self.settings.retrieval.top_k))
-        t2 = time.perf_counter()
-        if not worker.is_cancelled:
-            self.post_message(AnalysisReady(cid, turn, analysis, passages, (t1 - t0) * 1000, (t2 - t1) * 1000, arrived))
+        queue: dict[str, tuple[int, Message, list[Message], float]] = self.__dict__.setdefault("_analysis_queue", {})
+        while True:
+            with _ANALYSIS_LOCK:
+                if not queue or worker.is_cancelled:
+                    self.__dict__["_analysis_running"] = False  # the next start_analysis starts a new loop
+                    return
+                cid = next(iter(queue))
+                turn, message, history, arrived = queue.pop(cid)
+            assistant = self.assistant
+            t0 = time.perf_counter()
+            analysis: Analysis = assistant.analyze(message.text, history)
+            t1 = time.perf_counter()
+            passages: list[Passage] = list(assistant.retrieve(message.text, self.settings.retrieval.top_k))
+            t2 = time.perf_counter()
+            self.post_message(AnalysisReady(cid, turn, analysis, passages, (t1 - t0) * 1000, (t2 - t1) * 1000,
+                                            arrived))
 
     def start_generation(self, cid: str, turn: int, generation: int, message: Message, history: list[Message],
                          analysis: Analysis, passages: list[Passage], token: CancelToken, seed: int) -> None:
