@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--no-bf16", action="store_true", help="skip the (slow on AVX2-only CPUs) bf16 variant")
     parser.add_argument("--model", default="", help="model id or dir (default: bundled SmolLM2-135M-Instruct)")
     args = parser.parse_args(argv)
     from transformers.utils import logging as hf_logging
@@ -231,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append(bench_pair("cuda bf16", "bfloat16", 1, runs, args.new_tokens, "cuda", args.model, static))
     else:
         results.append(bench_pair("cpu f32 1 thread", "float32", 1, runs, args.new_tokens, "cpu", args.model))
-        results.append(
-            bench_pair("cpu bf16 1 thread", "bfloat16", 1, max(2, runs // 2), args.new_tokens, "cpu", args.model)
-        )
+        if not args.no_bf16:
+            results.append(
+                bench_pair("cpu bf16 1 thread", "bfloat16", 1, max(2, runs // 2), args.new_tokens, "cpu", args.model)
+            )
         if not args.quick:
             results.append(
                 bench_pair("cpu f32 2 threads", "float32", 2, max(2, runs // 2), args.new_tokens, "cpu", args.model)
