@@ -92,7 +92,6 @@ def load_engine(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         info["index_build"] = build_index_for(settings)
         info["index_build_s"] = round(time.perf_counter() - t0, 1)
     from csassist.core.pipeline import Assistant
-
     from csassist.ui.workers import warm_up
 
     t0 = time.perf_counter()

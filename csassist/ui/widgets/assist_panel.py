@@ -11,6 +11,7 @@ from textual.widgets import Collapsible, Static
 from csassist.core.types import Analysis, Passage
 from csassist.ui.render import confidence_bar, one_line, safe_text
 
+PAD = "\u00a0\u00a0"  # non-breaking: Textual's wrapping drops ordinary spaces at span starts
 URGENCY_VARIABLE = {"normal": "csassist-normal", "elevated": "csassist-elevated", "urgent": "csassist-urgent"}
 
 
@@ -63,16 +64,16 @@ class AssistPanel(VerticalScroll):
         out = Text()
         out.append("Intent", style="bold")
         if analysis is None:
-            out.append("\n  analysing…" if correction is None else "", style="dim")
+            out.append("\n" + PAD + "analysing…" if correction is None else "", style="dim")
             return out
         if correction:
-            out.append("  corrected → ", style="dim")
+            out.append(PAD + "corrected → ", style="dim")
             out.append(one_line(correction, 24), style="bold")
         elif analysis.intent.out_of_scope:
-            out.append("  out of scope", style="bold")
+            out.append(PAD + "out of scope", style="bold")
         bar = self.app.theme_variables.get("csassist-bar", "")
         for score in analysis.intent.top[:3]:
-            out.append("\n  ")
+            out.append("\n" + PAD)
             out.append(f"{one_line(score.intent, 20):<20} ")
             out.append(confidence_bar(score.probability), style=bar)
             out.append(f" {score.probability * 100:3.0f}%")
@@ -81,7 +82,7 @@ class AssistPanel(VerticalScroll):
         out.append("\nUrgency ", style="bold")
         out.append(level, style=f"bold {colour}".strip())
         if analysis.urgency.reasons:
-            out.append("  " + one_line(", ".join(analysis.urgency.reasons), 30), style="dim")
+            out.append(PAD + one_line(", ".join(analysis.urgency.reasons), 30), style="dim")
         return out
 
     def _entities(self, analysis: Analysis | None) -> Text:
@@ -91,9 +92,9 @@ class AssistPanel(VerticalScroll):
         if analysis is None:
             return out
         if not analysis.entities:
-            out.append("  none", style="dim")
+            out.append(PAD + "none", style="dim")
         for entity in analysis.entities[:8]:
-            out.append("\n  ")
+            out.append("\n" + PAD)
             out.append(f"{one_line(entity.type, 14):<14} ", style="dim")
             out.append(one_line(entity.value or entity.text, 28))
         return out
