@@ -14,6 +14,13 @@ from tests.core.gen_fakes import default_model_dir
 pytestmark = pytest.mark.real_model
 
 
+@pytest.fixture(autouse=True)
+def _no_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's CSASSIST_MODEL / CSASSIST_BACKEND must not change what these tests check."""
+    for name in ("CSASSIST_MODEL", "CSASSIST_BACKEND", "CSASSIST_SERVER_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def demo_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Path:  # type: ignore[no-untyped-def]
     from csassist.core.index import build_index
