@@ -104,7 +104,16 @@ class SentenceEncoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-@functools.lru_cache(maxsize=4)
 def load_encoder(name_or_path: str | None = None) -> SentenceEncoder:
-    """Load (once per process) and return the embedder; raises :class:`ModelMissingError` with advice."""
-    return SentenceEncoder(name_or_path or None)
+    """Load (once per process) and return the embedder; raises :class:`ModelMissingError` with advice.
+
+    ``None``, ``""`` and the default model's name are one cache entry, so the model is never loaded
+    twice because two callers spelled "the default" differently.
+    """
+    model_id, _ = resolve_embedder_path(name_or_path)
+    return _load_encoder_cached(model_id)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_encoder_cached(model_id: str) -> SentenceEncoder:
+    return SentenceEncoder(model_id)
