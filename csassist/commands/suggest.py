@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     for warning in assistant.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     analysis = assistant.analyze(message.text, history)
-    passages = assistant.retrieve(message.text)
+    passages = assistant.retrieve(message.text, history=history)
     done = [
         u
         for u in assistant.suggest(message, history, analysis, passages, CancelToken(), n=args.n, seed=args.seed)

@@ -60,6 +60,26 @@ def approx_token_count(text: str) -> int:
     return max(1, len(text) // 4 + 1)
 
 
+def customer_turn_text(text: str, history: Sequence[Message], *, max_messages: int = 3) -> str:
+    """The customer's whole unanswered turn: ``text`` plus the customer messages just before it.
+
+    Customers split one request over several messages ("my order arrived broken" / "photos attached,
+    that's £42"): the last message alone often carries no intent and retrieves the wrong article.
+    Intent, entities and retrieval therefore look at the messages since the agent last wrote (at most
+    ``max_messages``).  The newest message comes first so that the encoder's length limit cuts the
+    oldest part, never the newest.  With no pending messages the result is ``text`` unchanged.
+    """
+    pending: list[str] = []
+    for earlier in reversed(history):
+        if earlier.speaker != "customer" or len(pending) >= max_messages - 1:
+            break
+        if earlier.text.strip():
+            pending.append(earlier.text.strip())
+    if not pending:
+        return text
+    return "\n".join([text.strip(), *pending])
+
+
 def _empty_analysis(text: str) -> Analysis:
     """What is known about a message when no analyzer is available: nothing but its text."""
     return Analysis(
@@ -104,7 +124,10 @@ class Assistant:
         configure_threads(settings.generation.threads or None)
         encoder = retriever = intent_model = generator = None
         try:
-            encoder = load_encoder(settings.retrieval.embedder or None)
+            from csassist.core.encode_cache import MemoEncoder
+
+            # One memo shared by the intent head and the retriever: each turn is encoded once.
+            encoder = MemoEncoder(load_encoder(settings.retrieval.embedder or None))
         except Exception as exc:  # noqa: BLE001 - any failure means "no embedder", reported
             warnings.append(f"embedder unavailable ({exc}); no KB passages or intents")
         if encoder is not None:
@@ -144,20 +167,24 @@ class Assistant:
 
     # ------------------------------------------------------------------ per turn
     def analyze(self, text: str, history: Sequence[Message] = ()) -> Analysis:
-        """Intent, entities and urgency of ``text``; an empty analysis when no analyzer is available."""
+        """Intent, entities and urgency of the customer's turn ending in ``text`` (see :func:`customer_turn_text`).
+
+        An empty analysis when no analyzer is available.
+        """
+        turn = customer_turn_text(text, history)
         if self.analyzer is None:
-            return _empty_analysis(text)
+            return _empty_analysis(turn)
         try:
-            return self.analyzer.analyze(text, history)  # type: ignore[no-any-return]
+            return self.analyzer.analyze(turn, history)  # type: ignore[no-any-return]
         except Exception as exc:  # noqa: BLE001 - analysis must never block a reply
             self._warn_once(f"analysis failed ({type(exc).__name__}: {exc})")
             return _empty_analysis(text)
 
-    def retrieve(self, text: str, k: int | None = None) -> list[Passage]:
-        """The best KB passages for ``text`` (empty without an index)."""
+    def retrieve(self, text: str, k: int | None = None, history: Sequence[Message] = ()) -> list[Passage]:
+        """The best KB passages for the customer's turn ending in ``text`` (empty without an index)."""
         if self.retriever is None or not text.strip():
             return []
-        return list(self.retriever.search(text, k or self.settings.retrieval.top_k))
+        return list(self.retriever.search(customer_turn_text(text, history), k or self.settings.retrieval.top_k))
 
     def suggest(
         self,
@@ -174,10 +201,12 @@ class Assistant:
         total = max(1, n if n is not None else self.settings.generation.num_suggestions)
         self._claim(message.conversation_id, cancel)
         try:
-            yield self._extractive_update(message, analysis, passages)
+            messages = self._prompt_messages(message, history, analysis, passages)
+            prompt = self._render(messages)
+            yield self._extractive_update(message, analysis, passages, prompt)
             if self.generator is None or total <= 1 or cancel.cancelled:
                 return
-            yield from self._generated_updates(message, history, analysis, passages, cancel, total, seed)
+            yield from self._generated_updates(message, history, passages, messages, prompt, cancel, total, seed)
         finally:
             self._release(message.conversation_id, cancel)
 
@@ -213,16 +242,34 @@ class Assistant:
             if self._inflight.get(conversation_id) is cancel:
                 del self._inflight[conversation_id]
 
+    def _prompt_messages(
+        self, message: Message, history: Sequence[Message], analysis: Analysis | None, passages: Sequence[Passage]
+    ) -> list[dict[str, str]]:
+        """The chat messages for this turn, within the configured token budget."""
+        cfg = self.settings.generation
+        return build_messages(
+            message.text,
+            history,
+            passages,
+            analysis,
+            self.settings.company,
+            token_budget=cfg.prompt_token_budget,
+            count_tokens=self._count_tokens(),
+            max_turns=cfg.history_turns,
+        )
+
     def _extractive_update(
-        self, message: Message, analysis: Analysis | None, passages: Sequence[Passage]
+        self, message: Message, analysis: Analysis | None, passages: Sequence[Passage], prompt: str
     ) -> SuggestionUpdate:
+        """Slot 0.  It carries the prompt the model would have seen, so an accepted or edited extractive
+        reply is a training pair for ``csassist finetune --from-log`` like any generated one."""
         start = time.perf_counter()
         text, ids = extractive_reply(
             message.text, passages, analysis, self.settings.company, customer_name=message.customer
         )
         ms = (time.perf_counter() - start) * 1000
         suggestion = Suggestion(
-            text=text, source_ids=ids, backend="extractive", model="", latency_ms=ms, first_token_ms=ms
+            text=text, source_ids=ids, backend="extractive", model="", latency_ms=ms, first_token_ms=ms, prompt=prompt
         )
         return SuggestionUpdate(slot=0, text=text, backend="extractive", done=True, suggestion=suggestion)
 
@@ -244,8 +291,9 @@ class Assistant:
         self,
         message: Message,
         history: Sequence[Message],
-        analysis: Analysis | None,
         passages: Sequence[Passage],
+        messages: list[dict[str, str]],
+        prompt: str,
         cancel: CancelToken,
         total: int,
         seed: int,
@@ -253,17 +301,6 @@ class Assistant:
         gen = self.generator
         assert gen is not None
         cfg = self.settings.generation
-        messages = build_messages(
-            message.text,
-            history,
-            passages,
-            analysis,
-            self.settings.company,
-            token_budget=cfg.prompt_token_budget,
-            count_tokens=self._count_tokens(),
-            max_turns=cfg.history_turns,
-        )
-        prompt = self._render(messages)
         source_ids = passage_ids_in(messages, passages)
         context = [message.text, *(t.text for t in history), *(p.text for p in passages)]
         done_texts: list[str] = []

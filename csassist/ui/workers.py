@@ -159,7 +159,8 @@ class EngineWorkers:
             t0 = time.perf_counter()
             analysis: Analysis = assistant.analyze(message.text, history)
             t1 = time.perf_counter()
-            passages: list[Passage] = list(assistant.retrieve(message.text, self.settings.retrieval.top_k))
+            passages: list[Passage] = list(assistant.retrieve(message.text, self.settings.retrieval.top_k,
+                                                                    history))
             t2 = time.perf_counter()
             self.post_message(AnalysisReady(cid, turn, analysis, passages, (t1 - t0) * 1000, (t2 - t1) * 1000,
                                             arrived))

@@ -83,3 +83,12 @@ def test_passage_tagged_with_detected_intent_wins_among_top_three() -> None:
     assert choose_passage([track, missing], None) is track
     _, ids = extractive_reply("parcel never came", [track, missing], analysis, CompanySettings())
     assert ids == ("missing",)
+
+
+def test_weak_matches_give_a_holding_answer_not_an_unrelated_article() -> None:
+    """A passage that only shares words with the message (low cosine) is not pasted into the reply."""
+    weak = Passage("stock#0", "stock", "Out of stock items", "We see the same stock as the website.", "s.md", 0.2)
+    text, ids = extractive_reply("Oh wow, thank you so much!", [weak], None, CompanySettings())
+    assert ids == ()
+    assert "same stock" not in text
+    assert "get back to you" in text

@@ -70,7 +70,7 @@ class FakeAssistant:
         prediction = IntentPrediction(top=top, out_of_scope=False, threshold=0.3, model="fake-head")
         return Analysis(prediction, entities, urgency, redacted_text=text, latency_ms=1.0)
 
-    def retrieve(self, text: str, k: int = 5) -> list[Passage]:
+    def retrieve(self, text: str, k: int = 5, history: Sequence[Message] = ()) -> list[Passage]:
         """The matching article first, the others after it with lower scores."""
         topic = self._topic(text)
         order = [topic] + [t for t in ARTICLES if t != topic]

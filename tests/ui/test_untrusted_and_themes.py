@@ -61,7 +61,7 @@ async def test_markup_in_kb_titles_and_intent_labels_is_literal(app_factory) -> 
     from csassist.ui.screens.intent import IntentScreen
 
     class OddKB(FakeAssistant):
-        def retrieve(self, text: str, k: int = 5) -> list[Passage]:
+        def retrieve(self, text: str, k: int = 5, history: object = ()) -> list[Passage]:
             return [Passage("x#0", "x", "[bold]Bold[/] [link=file:///etc]y[/]", "[red]body[/]", "kb/x.md", 0.5)]
 
     assistant = OddKB()
