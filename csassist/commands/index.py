@@ -36,11 +36,8 @@ def _fit_intents(report: Any, encoder: Any) -> dict[str, Any]:
     """Fit the intent head beside the index when the KB has examples; never fails the index build."""
     if not report.intent_examples:
         return {"status": "skipped", "reason": "the KB has no intents.csv / intents.jsonl examples"}
-    try:
-        from csassist.core.intent import fit_intent_head
-    except ImportError:
-        return {"status": "unavailable", "reason": "intent head: not available in this build"}
     from csassist.core.errors import CsassistError
+    from csassist.core.intent import fit_intent_head
 
     try:
         result = fit_intent_head(list(report.intent_examples), encoder, report.out_dir / "intent")
