@@ -395,6 +395,12 @@ class DemoReplay(ThreadedSource):
     ``include_agent`` (in the demo the user is the agent).  Each message's ``ts`` is the time it is
     emitted.  Several files replay in parallel, each on its own clock.  ``lead_in`` caps the wait
     before the first message (script seconds; ``None`` keeps the script's own start).
+
+    With ``wait_for_agent=True`` (what the app uses) a customer line that follows an agent line in
+    the script waits until the user has actually replied in that conversation (:meth:`agent_replied`),
+    then comes its own ``delay`` later: the customer's "thanks, that worked" answers *your* reply
+    instead of arriving over a transcript with no reply in it.  Opening lines keep the script's
+    timing; ``loop`` is ignored in this mode.
     """
 
     def __init__(
@@ -406,11 +412,18 @@ class DemoReplay(ThreadedSource):
         loop_gap: float = 10.0,
         include_agent: bool = False,
         lead_in: float | None = 1.0,
+        wait_for_agent: bool = False,
         on_problem: ProblemSink | None = None,
     ) -> None:
         super().__init__(on_problem)
         if not speed > 0:
             raise CsassistError(f"demo speed must be positive, got {speed}")
+        self.wait_for_agent = wait_for_agent and not include_agent
+        #: id(message) -> how many agent replies its conversation needs before it may arrive.
+        self._gates: dict[int, int] = {}
+        self._replies: dict[str, int] = {}
+        self._awaiting_reply: set[str] = set()
+        self._replies_lock = threading.Lock()
         if path is None:
             self.paths = [demo_conversations_dir()]
         elif isinstance(path, (str, Path)):
@@ -434,6 +447,7 @@ class DemoReplay(ThreadedSource):
                 messages, file_problems = read_conversations(file)
                 problems.extend(file_problems)
                 events.extend(build_schedule(messages, include_agent=self.include_agent))
+                self._gates.update(_agent_gates(messages))
         events.sort(key=lambda pair: pair[0])
         for problem in problems:
             self._problem(problem)
@@ -450,8 +464,21 @@ class DemoReplay(ThreadedSource):
         """Messages in one pass of the replay."""
         return len(self._events)
 
+    def agent_replied(self, conversation_id: str) -> None:
+        """The user sent a reply in ``conversation_id``: release the customer's next scripted lines.
+
+        Several replies in a row count once, like one agent turn in the script.
+        """
+        with self._replies_lock:
+            if conversation_id in self._awaiting_reply:
+                self._awaiting_reply.discard(conversation_id)
+                self._replies[conversation_id] = self._replies.get(conversation_id, 0) + 1
+
     def _run(self) -> None:
         """Wait for each event's time (interruptibly) and emit it with ``ts`` = now."""
+        if self.wait_for_agent:
+            self._run_waiting_for_agent()
+            return
         round_no = 1
         while not self.stopping:
             started = time.monotonic()
@@ -469,6 +496,65 @@ class DemoReplay(ThreadedSource):
             round_no += 1
             if self._stop_event.wait(self.loop_gap / self.speed):
                 return
+
+    def _run_waiting_for_agent(self) -> None:
+        """Emit opening lines on the script's clock and later lines after the user's replies."""
+        started = time.monotonic()
+        pending = list(self._events)
+        last_emit: dict[str, float] = {}
+        released_at: dict[str, float] = {}
+        seen_replies: dict[str, int] = {}
+        while pending and not self.stopping:
+            now = time.monotonic()
+            with self._replies_lock:
+                replies = dict(self._replies)
+            for cid, count in replies.items():
+                if count != seen_replies.get(cid, 0):
+                    seen_replies[cid] = count
+                    released_at[cid] = now
+            next_due = math.inf
+            heads: set[str] = set()
+            for position, (offset, message) in enumerate(pending):
+                cid = message.conversation_id
+                if cid in heads:
+                    continue  # one conversation's lines stay in order
+                heads.add(cid)
+                gate = self._gates.get(id(message), 0)
+                if gate > replies.get(cid, 0):
+                    continue
+                if gate == 0:
+                    due = started + offset / self.speed
+                else:
+                    after = max(released_at.get(cid, now), last_emit.get(cid, 0.0))
+                    due = after + message.delay / self.speed
+                if due <= now:
+                    del pending[position]
+                    last_emit[cid] = now
+                    with self._replies_lock:
+                        self._awaiting_reply.add(cid)
+                    self._emit(dataclasses.replace(message, ts=time.time()))
+                    next_due = now
+                    break
+                next_due = min(next_due, due)
+            wait = 0.2 if next_due == math.inf else max(0.0, min(next_due - time.monotonic(), 0.2))
+            if wait and self._stop_event.wait(wait):
+                return
+
+
+def _agent_gates(messages: Sequence[Message]) -> dict[int, int]:
+    """For each customer message (by identity): the number of agent turns before it in its conversation."""
+    gates: dict[int, int] = {}
+    turns: dict[str, int] = {}
+    previous: dict[str, str] = {}
+    for message in messages:
+        cid = message.conversation_id
+        if message.speaker == "agent":
+            if previous.get(cid) != "agent":
+                turns[cid] = turns.get(cid, 0) + 1
+        else:
+            gates[id(message)] = turns.get(cid, 0)
+        previous[cid] = message.speaker
+    return gates
 
 
 # --------------------------------------------------------------------------------------------------

@@ -63,6 +63,10 @@ class AgentActions(_Base):
         meta = {"turn": conv.turn, "intent": conv.intent_label, "slot": conv.picked, "outcome": outcome}
         sent = Message(conv.conversation_id, "agent", text, ts=now)
         self.start_persist(self.outbox, self.feedback, (conv.conversation_id, sent, meta), events)
+        for source in self.sources:  # the demo customer answers once we have replied
+            replied = getattr(source, "agent_replied", None)
+            if callable(replied):
+                replied(conv.conversation_id)
         conv.messages.append(sent)
         conv.waiting_since, conv.picked, conv.draft, conv.slots = None, None, "", {}
         composer.set_reply("")

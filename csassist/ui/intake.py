@@ -88,7 +88,7 @@ def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
         sources.append(ListenSource(args.listen, settings, relay))
         labels.append(f"http://{host}:{port}")
     if not sources and not args.no_demo:
-        sources.append(DemoReplay(speed=args.speed or 1.0, on_problem=relay))
+        sources.append(DemoReplay(speed=args.speed or 1.0, wait_for_agent=True, on_problem=relay))
         labels.append("demo replay")
     outbox = Outbox(paths.outbox_file(), settings.listen.outbox_url or None, on_problem=relay)
     return Intake(sources, outbox, " + ".join(labels) or "no feed", relay)

@@ -579,3 +579,36 @@ def test_several_demo_files_replay_in_parallel(tmp_path: Path) -> None:
     )
     messages = collect(DemoReplay(tmp_path, speed=1e6, lead_in=None), timeout=5)
     assert [m.text for m in messages] == ["a1", "b1", "b2", "a2"]
+
+
+def test_demo_waits_for_the_agents_reply_before_the_customers_follow_up(tmp_path: Path) -> None:
+    """Opening lines arrive on the script's clock; a line that answers the script's agent waits for ours."""
+    script = tmp_path / "demo.jsonl"
+    lines = [
+        {"conversation_id": "a", "speaker": "customer", "text": "hi, my order is late", "delay": 0},
+        {"conversation_id": "a", "speaker": "customer", "text": "order LK-204817", "delay": 0},
+        {"conversation_id": "b", "speaker": "customer", "text": "where is my refund?", "delay": 0},
+        {"conversation_id": "a", "speaker": "agent", "text": "Sorry! Checking.", "delay": 0},
+        {"conversation_id": "a", "speaker": "agent", "text": "It ships today.", "delay": 0},
+        {"conversation_id": "a", "speaker": "customer", "text": "thanks!", "delay": 0},
+    ]
+    script.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    got: list[Message] = []
+    replay = DemoReplay(script, speed=1000, wait_for_agent=True)
+    replay.start(got.append)
+    try:
+        deadline = time.monotonic() + 5
+        while len(got) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        assert [m.text for m in got] == ["hi, my order is late", "order LK-204817", "where is my refund?"]
+        replay.agent_replied("b")  # a reply elsewhere releases nothing in "a"
+        replay.agent_replied("a")
+        replay.agent_replied("a")  # two replies in a row are one agent turn
+        deadline = time.monotonic() + 5
+        while len(got) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert got[-1].text == "thanks!"
+        assert replay.join(2)
+    finally:
+        replay.stop()
