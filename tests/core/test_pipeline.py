@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -131,7 +132,9 @@ def test_new_turn_in_same_conversation_cancels_previous() -> None:
 
 def test_cancel_from_another_thread() -> None:
     cancel = CancelToken()
-    gen = FakeGenerator([" ".join(f"w{i}" for i in range(100_000))], on_token=lambda n: None)
+    # Each token takes 1 ms, so the stream is certainly still running when the other thread cancels
+    # (without the pause the whole stream could finish before the main thread got the GIL back).
+    gen = FakeGenerator([" ".join(f"w{i}" for i in range(100_000))], on_token=lambda n: time.sleep(0.001))
     a = Assistant(Settings(), generator=gen, analyzer=FakeAnalyzer())
     gen.replies = [" ".join(f"w{i}" for i in range(100_000))]
     started = threading.Event()
