@@ -142,7 +142,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if delay > 0:
                 time.sleep(delay)
             cid = f"c{i % args.conversations:02d}"
-            app.ingest(Message(cid, "customer", texts[i % len(texts)], ts=time.time(), customer=f"Customer {cid}"))
+            # a unique tail per message: the engine memoises embeddings, and a cycled demo line must not
+            # be served from that memo (real customers rarely send the same text twice)
+            text = f"{texts[i % len(texts)]} (message {i})"
+            app.ingest(Message(cid, "customer", text, ts=time.time(), customer=f"Customer {cid}"))
             fed = i + 1
             if fed == 500:
                 mem["after_500_mb"] = rss_mb()
