@@ -70,9 +70,10 @@ class Intake:
 
 def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
     """Sources and outbox for the app from ``--source/--follow/--listen/--no-demo/--speed``."""
+    from csassist.core.demo_replay import DemoReplay
     from csassist.core.listen import parse_listen_address
     from csassist.core.outbox import Outbox
-    from csassist.core.sources import DemoReplay, detach_stdin_for_tui, source_from_args
+    from csassist.core.sources import detach_stdin_for_tui, source_from_args
 
     relay = ProblemRelay()
     sources: list[Any] = []

@@ -17,14 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from csassist.core.demo_replay import DemoReplay, build_schedule
 from csassist.core.errors import CsassistError
 from csassist.core.sources import (
-    DemoReplay,
     JsonlFileSource,
     MessageSource,
     StdinSource,
     _LineReader,
-    build_schedule,
     collect,
     demo_conversations_dir,
     load_conversations,
