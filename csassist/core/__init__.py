@@ -1,1 +1,1 @@
-"""The headless engine. Never imports textual, rich or csassist.ui (enforced by import-linter and a test)."""
+"""The headless engine: no Textual, no Rich, nothing from the UI package (import-linter and a test enforce it)."""
