@@ -70,35 +70,31 @@ def _sections(body: str) -> list[str]:
 
 def _split_long(paragraph: str, max_chars: int) -> list[str]:
     """A paragraph longer than ``max_chars``: split at sentence ends, then at spaces."""
-    out: list[str] = []
-    current = ""
     units: list[str] = []
     for sentence in _SENTENCE.split(paragraph):
         if len(sentence) <= max_chars:
             units.append(sentence)
         else:
             units.extend(_split_words(sentence, max_chars))
+    return _pack(units, max_chars)
+
+
+def _split_words(sentence: str, max_chars: int) -> list[str]:
+    """Last resort for a huge sentence: cut between words."""
+    return _pack(sentence.split(), max_chars)
+
+
+def _pack(units: Sequence[str], max_chars: int) -> list[str]:
+    """Join ``units`` with spaces into as few pieces as possible, each at most ``max_chars`` long
+    (a single unit longer than that stays whole)."""
+    out: list[str] = []
+    current = ""
     for unit in units:
         if current and len(current) + 1 + len(unit) > max_chars:
             out.append(current)
             current = unit
         else:
             current = f"{current} {unit}" if current else unit
-    if current:
-        out.append(current)
-    return out
-
-
-def _split_words(sentence: str, max_chars: int) -> list[str]:
-    """Last resort for a huge sentence: cut between words."""
-    out: list[str] = []
-    current = ""
-    for word in sentence.split():
-        if current and len(current) + 1 + len(word) > max_chars:
-            out.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
     if current:
         out.append(current)
     return out

@@ -88,6 +88,29 @@ def _first(rx: re.Pattern[str], text: str) -> str | None:
     return m.group(0).lower() if m else None
 
 
+#: (pattern, reason template) pairs, checked in this order; ``{}`` is the matched phrase.
+_URGENT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (LEGAL, "legal threat: {}"),
+    (CHARGEBACK, "chargeback threat: {}"),
+)
+_ELEVATED_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (SWEARING, "anger: swearing ({})"),
+    (ANGRY, "anger: {}"),
+    (DISTRESS, "distress: {}"),
+    (CANCEL, "cancel threat: {}"),
+)
+
+
+def _phrase_reasons(text: str, rules: Sequence[tuple[re.Pattern[str], str]]) -> list[str]:
+    """One reason per rule whose pattern matches, naming the first matched phrase."""
+    reasons = []
+    for pattern, template in rules:
+        phrase = _first(pattern, text)
+        if phrase:
+            reasons.append(template.format(phrase))
+    return reasons
+
+
 def _unanswered(history: Sequence[Message]) -> int:
     """Customer messages since the last agent reply (the history is oldest first)."""
     n = 0
@@ -114,29 +137,13 @@ def assess_urgency(text: str, history: Sequence[Message] = ()) -> Urgency:
         child = _first(CHILD, text)
         if child:
             urgent.append(f"safety: {child} involved")
-    legal = _first(LEGAL, text)
-    if legal:
-        urgent.append(f"legal threat: {legal}")
-    chargeback = _first(CHARGEBACK, text)
-    if chargeback:
-        urgent.append(f"chargeback threat: {chargeback}")
+    urgent.extend(_phrase_reasons(text, _URGENT_RULES))
 
     if _caps_shouting(text):
         elevated.append("anger: shouting in capitals")
     if EXCLAIM.search(text):
         elevated.append("anger: repeated exclamation marks")
-    swear = _first(SWEARING, text)
-    if swear:
-        elevated.append(f"anger: swearing ({swear})")
-    angry = _first(ANGRY, text)
-    if angry:
-        elevated.append(f"anger: {angry}")
-    distress = _first(DISTRESS, text)
-    if distress:
-        elevated.append(f"distress: {distress}")
-    cancel = _first(CANCEL, text)
-    if cancel:
-        elevated.append(f"cancel threat: {cancel}")
+    elevated.extend(_phrase_reasons(text, _ELEVATED_RULES))
     repeated = _first(REPEATED, text)
     if repeated:
         elevated.append(f"repeated contact: {repeated}")
