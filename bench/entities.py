@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from csassist.core.entities import extract_entities  # noqa: E402
-from csassist.core.redact import redact_for_storage  # noqa: E402
+from csassist.core.understand.entities import extract_entities  # noqa: E402
+from csassist.core.understand.redact import redact_for_storage  # noqa: E402
 
 BITEXT = ROOT.parent / "shared" / "datasets" / "bitext" / "test.csv"
 RESULTS = ROOT / "bench" / "results" / "entities.json"

@@ -1,7 +1,7 @@
 """Generation speed: csassist's ``local`` backend side by side with plain ``model.generate``.
 
 Same model (the bundled SmolLM2-135M-Instruct unless --model), same ~400-token prompt (built by
-csassist.core.prompts from demo-KB passages and a short history), greedy decoding, same number of
+csassist.core.reply.prompts from demo-KB passages and a short history), greedy decoding, same number of
 new tokens.  Measures time to first token (p50/p95) and decode tokens/s (tokens after the first,
 divided by the time after the first), interleaving the two systems run by run so CPU contention
 hits both alike.  Also checks that both produce the same greedy tokens.
@@ -46,7 +46,7 @@ def demo_passages() -> list[Passage]:
 
 def build_prompt(tokenizer: Any, message: str = "") -> tuple[str, int]:
     """The ~400-token benchmark prompt through csassist's own prompt builder and chat template."""
-    from csassist.core.prompts import build_messages, render_prompt
+    from csassist.core.reply.prompts import build_messages, render_prompt
     from csassist.settings import CompanySettings
 
     history = [
@@ -160,8 +160,8 @@ def bench_pair(
     """Interleave local-backend and plain-generate runs on one loaded model; return both aggregates."""
     import torch
 
-    from csassist.core.generation_local import LocalGenerator
-    from csassist.core.models import load_causal_lm
+    from csassist.core.reply.generation_local import LocalGenerator
+    from csassist.core.reply.models import load_causal_lm
 
     torch.set_num_threads(threads)
     os.environ["CSASSIST_DTYPE"] = dtype

@@ -29,15 +29,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from csassist.core.embedder import configure_threads, load_encoder  # noqa: E402
-from csassist.core.intent import fit_intent_head, load_head  # noqa: E402
-from csassist.core.intent_data import load_labelled_file  # noqa: E402
-from csassist.core.intent_finetune import (  # noqa: E402
+from csassist.core.knowledge.embedder import configure_threads, load_encoder  # noqa: E402
+from csassist.core.learn.intent_finetune import (  # noqa: E402
     FinetuneConfig,
     FineTunedIntentModel,
     evaluate_intents,
     finetune_intents,
 )
+from csassist.core.understand.intent import fit_intent_head, load_head  # noqa: E402
+from csassist.core.understand.intent_data import load_labelled_file  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "datasets" / "banking77"
 RESULTS = ROOT / "bench" / "results" / "intents.json"

@@ -68,7 +68,7 @@ def sample(rows: list[dict[str, str]], n: int, seed: int) -> list[dict[str, str]
 
 def make_prompt(instruction: str, intent: str, tokenizer: Any) -> str:
     """The exact prompt the app would render for this customer message (no KB passages here)."""
-    from csassist.core.prompts import build_messages, render_prompt
+    from csassist.core.reply.prompts import build_messages, render_prompt
     from csassist.core.types import Analysis, IntentPrediction, IntentScore, Urgency
     from csassist.settings import Settings
 
@@ -115,10 +115,10 @@ def main() -> int:  # noqa: PLR0915 - a benchmark script reads best top to botto
     os.environ["CSASSIST_THREADS"] = str(args.threads)
     import torch
 
-    from csassist.core import finetune_log as ft
-    from csassist.core.embedder import configure_threads, load_encoder
-    from csassist.core.feedback import FeedbackEvent, FeedbackLog
-    from csassist.core.textmetrics import embedding_cosine, rouge_l
+    from csassist.core.knowledge.embedder import configure_threads, load_encoder
+    from csassist.core.learn import finetune_log as ft
+    from csassist.core.learn.feedback import FeedbackEvent, FeedbackLog
+    from csassist.core.learn.textmetrics import embedding_cosine, rouge_l
 
     configure_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -14,7 +14,7 @@ reference agent response):
 * ``{{placeholders}}`` in references and train responses are filled with the same plausible values
   (unknown ones become their inner words), so no system is rewarded for copying template syntax.
 * Metrics: ROUGE-L F1 and embedding cosine (all-MiniLM-L6-v2) to the reference, from
-  csassist.core.textmetrics; mean with a 95 % bootstrap interval.
+  csassist.core.learn.textmetrics; mean with a 95 % bootstrap interval.
 
     python bench/reply_quality.py [--n 50] [--quick] [--max-new-tokens 96]
 
@@ -94,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    from csassist.core.embedder import configure_threads, load_encoder
-    from csassist.core.extractive import extractive_reply
-    from csassist.core.generation_local import LocalGenerator
-    from csassist.core.models import load_causal_lm
-    from csassist.core.prompts import build_messages, clean_draft
-    from csassist.core.textmetrics import embedding_cosine, rouge_l
+    from csassist.core.knowledge.embedder import configure_threads, load_encoder
+    from csassist.core.learn.textmetrics import embedding_cosine, rouge_l
+    from csassist.core.reply.extractive import extractive_reply
+    from csassist.core.reply.generation_local import LocalGenerator
+    from csassist.core.reply.models import load_causal_lm
+    from csassist.core.reply.prompts import build_messages, clean_draft
     from csassist.core.types import CancelToken, Passage
     from csassist.settings import CompanySettings
 

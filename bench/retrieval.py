@@ -39,16 +39,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from csassist.core.embedder import configure_threads, load_encoder  # noqa: E402
-from csassist.core.index import (  # noqa: E402
+from csassist.core.knowledge.embedder import configure_threads, load_encoder  # noqa: E402
+from csassist.core.knowledge.index import (  # noqa: E402
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
     build_index,
     configure_faiss_threads,
     make_faiss_index,
 )
-from csassist.core.kb import load_kb  # noqa: E402
-from csassist.core.retrieval import Retriever  # noqa: E402
+from csassist.core.knowledge.kb import load_kb  # noqa: E402
+from csassist.core.knowledge.retrieval import Retriever  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "retrieval.json"
 TARGETS = {

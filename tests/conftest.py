@@ -35,7 +35,7 @@ def fake_encoder() -> FakeEncoder:
 @pytest.fixture(scope="session")
 def real_encoder():  # type: ignore[no-untyped-def]
     """The real default embedder, loaded once per test session."""
-    from csassist.core.embedder import configure_threads, load_encoder
+    from csassist.core.knowledge.embedder import configure_threads, load_encoder
 
     configure_threads(1)
     return load_encoder()

@@ -43,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from csassist.core.analysis import Analyzer
-    from csassist.core.embedder import configure_threads
     from csassist.core.errors import DataError, ModelMissingError
-    from csassist.core.intent import load_intent_model
+    from csassist.core.knowledge.embedder import configure_threads
+    from csassist.core.understand.analysis import Analyzer
+    from csassist.core.understand.intent import load_intent_model
     from csassist.settings import load_settings
 
     text = sys.stdin.read() if args.text == "-" else args.text

@@ -31,8 +31,8 @@ def _load_model(model_arg: str | None, index_arg: str | None):  # type: ignore[n
     from pathlib import Path
 
     from csassist.core.errors import ModelMissingError
-    from csassist.core.intent import load_head, load_intent_model
-    from csassist.core.intent_finetune import FineTunedIntentModel
+    from csassist.core.learn.intent_finetune import FineTunedIntentModel
+    from csassist.core.understand.intent import load_head, load_intent_model
     from csassist.settings import load_settings
 
     if model_arg:
@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from csassist.core.embedder import configure_threads
-    from csassist.core.intent_data import load_labelled_file
-    from csassist.core.intent_finetune import evaluate_intents
+    from csassist.core.knowledge.embedder import configure_threads
+    from csassist.core.learn.intent_finetune import evaluate_intents
+    from csassist.core.understand.intent_data import load_labelled_file
 
     examples, problems = load_labelled_file(Path(args.data).expanduser())
     for problem in problems[:10]:

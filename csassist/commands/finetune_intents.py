@@ -17,8 +17,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from csassist.core import intent_finetune as ft
-    from csassist.core.intent_data import load_labelled_file
+    from csassist.core.learn import intent_finetune as ft
+    from csassist.core.understand.intent_data import load_labelled_file
 
     out_root = Path(args.out).expanduser() if getattr(args, "out", None) else None
     if args.rollback:

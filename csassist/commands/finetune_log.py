@@ -1,4 +1,4 @@
-"""`csassist finetune --from-log` and `--rollback`: the command face of csassist.core.finetune_log.
+"""`csassist finetune --from-log` and `--rollback`: the command face of csassist.core.learn.finetune_log.
 
 Thin on purpose: it maps options to a :class:`TrainConfig`, shows a rich progress bar with the loss,
 and prints the result.  Every decision (data, training, promotion) lives in the core module so the
@@ -13,7 +13,7 @@ from typing import Any
 
 def _config(args: argparse.Namespace) -> Any:
     """TrainConfig from the parsed options (unset options keep the core defaults)."""
-    from csassist.core.finetune_log import TrainConfig
+    from csassist.core.learn.finetune_log import TrainConfig
 
     values: dict[str, Any] = {}
     for option, name in (
@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from csassist.core import finetune_log as core
-    from csassist.core.feedback import FeedbackLog
+    from csassist.core.learn import finetune_log as core
+    from csassist.core.learn.feedback import FeedbackLog
 
     console = Console(stderr=bool(args.json))
     out = Path(args.out) if args.out else None
@@ -112,8 +112,8 @@ def _train(log: Any, config: Any, args: argparse.Namespace, out: Any, console: A
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from csassist.core import finetune_log as core
-    from csassist.core.embedder import load_encoder
+    from csassist.core.knowledge.embedder import load_encoder
+    from csassist.core.learn import finetune_log as core
 
     encoder = load_encoder()
     with Progress(
@@ -142,7 +142,7 @@ def _train(log: Any, config: Any, args: argparse.Namespace, out: Any, console: A
     if not result.metrics:  # another process of an `accelerate launch` / `torchrun` job: main reports
         return result
     if not getattr(args, "no_intents", False):
-        from csassist.core.kb import load_kb
+        from csassist.core.knowledge.kb import load_kb
         from csassist.settings import load_settings
 
         settings = load_settings()

@@ -37,7 +37,7 @@ def _fit_intents(report: Any, encoder: Any) -> dict[str, Any]:
     if not report.intent_examples:
         return {"status": "skipped", "reason": "the KB has no intents.csv / intents.jsonl examples"}
     from csassist.core.errors import CsassistError
-    from csassist.core.intent import fit_intent_head
+    from csassist.core.understand.intent import fit_intent_head
 
     try:
         result = fit_intent_head(list(report.intent_examples), encoder, report.out_dir / "intent")
@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
     from csassist.cli import EXIT_OK, EXIT_PARTIAL
     from csassist.commands.search import quiet_model_loading
-    from csassist.core.embedder import configure_threads, load_encoder
     from csassist.core.errors import CsassistError
-    from csassist.core.index import INDEX_TYPES, build_index
+    from csassist.core.knowledge.embedder import configure_threads, load_encoder
+    from csassist.core.knowledge.index import INDEX_TYPES, build_index
     from csassist.settings import load_settings
 
     settings = load_settings()

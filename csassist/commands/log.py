@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from csassist.core.feedback import FeedbackLog
+    from csassist.core.learn.feedback import FeedbackLog
 
     path = Path(args.log) if args.log else None
     if args.log_action == "path":

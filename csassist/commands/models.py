@@ -24,9 +24,9 @@ def collect(prepare: bool = False, progress: Any = None) -> dict[str, Any]:
     from pathlib import Path
 
     from csassist import paths
-    from csassist.core import models
-    from csassist.core.embedder import resolve_embedder_path
     from csassist.core.errors import CsassistError
+    from csassist.core.knowledge.embedder import resolve_embedder_path
+    from csassist.core.reply import models
     from csassist.settings import load_settings
 
     settings = load_settings()

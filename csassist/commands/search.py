@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from csassist.cli import EXIT_USAGE
-    from csassist.core.embedder import configure_threads
-    from csassist.core.retrieval import Retriever
+    from csassist.core.knowledge.embedder import configure_threads
+    from csassist.core.knowledge.retrieval import Retriever
     from csassist.settings import load_settings
 
     settings = load_settings()

@@ -1,7 +1,7 @@
 """`csassist stats`: how the suggestions are doing, from the feedback log.
 
 Tables (rich) by default, ``--json`` for scripts; the numbers come from
-:func:`csassist.core.stats.compute_stats`, the same function the TUI's stats screen uses.
+:func:`csassist.core.learn.stats.compute_stats`, the same function the TUI's stats screen uses.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from csassist.core.feedback import FeedbackLog
-    from csassist.core.stats import compute_stats
+    from csassist.core.learn.feedback import FeedbackLog
+    from csassist.core.learn.stats import compute_stats
 
     since = time.time() - args.days * 86400 if args.days else None
     with FeedbackLog(Path(args.log) if args.log else None) as log:

@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from csassist.core.errors import BackendError
-from csassist.core.extractive import extractive_reply
-from csassist.core.generation import Generator, load_generator
-from csassist.core.prompts import (
+from csassist.core.learn.textmetrics import token_jaccard
+from csassist.core.reply.extractive import extractive_reply
+from csassist.core.reply.generation import Generator, load_generator
+from csassist.core.reply.prompts import (
     build_messages,
     clean_draft,
     cut_at_stop,
@@ -38,7 +39,6 @@ from csassist.core.prompts import (
     render_prompt,
     unsupported_facts,
 )
-from csassist.core.textmetrics import token_jaccard
 from csassist.core.types import (
     Analysis,
     CancelToken,
@@ -119,12 +119,12 @@ class Assistant:
         """Load the real encoder, index, intent model and generator; degrade with warnings, never crash."""
         settings = settings or load_settings()
         warnings: list[str] = list(settings.warnings)
-        from csassist.core.embedder import configure_threads, load_encoder
+        from csassist.core.knowledge.embedder import configure_threads, load_encoder
 
         configure_threads(settings.generation.threads or None)
         encoder = retriever = intent_model = generator = None
         try:
-            from csassist.core.encode_cache import MemoEncoder
+            from csassist.core.knowledge.encode_cache import MemoEncoder
 
             # One memo shared by the intent head and the retriever: each turn is encoded once.
             encoder = MemoEncoder(load_encoder(settings.retrieval.embedder or None))
@@ -132,13 +132,13 @@ class Assistant:
             warnings.append(f"embedder unavailable ({exc}); no KB passages or intents")
         if encoder is not None:
             try:
-                from csassist.core.retrieval import Retriever
+                from csassist.core.knowledge.retrieval import Retriever
 
                 retriever = Retriever.open(settings.index_path(), encoder)
             except Exception as exc:  # noqa: BLE001
                 warnings.append(f"no usable KB index ({exc}); run `csassist index` to build it")
             try:
-                from csassist.core.intent import load_intent_model
+                from csassist.core.understand.intent import load_intent_model
 
                 intent_model = load_intent_model(settings.index_path(), encoder)
             except Exception as exc:  # noqa: BLE001
@@ -152,7 +152,7 @@ class Assistant:
     def _make_analyzer(self, intent_model: Any) -> Any:
         """Build the understanding helper's Analyzer when it is importable; else ``None`` (with a warning)."""
         try:
-            from csassist.core.analysis import Analyzer
+            from csassist.core.understand.analysis import Analyzer
         except ImportError as exc:
             self.warnings.append(f"message analysis unavailable ({exc})")
             return None

@@ -159,7 +159,7 @@ class AgentActions(_Base):
 
     def action_stats(self) -> None:
         """Acceptance statistics from the feedback log."""
-        from csassist.core.stats import compute_stats
+        from csassist.core.learn.stats import compute_stats
 
         if self.feedback is None:
             self.notify("No feedback log open", severity="warning")

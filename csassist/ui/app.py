@@ -413,7 +413,7 @@ def make_app(settings: Settings | None = None, **kwargs: Any) -> CsassistApp:
 
 def run_app(args: argparse.Namespace) -> int:
     """``csassist`` with no subcommand: open the app on the demo or the given feeds."""
-    from csassist.core.feedback import FeedbackLog
+    from csassist.core.learn.feedback import FeedbackLog
     from csassist.ui.intake import build_intake
 
     settings = load_settings()

@@ -34,7 +34,7 @@ class ProblemRelay:
 
 
 class ListenSource:
-    """Adapts :func:`csassist.core.listen.start_listen_server` to the ``start(emit)`` / ``stop()`` shape."""
+    """Adapts :func:`csassist.core.io.listen.start_listen_server` to the ``start(emit)`` / ``stop()`` shape."""
 
     def __init__(self, address: str, settings: Settings, on_problem: Callable[[str], None]) -> None:
         self.address, self.settings, self.on_problem = address, settings, on_problem
@@ -43,7 +43,7 @@ class ListenSource:
 
     def start(self, emit: Callable[[Message], None]) -> None:
         """Bind and serve; the token (configured or generated) is reported through ``on_problem``."""
-        from csassist.core.listen import start_listen_server
+        from csassist.core.io.listen import start_listen_server
 
         self.server = start_listen_server(self.address, on_message=emit, token=self.settings.listen.token or None,
                                           max_body_bytes=self.settings.listen.max_body_bytes,
@@ -70,10 +70,10 @@ class Intake:
 
 def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
     """Sources and outbox for the app from ``--source/--follow/--listen/--no-demo/--speed``."""
-    from csassist.core.demo_replay import DemoReplay
-    from csassist.core.listen import parse_listen_address
-    from csassist.core.outbox import Outbox
-    from csassist.core.sources import detach_stdin_for_tui, source_from_args
+    from csassist.core.io.demo_replay import DemoReplay
+    from csassist.core.io.listen import parse_listen_address
+    from csassist.core.io.outbox import Outbox
+    from csassist.core.io.sources import detach_stdin_for_tui, source_from_args
 
     relay = ProblemRelay()
     sources: list[Any] = []

@@ -12,7 +12,7 @@ Rules, so every shown suggestion gets exactly one outcome:
 
 from __future__ import annotations
 
-from csassist.core.feedback import FeedbackEvent
+from csassist.core.learn.feedback import FeedbackEvent
 from csassist.core.types import Outcome
 from csassist.ui.state import ConversationState, SlotState
 

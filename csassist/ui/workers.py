@@ -66,9 +66,9 @@ def index_missing(settings: Settings) -> bool:
 
 def build_index_for(settings: Settings) -> str:
     """Index ``settings.kb_path()`` and fit the intent head beside it; returns a one-line summary."""
-    from csassist.core.embedder import load_encoder
-    from csassist.core.index import build_index
-    from csassist.core.intent import fit_intent_head
+    from csassist.core.knowledge.embedder import load_encoder
+    from csassist.core.knowledge.index import build_index
+    from csassist.core.understand.intent import fit_intent_head
 
     encoder = load_encoder(settings.retrieval.embedder or None)
     report = build_index(settings.kb_path(), settings.index_path(), encoder, index_type=settings.retrieval.index_type)
@@ -121,7 +121,7 @@ class EngineWorkers:
         self.post_message(AssistantReady(assistant, warnings=tuple(getattr(assistant, "warnings", ()))))
         if factory is default_factory and settings.generation.backend.strip().lower() != "extractive":
             # Phase 2: intents, KB answers and the extractive reply already work; now the slow model.
-            from csassist.core.generation import load_generator
+            from csassist.core.reply.generation import load_generator
 
             try:
                 generator = load_generator(settings)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from csassist.cli import main
-from csassist.core.feedback import FeedbackLog
+from csassist.core.learn.feedback import FeedbackLog
 from tests.core.test_feedback import EMAIL, make_event
 
 

@@ -23,7 +23,7 @@ def _no_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def demo_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Path:  # type: ignore[no-untyped-def]
-    from csassist.core.index import build_index
+    from csassist.core.knowledge.index import build_index
 
     out = tmp_path_factory.mktemp("index") / "index"
     build_index(DEMO_KB, out, real_encoder)

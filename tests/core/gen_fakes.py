@@ -50,7 +50,7 @@ def default_model_dir() -> Path:
     Converting takes 5-50 s on a busy CPU, so tests share one converted copy across sessions; the
     conversion itself is exercised the first time this runs on a machine.
     """
-    from csassist.core.models import converted_dir, prepare_default
+    from csassist.core.reply.models import converted_dir, prepare_default
 
     cache = Path(tempfile.gettempdir()) / "csassist-test-cache"
     old = os.environ.get("CSASSIST_HOME")
@@ -68,9 +68,9 @@ def default_model_dir() -> Path:
 @functools.lru_cache(maxsize=1)
 def real_local_generator():  # type: ignore[no-untyped-def]
     """The real local backend on the default model, loaded once per test process."""
-    from csassist.core.embedder import configure_threads
-    from csassist.core.generation_local import LocalGenerator
-    from csassist.core.models import load_causal_lm
+    from csassist.core.knowledge.embedder import configure_threads
+    from csassist.core.reply.generation_local import LocalGenerator
+    from csassist.core.reply.models import load_causal_lm
 
     configure_threads(1)
     return LocalGenerator(load_causal_lm(str(default_model_dir()), adapter="none"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from csassist.core.encode_cache import MemoEncoder
+from csassist.core.knowledge.encode_cache import MemoEncoder
 from tests.fakes import FakeEncoder
 
 

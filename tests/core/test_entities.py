@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from csassist.core.entities import extract_entities, iban_valid, luhn_valid, normalise_amount
+from csassist.core.understand.entities import extract_entities, iban_valid, luhn_valid, normalise_amount
 
 NOW = datetime(2026, 11, 28, 10, 0)  # a Saturday
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from csassist.core.extractive import extractive_reply, key_sentences, split_sentences
+from csassist.core.reply.extractive import extractive_reply, key_sentences, split_sentences
 from csassist.core.types import Analysis, Entity, IntentPrediction, Passage, Urgency
 from csassist.settings import CompanySettings
 
@@ -71,7 +71,7 @@ def test_abbreviations_do_not_split_sentences() -> None:
 
 
 def test_passage_tagged_with_detected_intent_wins_among_top_three() -> None:
-    from csassist.core.extractive import choose_passage
+    from csassist.core.reply.extractive import choose_passage
     from csassist.core.types import IntentScore
 
     track = Passage("track#0", "track", "Track", "Track it here.", "t.md", 0.9, intents=("track_order",))

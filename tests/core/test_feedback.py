@@ -18,7 +18,7 @@ import pytest
 
 from csassist import paths
 from csassist.core.errors import CsassistError, DataError
-from csassist.core.feedback import SCHEMA_VERSION, FeedbackEvent, FeedbackLog, word_edit_distance
+from csassist.core.learn.feedback import SCHEMA_VERSION, FeedbackEvent, FeedbackLog, word_edit_distance
 
 EMAIL = "jane.doe@example.com"
 PHONE = "+44 20 7946 0958"
@@ -184,7 +184,7 @@ _WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from csassist.core.feedback import FeedbackEvent, FeedbackLog
+    from csassist.core.learn.feedback import FeedbackEvent, FeedbackLog
     log = FeedbackLog(Path(sys.argv[1]))
     i = 0
     while True:

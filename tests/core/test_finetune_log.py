@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from csassist.core import finetune_log as ft
 from csassist.core.errors import DataError
-from csassist.core.feedback import FeedbackLog
+from csassist.core.learn import finetune_log as ft
+from csassist.core.learn.feedback import FeedbackLog
 from tests.core.test_feedback import make_event
 
 TOPICS = ["refund", "parcel", "invoice", "password", "address", "voucher", "return", "delivery"]
@@ -266,8 +266,8 @@ def test_real_smollm2_lora_adapter_is_what_the_app_loads(tmp_path: Path) -> None
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from csassist import paths
-    from csassist.core import models
-    from csassist.core.embedder import configure_threads
+    from csassist.core.knowledge.embedder import configure_threads
+    from csassist.core.reply import models
     from tests.core.gen_fakes import default_model_dir
 
     configure_threads(1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from csassist.core.generation import Generator
-from csassist.core.prompts import build_messages
+from csassist.core.reply.generation import Generator
+from csassist.core.reply.prompts import build_messages
 from csassist.core.types import CancelToken, Passage
 from csassist.settings import CompanySettings
 from tests.core.gen_fakes import real_local_generator

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from csassist.core.errors import BackendError
-from csassist.core.generation import Generator, load_generator
-from csassist.core.generation_server import ServerGenerator
 from csassist.core.pipeline import Assistant
+from csassist.core.reply.generation import Generator, load_generator
+from csassist.core.reply.generation_server import ServerGenerator
 from csassist.core.types import CancelToken, Message, Passage
 from csassist.settings import GenerationSettings, Settings
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from csassist.core.errors import IndexUnusableError, KBError
-from csassist.core.index import (
+from csassist.core.knowledge.index import (
     CHUNKS_FILE,
     INDEX_FILE,
     MANIFEST_FILE,
@@ -18,7 +18,7 @@ from csassist.core.index import (
     choose_index_type,
     ivf_cells,
 )
-from csassist.core.retrieval import Retriever
+from csassist.core.knowledge.retrieval import Retriever
 from tests.fakes import FakeEncoder
 
 TOPICS = {

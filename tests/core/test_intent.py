@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from csassist.core.errors import DataError, ModelMissingError
-from csassist.core.intent import choose_threshold, fit_intent_head, load_head, load_intent_model
-from csassist.core.intent_data import load_labelled_file
 from csassist.core.types import IntentExample
+from csassist.core.understand.intent import choose_threshold, fit_intent_head, load_head, load_intent_model
+from csassist.core.understand.intent_data import load_labelled_file
 
 TOPICS = {
     "track_order": ["where is my parcel", "track my order please", "my package has not arrived", "parcel tracking status",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from csassist.core import intent_finetune as ft
 from csassist.core.errors import CsassistError, DataError
+from csassist.core.learn import intent_finetune as ft
 from csassist.core.types import IntentExample
 from tests.core.test_intent import OOS, TOPICS
 
@@ -68,7 +68,7 @@ def test_bad_freeze_and_single_class() -> None:
 
 @pytest.mark.real_model
 def test_tiny_real_finetune_promote_predict(tmp_path: Path) -> None:
-    from csassist.core.intent import load_intent_model
+    from csassist.core.understand.intent import load_intent_model
 
     train = [IntentExample(text=t, intent=label) for label, texts in TOPICS.items() for t in texts]
     train += [IntentExample(text=t, intent="oos") for t in OOS]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from csassist.core.chunking import MAX_CHARS, content_hash, embedding_text, split_body
 from csassist.core.errors import KBError
-from csassist.core.kb import load_kb
+from csassist.core.knowledge.chunking import MAX_CHARS, content_hash, embedding_text, split_body
+from csassist.core.knowledge.kb import load_kb
 
 GOOD_ARTICLE = """---
 id: missing-parcel

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from csassist.core.errors import CsassistError
-from csassist.core.listen import ListenServer, is_loopback_host, parse_listen_address, start_listen_server
+from csassist.core.io.listen import ListenServer, is_loopback_host, parse_listen_address, start_listen_server
 from csassist.core.types import Message
 
 TOKEN = "test-token-123"

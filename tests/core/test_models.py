@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from csassist import paths
-from csassist.core import models
 from csassist.core.errors import ModelMissingError
 from csassist.core.pipeline import Assistant
+from csassist.core.reply import models
 from csassist.settings import GenerationSettings, Settings
 from tests.core.gen_fakes import default_model_dir
 

@@ -19,7 +19,7 @@ import pytest
 
 from csassist import paths
 from csassist.core.errors import CsassistError
-from csassist.core.outbox import Outbox, read_outbox
+from csassist.core.io.outbox import Outbox, read_outbox
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,7 +158,7 @@ def test_sent_line_survives_sigkill_right_after_send(tmp_path: Path) -> None:
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from csassist.core.outbox import Outbox\n"
+        "from csassist.core.io.outbox import Outbox\n"
         f"box = Outbox(Path({str(path)!r}), forward_url='http://127.0.0.1:9/never')\n"
         "for i in range(3):\n"
         "    box.send('c-kill', f'reply {i}', meta={'n': i})\n"
@@ -258,7 +258,7 @@ def test_two_processes_appending_never_tear_lines(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from csassist.core.outbox import Outbox\n"
+        "from csassist.core.io.outbox import Outbox\n"
         f"box = Outbox(Path({str(path)!r}))\n"
         "for i in range(60):\n"
         "    box.send('c', sys.argv[1] + str(i) + ' ' + 'y' * 5000)\n"

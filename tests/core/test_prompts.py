@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from csassist.core.prompts import (
+from csassist.core.reply.prompts import (
     CLOSE_TAG,
     OPEN_TAG,
     build_messages,

@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csassist.core.redact import Redaction, redact, redact_for_storage, restore
+from csassist.core.understand.redact import Redaction, redact, redact_for_storage, restore
 
 TEXT = "Hi, I'm jane@example.com, call +31 6 12345678, card 4111-1111-1111-1111, IBAN NL91ABNA0417164300. Order LK-204817."
 

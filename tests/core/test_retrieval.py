@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from csassist.core.errors import IndexUnusableError
-from csassist.core.index import CHUNKS_FILE, INDEX_FILE, MANIFEST_FILE, build_index
-from csassist.core.retrieval import Retriever
+from csassist.core.knowledge.index import CHUNKS_FILE, INDEX_FILE, MANIFEST_FILE, build_index
+from csassist.core.knowledge.retrieval import Retriever
 from tests.conftest import DEMO_KB
 from tests.core.test_index import make_kb
 from tests.fakes import FakeEncoder

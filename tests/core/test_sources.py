@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csassist.core.demo_replay import DemoReplay, build_schedule
 from csassist.core.errors import CsassistError
-from csassist.core.sources import (
+from csassist.core.io.demo_replay import DemoReplay, build_schedule
+from csassist.core.io.sources import (
     JsonlFileSource,
     MessageSource,
     StdinSource,
@@ -448,7 +448,7 @@ def test_stdin_source_with_a_real_pipe() -> None:
 def test_detach_stdin_gives_the_feed_to_the_source() -> None:
     """In a subprocess with piped stdin: the returned stream reads the feed (no tty in CI is tolerated)."""
     code = (
-        "from csassist.core.sources import StdinSource, collect, detach_stdin_for_tui\n"
+        "from csassist.core.io.sources import StdinSource, collect, detach_stdin_for_tui\n"
         "stream = detach_stdin_for_tui(require_tty=False)\n"
         "print([m.text for m in collect(StdinSource(stream), timeout=5)])\n"
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from csassist.core.feedback import FeedbackLog
-from csassist.core.stats import compute_stats, percentile
+from csassist.core.learn.feedback import FeedbackLog
+from csassist.core.learn.stats import compute_stats, percentile
 from tests.core.test_feedback import make_event
 
 DAY = 86400.0

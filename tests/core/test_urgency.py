@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from csassist.core.types import Message
-from csassist.core.urgency import assess_urgency
+from csassist.core.understand.urgency import assess_urgency
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from csassist.core.feedback import FeedbackLog
+from csassist.core.learn.feedback import FeedbackLog
 from csassist.core.types import Message
 from csassist.settings import Settings
 from csassist.ui.app import CsassistApp, make_app

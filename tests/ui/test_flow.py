@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csassist.core.feedback import FeedbackLog
-from csassist.core.outbox import Outbox, read_outbox
+from csassist.core.io.outbox import Outbox, read_outbox
+from csassist.core.learn.feedback import FeedbackLog
 from csassist.settings import Settings, UISettings
 from csassist.ui.screens.intent import IntentScreen
 from csassist.ui.screens.reject import RejectScreen

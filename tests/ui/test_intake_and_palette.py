@@ -8,8 +8,8 @@ import json
 import urllib.request
 from pathlib import Path
 
-from csassist.core.demo_replay import DemoReplay
-from csassist.core.sources import JsonlFileSource
+from csassist.core.io.demo_replay import DemoReplay
+from csassist.core.io.sources import JsonlFileSource
 from csassist.settings import Settings
 from csassist.ui.intake import ListenSource, ProblemRelay, build_intake
 from csassist.ui.screens.stats import StatsScreen

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from csassist.core.outbox import Outbox, read_outbox
+from csassist.core.io.outbox import Outbox, read_outbox
 from csassist.settings import GenerationSettings, RetrievalSettings, Settings
 from csassist.ui.app import make_app
 from csassist.ui.widgets.assist_panel import AssistPanel
@@ -31,7 +31,7 @@ async def test_first_run_indexes_then_suggests_and_sends(tmp_path: Path, feedbac
     The reply model loads in a second phase; here it is missing (as on a machine without the model),
     which must be a notification and extractive-only suggestions, not a failure.
     """
-    import csassist.core.generation as generation
+    import csassist.core.reply.generation as generation
     from csassist.core.errors import ModelMissingError
 
     def no_model(settings: Settings) -> None:

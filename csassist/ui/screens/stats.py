@@ -16,7 +16,7 @@ from csassist.ui.render import format_ms
 
 
 class StatsScreen(ModalScreen[None]):
-    """Shows :func:`csassist.core.stats.compute_stats` output; Escape closes."""
+    """Shows :func:`csassist.core.learn.stats.compute_stats` output; Escape closes."""
 
     BINDINGS = [Binding("escape,q", "close", "Close", id="stats.close", tooltip="Back to the inbox")]
 

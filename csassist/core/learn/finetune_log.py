@@ -44,8 +44,8 @@ from csassist.core.atomic import atomic_directory, atomic_write_text
 from csassist.core.errors import DataError, ModelMissingError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from csassist.core.embedder import Encoder
-    from csassist.core.feedback import FeedbackLog
+    from csassist.core.knowledge.embedder import Encoder
+    from csassist.core.learn.feedback import FeedbackLog
 
 #: Fewer pairs than this and training would only memorise noise: refuse.
 DEFAULT_MIN_PAIRS = 20
@@ -182,14 +182,14 @@ def build_dataset(
 def load_base(base: str | None) -> tuple[Any, Any, str]:
     """Load ``(model, tokenizer, base_id)`` for training, in float32 (LoRA math wants full precision).
 
-    The model is resolved exactly as the app resolves its generator (:func:`csassist.core.models.
+    The model is resolved exactly as the app resolves its generator (:func:`csassist.core.reply.models.
     resolve_generator`): empty -> the bundled SmolLM2, converted once to safetensors; a local directory
     or a hub id otherwise.  The adapter is therefore trained on the weights it will be applied to.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from csassist.core.models import resolve_generator
+    from csassist.core.reply.models import resolve_generator
 
     base_id, source = resolve_generator(base or "")
     try:
@@ -416,7 +416,7 @@ def generate_reply(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int)
     """Greedy reply to one rendered prompt (deterministic, so before/after differ only by the adapter)."""
     import torch
 
-    from csassist.core.prompts import clean_draft
+    from csassist.core.reply.prompts import clean_draft
 
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
     with torch.no_grad():
@@ -434,7 +434,7 @@ def generate_reply(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int)
 
 def reply_metrics(preds: Sequence[str], refs: Sequence[str], encoder: Encoder | None) -> dict[str, Any]:
     """Mean ROUGE-L (and embedding cosine when an encoder is given) of predictions vs references."""
-    from csassist.core.textmetrics import embedding_cosine, rouge_l
+    from csassist.core.learn.textmetrics import embedding_cosine, rouge_l
 
     rouge = [rouge_l(p, r) for p, r in zip(preds, refs, strict=True)]
     result: dict[str, Any] = {"n": len(preds), "rouge_l": sum(rouge) / len(rouge) if rouge else None}
@@ -620,7 +620,7 @@ def finetune_from_log(
     """
     from accelerate import Accelerator
 
-    from csassist.core.embedder import configure_threads
+    from csassist.core.knowledge.embedder import configure_threads
 
     configure_threads(None)
     dataset = build_dataset(log, config.val_split, config.seed, config.min_pairs)
@@ -671,8 +671,8 @@ def refit_intents(
     was logged.  Returns ``None`` when there are no corrections (nothing to learn); otherwise the head's
     report plus how many corrections were used.
     """
-    from csassist.core.intent import fit_intent_head
     from csassist.core.types import IntentExample
+    from csassist.core.understand.intent import fit_intent_head
 
     corrections = [
         IntentExample(text=str(e["customer_text"]), intent=str(e["intent_correction"]), source="feedback-log")

@@ -1,6 +1,6 @@
 """The demo inbox: the bundled conversations replayed with their timing, several customers at once.
 
-Kept apart from :mod:`csassist.core.sources` (real feeds: files, stdin) because its job is different:
+Kept apart from :mod:`csassist.core.io.sources` (real feeds: files, stdin) because its job is different:
 a scripted scene that should feel live, including customers who answer only after the agent replied.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from csassist.core.errors import CsassistError
-from csassist.core.sources import (
+from csassist.core.io.sources import (
     ProblemSink,
     ThreadedSource,
     _jsonl_files,

@@ -3,7 +3,7 @@
 Why a head on frozen embeddings: it trains in seconds whenever the KB is indexed (the embedder is
 already loaded for retrieval), costs one matrix product per message on top of the embedding, and
 reaches ~93 % on BANKING77.  The accurate-but-slow path (full encoder fine-tuning) lives in
-:mod:`csassist.core.intent_finetune`; :func:`load_intent_model` prefers a promoted fine-tuned model.
+:mod:`csassist.core.learn.intent_finetune`; :func:`load_intent_model` prefers a promoted fine-tuned model.
 
 Out of scope: an utterance is OOS when the best probability is below a threshold tuned on held-out
 predictions (cross-validation folds, or one stratified hold-out fold for large data).  Rows labelled
@@ -25,10 +25,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from csassist.core.atomic import atomic_directory
-from csassist.core.embedder import Encoder
 from csassist.core.errors import DataError, ModelMissingError
-from csassist.core.intent_data import OOS_LABEL, check_trainable
+from csassist.core.knowledge.embedder import Encoder
 from csassist.core.types import IntentExample, IntentPrediction, IntentScore
+from csassist.core.understand.intent_data import OOS_LABEL, check_trainable
 
 HEAD_FORMAT = 1
 TOP_K = 3
@@ -303,7 +303,7 @@ def load_head(head_dir: Path, encoder: Encoder | None = None) -> HeadIntentModel
     report = meta.get("report", {})
     wanted = report.get("encoder", "")
     if encoder is None:
-        from csassist.core.embedder import DEFAULT_EMBEDDER, load_encoder
+        from csassist.core.knowledge.embedder import DEFAULT_EMBEDDER, load_encoder
 
         encoder = load_encoder(None if wanted in ("", DEFAULT_EMBEDDER) else wanted)
     if wanted and encoder.model_id != wanted:
@@ -326,7 +326,7 @@ def load_intent_model(index_dir: Path, encoder: Encoder | None = None) -> Intent
     fitted beside the index in ``index_dir/intent``; with neither, :class:`ModelMissingError` telling
     the user to run ``csassist index``.
     """
-    from csassist.core import intent_finetune
+    from csassist.core.learn import intent_finetune
 
     promoted = intent_finetune.current_model_dir()
     if promoted is not None:

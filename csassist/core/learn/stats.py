@@ -24,10 +24,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from csassist.core.feedback import OUTCOMES
+from csassist.core.learn.feedback import OUTCOMES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from csassist.core.feedback import FeedbackLog
+    from csassist.core.learn.feedback import FeedbackLog
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

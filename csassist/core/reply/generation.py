@@ -3,10 +3,10 @@
 Why a protocol: the pipeline, the TUI and the benchmarks only need "give me text pieces for these
 chat messages, and stop when I say so".  Behind it sit:
 
-* ``local``  — a transformers causal LM in this process (:mod:`csassist.core.generation_local`).
+* ``local``  — a transformers causal LM in this process (:mod:`csassist.core.reply.generation_local`).
 * ``server`` — any OpenAI-compatible ``/v1/chat/completions`` endpoint with streaming
-  (:mod:`csassist.core.generation_server`): vLLM, llama.cpp server, Ollama.
-* ``extractive`` — no model at all (:mod:`csassist.core.extractive`); it is not a ``Generator``
+  (:mod:`csassist.core.reply.generation_server`): vLLM, llama.cpp server, Ollama.
+* ``extractive`` — no model at all (:mod:`csassist.core.reply.extractive`); it is not a ``Generator``
   because it works from passages, not from a prompt, and the pipeline always runs it as slot 0.
 
 :func:`load_generator` turns settings into a backend, or raises a :class:`CsassistError` whose
@@ -61,11 +61,11 @@ def load_generator(settings: Settings) -> Generator | None:
     if backend == "extractive":
         return None
     if backend == "server":
-        from csassist.core.generation_server import ServerGenerator
+        from csassist.core.reply.generation_server import ServerGenerator
 
         return ServerGenerator.from_settings(settings.generation)
     if backend == "local":
-        from csassist.core.generation_local import LocalGenerator
+        from csassist.core.reply.generation_local import LocalGenerator
 
         return LocalGenerator.from_settings(settings.generation)
     raise CsassistError(f"unknown generation backend {backend!r}: choose one of {', '.join(BACKENDS)}")

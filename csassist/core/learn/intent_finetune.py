@@ -33,9 +33,9 @@ import numpy as np
 from csassist import paths
 from csassist.core.atomic import atomic_directory, atomic_write_text
 from csassist.core.errors import CsassistError, DataError, ModelMissingError
-from csassist.core.intent import choose_threshold, clean_text, empty_prediction, prediction_from_probs
-from csassist.core.intent_data import OOS_LABEL, check_trainable
 from csassist.core.types import IntentExample, IntentPrediction
+from csassist.core.understand.intent import choose_threshold, clean_text, empty_prediction, prediction_from_probs
+from csassist.core.understand.intent_data import OOS_LABEL, check_trainable
 
 MODEL_FORMAT = 1
 CURRENT = "current"
@@ -142,7 +142,7 @@ class FineTunedIntentModel:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from csassist.core.embedder import configure_threads
+        from csassist.core.knowledge.embedder import configure_threads
 
         configure_threads(threads)
         self.model_dir = Path(model_dir)
@@ -382,7 +382,7 @@ def finetune_intents(
     from torch import nn
     from transformers import AutoModel, AutoTokenizer
 
-    from csassist.core.embedder import configure_threads, resolve_embedder_path
+    from csassist.core.knowledge.embedder import configure_threads, resolve_embedder_path
 
     cfg = config or FinetuneConfig()
     configure_threads(cfg.threads)

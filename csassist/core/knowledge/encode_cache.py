@@ -3,7 +3,7 @@
 Per turn the engine embeds the same text twice: once for the intent head and once for the KB search.
 On a 2-core CPU the encoder is ~90 % of the analysis time, so sharing one vector halves the time from
 a message's arrival to its intent and KB answers on screen.  The memo is tiny (recent turns only),
-thread-safe, and transparent: it is itself an :class:`~csassist.core.embedder.Encoder`.
+thread-safe, and transparent: it is itself an :class:`~csassist.core.knowledge.embedder.Encoder`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from csassist.core.embedder import Encoder
+from csassist.core.knowledge.embedder import Encoder
 
 
 class MemoEncoder:

@@ -4,7 +4,7 @@ Accepted and edited replies are the best training data a support team has, so th
 trustworthy: it lives in SQLite in WAL mode with ``synchronous=FULL`` and one transaction per event,
 which means a process killed mid-write loses at most the event in flight and the file always opens
 cleanly afterwards.  Customer text is personal data, so every free-text field goes through
-:func:`csassist.core.redact.redact_for_storage` *before* it reaches SQLite: no e-mail address, phone
+:func:`csassist.core.understand.redact.redact_for_storage` *before* it reaches SQLite: no e-mail address, phone
 or card number is ever written to disk, not even to the WAL.
 
 The schema is versioned (``schema_version`` table) and upgraded by the ordered ``_MIGRATIONS`` list,
@@ -141,10 +141,10 @@ def word_edit_distance(a: str, b: str) -> int:
 def _redactor() -> Any:
     """The storage redaction function (imported lazily: it may load entity patterns)."""
     try:
-        from csassist.core.redact import redact_for_storage
+        from csassist.core.understand.redact import redact_for_storage
     except ImportError as exc:  # refuse to log rather than write raw personal data
         raise CsassistError(
-            "PII redaction (csassist.core.redact) is unavailable, so the feedback log refuses to write"
+            "PII redaction (csassist.core.understand.redact) is unavailable, so the feedback log refuses to write"
         ) from exc
     return redact_for_storage
 

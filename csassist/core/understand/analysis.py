@@ -15,11 +15,11 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from csassist.core.entities import extract_entities
-from csassist.core.intent import IntentModel
-from csassist.core.redact import redact
 from csassist.core.types import Analysis, IntentPrediction, Message
-from csassist.core.urgency import assess_urgency
+from csassist.core.understand.entities import extract_entities
+from csassist.core.understand.intent import IntentModel
+from csassist.core.understand.redact import redact
+from csassist.core.understand.urgency import assess_urgency
 
 #: What "no intent model" looks like (see the module docstring).
 NO_MODEL_PREDICTION = IntentPrediction(top=(), out_of_scope=False, threshold=0.0, model="")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from csassist.core.entities import CARD, EMAIL, IBAN, PHONE, extract_entities, iban_valid, luhn_valid
+from csassist.core.understand.entities import CARD, EMAIL, IBAN, PHONE, extract_entities, iban_valid, luhn_valid
 
 #: Entity type -> placeholder tag.
 PII_TAGS = {"email": "EMAIL", "phone": "PHONE", "card_number": "CARD", "iban": "IBAN"}

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from csassist.core.embedder import DEFAULT_EMBEDDER, Encoder, load_encoder
 from csassist.core.errors import IndexUnusableError
-from csassist.core.index import (
+from csassist.core.knowledge.embedder import DEFAULT_EMBEDDER, Encoder, load_encoder
+from csassist.core.knowledge.index import (
     CHUNKS_FILE,
     FORMAT_VERSION,
     HNSW_EF_SEARCH,

@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 from csassist.core.errors import CsassistError
-from csassist.core.sources import parse_message
+from csassist.core.io.sources import parse_message
 from csassist.core.types import Message
 
 MESSAGES_PATH = "/v1/messages"

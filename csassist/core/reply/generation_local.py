@@ -23,8 +23,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from csassist.core.models import LoadedModel, load_causal_lm
-from csassist.core.prompts import render_prompt
+from csassist.core.reply.models import LoadedModel, load_causal_lm
+from csassist.core.reply.prompts import render_prompt
 from csassist.core.types import CancelToken
 from csassist.settings import GenerationSettings
 
@@ -66,7 +66,7 @@ class LocalGenerator:
     @classmethod
     def from_settings(cls, gen: GenerationSettings) -> LocalGenerator:
         """Load the configured model (converting the bundled default once) with the configured threads."""
-        from csassist.core.embedder import configure_threads
+        from csassist.core.knowledge.embedder import configure_threads
 
         configure_threads(gen.threads or None)
         loaded = load_causal_lm(gen.model, device=gen.device, adapter=gen.adapter)

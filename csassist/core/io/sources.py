@@ -572,7 +572,7 @@ def source_from_args(
 ) -> ThreadedSource:
     """The source for the CLI's ``--source`` value: ``None`` -> demo, ``"-"`` -> stdin, else a file."""
     if source is None:
-        from csassist.core.demo_replay import DemoReplay
+        from csassist.core.io.demo_replay import DemoReplay
 
         return DemoReplay(speed=speed, on_problem=on_problem)
     if source == "-":

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from csassist.core.embedder import Encoder
+    from csassist.core.knowledge.embedder import Encoder
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 

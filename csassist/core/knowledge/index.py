@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from csassist.core.atomic import atomic_directory
-from csassist.core.embedder import Encoder
 from csassist.core.errors import IndexUnusableError, KBError
-from csassist.core.kb import KBContents, load_kb
+from csassist.core.knowledge.embedder import Encoder
+from csassist.core.knowledge.kb import KBContents, load_kb
 from csassist.core.types import Chunk, IntentExample, KBProblem
 
 FORMAT_VERSION = 1

@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from csassist.core.chunking import chunk_article, embedding_text
 from csassist.core.errors import KBError
+from csassist.core.knowledge.chunking import chunk_article, embedding_text
 from csassist.core.types import Article, Chunk, IntentExample, KBProblem
 
 #: Root-level files holding intent training examples (``text,intent``), not FAQ rows.

@@ -1,0 +1,1 @@
+"""The knowledge base: reading kb/, chunking, embedding, the FAISS index and search."""

@@ -1,0 +1,1 @@
+"""Learning from agents: the feedback log, fine-tuning (intent encoder, LoRA), evaluation metrics, stats."""

@@ -1,0 +1,1 @@
+"""Understanding a customer message: intent, entities, urgency and PII redaction."""
