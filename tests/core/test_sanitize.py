@@ -155,3 +155,15 @@ def test_megabytes_of_hostile_text_are_handled_quickly() -> None:
     elapsed = time.perf_counter() - start
     assert len(out) <= DEFAULT_MAX_CHARS and "\x1b" not in out and out.endswith(" chars]")
     assert elapsed < 3.0, f"took {elapsed:.2f}s"
+
+
+def test_hostile_corpus_is_made_terminal_safe() -> None:
+    """Every text of the shared hostile corpus comes out free of escapes, controls, bidi and surrogates."""
+    from tests.hostile_corpus import HOSTILE_TEXTS
+
+    for text in HOSTILE_TEXTS:
+        out = make_safe_for_terminal(text)
+        assert is_terminal_safe(out)
+        assert "\x1b" not in out and "\x9b" not in out and "\u202e" not in out
+        assert not any(0xD800 <= ord(ch) <= 0xDFFF for ch in out)
+        out.encode("utf-8")  # encodable: nothing left that a terminal or a tokenizer would choke on
