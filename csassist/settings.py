@@ -114,6 +114,47 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+#: Allowed ranges of numeric settings, inclusive (``None``: unbounded on that side).  A value outside
+#: its range (``top_k = -3`` silently gave no KB answers) is reported and the default kept.
+_RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
+    ("retrieval", "top_k"): (1, 100),
+    ("generation", "threads"): (0, 1024),
+    ("generation", "max_new_tokens"): (1, 8192),
+    ("generation", "temperature"): (0.0, 5.0),
+    ("generation", "num_suggestions"): (1, 10),
+    ("generation", "history_turns"): (0, 200),
+    ("generation", "prompt_token_budget"): (64, 1_000_000),
+    ("generation", "server_timeout_s"): (0.1, 3600.0),
+    ("listen", "max_body_bytes"): (64, 16 * 1024 * 1024),
+}
+
+
+def _range_problem(section: str, key: str, value: float) -> str | None:
+    """Why a numeric setting is out of its range (or not finite), or ``None`` when it is fine."""
+    if value != value or value in (float("inf"), float("-inf")):  # NaN / infinities from TOML
+        return "must be a finite number"
+    low, high = _RANGES.get((section, key), (None, None))
+    if low is not None and value < low:
+        return f"must be at least {low}"
+    if high is not None and value > high:
+        return f"must be at most {high}"
+    return None
+
+
+def _pattern_problems(section: str, key: str, patterns: tuple[str, ...], warnings: list[str]) -> tuple[str, ...]:
+    """Keep the usable company id patterns; report the rest (they would freeze or break analysis)."""
+    from csassist.core.understand.user_patterns import pattern_problem
+
+    kept = []
+    for pattern in patterns:
+        problem = pattern_problem(pattern)
+        if problem is None:
+            kept.append(pattern)
+        else:
+            warnings.append(f"config.toml: [{section}].{key}: {problem} (ignored)")
+    return tuple(kept)
+
+
 def _coerce(section: str, cls: type[Any], raw: dict[str, Any], warnings: list[str]) -> Any:
     """Build one section dataclass from a raw TOML table, keeping defaults for bad values."""
     defaults = cls()
@@ -127,18 +168,21 @@ def _coerce(section: str, cls: type[Any], raw: dict[str, Any], warnings: list[st
         if isinstance(default, tuple):
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 values[key] = tuple(value)
+                if key.endswith("_patterns"):
+                    values[key] = _pattern_problems(section, key, values[key], warnings)
                 continue
         elif isinstance(default, bool):
             if isinstance(value, bool):
                 values[key] = value
                 continue
-        elif isinstance(default, float):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                values[key] = float(value)
-                continue
-        elif isinstance(default, int):
-            if isinstance(value, int) and not isinstance(value, bool):
-                values[key] = value
+        elif isinstance(default, (int, float)):
+            number_ok = isinstance(value, (int, float)) if isinstance(default, float) else isinstance(value, int)
+            if number_ok and not isinstance(value, bool):
+                problem = _range_problem(section, key, value)
+                if problem is None:
+                    values[key] = float(value) if isinstance(default, float) else value
+                else:
+                    warnings.append(f"config.toml: [{section}].{key} = {value!r} {problem} (default {default!r} kept)")
                 continue
         elif isinstance(default, dict):
             if isinstance(value, dict):

@@ -24,13 +24,39 @@ def _by_type(text: str, **kw) -> dict[str, list[str]]:  # type: ignore[no-untype
         ("Where is LK-204817?", ["LK-204817"]),
         ("my order #204817 is late", ["204817"]),
         ("order 204817 never came", ["204817"]),
-        ("order number: 113542617735902", ["113542617735902"]),
+        ("order number: 113542617735903", ["113542617735903"]),  # long, but not Luhn-valid: not a card
         ("problems with cancelling purchase 00123842", ["00123842"]),
         ("Order no. AB-99812 please", ["AB-99812"]),
     ],
 )
 def test_order_ids(text: str, expected: list[str]) -> None:
     assert _by_type(text).get("order_id") == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my card #5500000000000004 was declined",
+        "order 4111111111111111 failed",
+        "order number: 113542617735902",
+        "invoice 4012888888881881 is wrong",
+        "purchase 4111-1111-1111-1111",
+    ],
+)
+def test_luhn_valid_card_after_id_keyword_is_a_card_not_an_id(text: str) -> None:
+    """Issue 10.5: a card typed after "#", "order" or "invoice" is masked as a card, never kept as an id."""
+    found = _by_type(text)
+    assert "order_id" not in found and "invoice_id" not in found
+    assert len(found["card_number"]) == 1 and found["card_number"][0].startswith("**** **** **** ")
+
+
+def test_configured_order_pattern_matching_the_number_exactly_keeps_it_an_order() -> None:
+    """A company whose order numbers are Luhn-valid 15-digit runs says so in config, and wins."""
+    assert _by_type("order number: 113542617735902", order_patterns=[r"\b\d{15}\b"]) == {
+        "order_id": ["113542617735902"]
+    }
+    # A pattern that only covers part of the card does not unmask it.
+    assert "order_id" not in _by_type("card #5500000000000004", order_patterns=[r"\d{6}"])
 
 
 def test_no_order_id_without_digits() -> None:

@@ -92,3 +92,16 @@ def test_weak_matches_give_a_holding_answer_not_an_unrelated_article() -> None:
     assert ids == ()
     assert "same stock" not in text
     assert "get back to you" in text
+
+
+def test_a_card_typed_as_order_number_is_never_echoed() -> None:
+    """Issue 10.5: "my card #5500000000000004" came back as "about order 5500000000000004"."""
+    from csassist.core.understand.analysis import Analyzer
+
+    message = "my card #5500000000000004 was declined"
+    analysis = Analyzer(None).analyze(message)
+    assert [e.type for e in analysis.entities] == ["card_number"]
+    assert "5500000000000004" not in analysis.redacted_text
+    assert all("5500000000000004" not in e.text for e in analysis.entities)
+    reply, _sources = extractive_reply(message, [P], analysis, CompanySettings(), customer_name="Ana")
+    assert "5500000000000004" not in reply and "about order" not in reply

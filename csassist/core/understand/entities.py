@@ -10,12 +10,15 @@ then by length, so ``order 00123842`` is an order number, not a phone number.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from csassist.core.types import Entity
+from csassist.core.understand.user_patterns import finditer_user_pattern
 
 # ------------------------------------------------------------------------------------------- patterns
 
@@ -24,25 +27,33 @@ DEFAULT_ORDER_PATTERNS: tuple[str, ...] = (r"\bLK-\d{6}\b",)
 DEFAULT_TRACKING_PATTERNS: tuple[str, ...] = (r"\bLKP\d{10}NL\b",)
 DEFAULT_INVOICE_PATTERNS: tuple[str, ...] = (r"\bINV-\d{4}-\d{6}\b",)
 
-_ID_TOKEN = r"#?\s?(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{2,30}"
+# Every quantifier over untrusted text is bounded (an id is at most 31 characters, the gaps between
+# keyword and id a few spaces): an unbounded ``\s*`` next to another made "order" + 5,000 spaces take
+# seconds.  With bounded repeats each match attempt costs O(1) and a whole scan stays linear.
+_ID_TOKEN = r"#?\s?(?=[A-Za-z0-9-]{0,30}\d)[A-Za-z0-9][A-Za-z0-9-]{2,30}"
+_GAP = r"\s{0,3}"
 _ORDER_WORDS = r"(?:orders?|purc?hases?|purchse|purchace|bestelling|bestellung|commande)"
-_ID_WORDS = r"(?:\s+(?:number|no\.?|nr\.?|num\.?|id|ref(?:erence)?))?"
+_ID_WORDS = r"(?:\s{1,3}(?:number|no\.?|nr\.?|num\.?|id|ref(?:erence)?))?"
 ORDER_CONTEXT = re.compile(
-    rf"\b{_ORDER_WORDS}{_ID_WORDS}\s*(?:is|was|:)?\s*(?P<id>{_ID_TOKEN})(?![A-Za-z0-9@])", re.IGNORECASE
+    rf"\b{_ORDER_WORDS}{_ID_WORDS}{_GAP}(?:is|was|:)?{_GAP}(?P<id>{_ID_TOKEN})(?![A-Za-z0-9@])", re.IGNORECASE
 )
 INVOICE_CONTEXT = re.compile(
-    rf"\b(?:invoices?|bills?|receipts?|factuur|rechnung){_ID_WORDS}\s*(?:is|was|:)?\s*(?P<id>{_ID_TOKEN})"
+    rf"\b(?:invoices?|bills?|receipts?|factuur|rechnung){_ID_WORDS}{_GAP}(?:is|was|:)?{_GAP}(?P<id>{_ID_TOKEN})"
     r"(?![A-Za-z0-9@])",
     re.IGNORECASE,
 )
 TRACKING_CONTEXT = re.compile(
-    rf"\b(?:tracking|track\s*(?:&|and)\s*trace|shipment|parcel|package){_ID_WORDS}(?:\s+code)?\s*(?:is|was|:)?\s*"
-    r"(?P<id>(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{10,30})\b",
+    rf"\b(?:tracking|track{_GAP}(?:&|and){_GAP}trace|shipment|parcel|package){_ID_WORDS}(?:\s{{1,3}}code)?{_GAP}"
+    rf"(?:is|was|:)?{_GAP}"
+    r"(?P<id>(?=[A-Za-z0-9]{0,29}\d)(?=[A-Za-z0-9]{0,29}[A-Za-z])[A-Za-z0-9]{10,30})\b",
     re.IGNORECASE,
 )
 HASH_ID = re.compile(r"(?<![\w&])#(?P<id>\d{4,20})\b")
 #: Local parts may be internationalised (RFC 6531): any word character, so "émile@x.fr" is caught too.
-EMAIL = re.compile(r"(?<![\w.+-])[^\W_](?:[\w.%+-]{0,63})@[^\W_](?:[\w-]*)(?:\.[\w-]+)*\.[^\W\d_]{2,24}\b")
+#: Domain labels are bounded (63 characters, at most 8 dots) so a flood of "a@bbbb…" costs linear time.
+EMAIL = re.compile(
+    r"(?<![\w.+-])[^\W_](?:[\w.%+-]{0,63})@[^\W_](?:[\w-]{0,62})(?:\.[\w-]{1,63}){0,8}\.[^\W\d_]{2,24}\b"
+)
 #: 13-19 digits (never starting with 0: no card network uses it), optionally grouped; Luhn-checked afterwards.
 CARD = re.compile(r"(?<![\d-])[1-9](?:[ -]?\d){12,18}(?![\d])")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
@@ -184,17 +195,13 @@ class _Hit:
     end: int
     value: str
     shown: str | None = None  # replaces the written text (masked cards)
+    configured: bool = False  # found by a company pattern from config (not a keyword rule)
 
 
-def _compile(patterns: Iterable[str]) -> list[re.Pattern[str]]:
-    """Compile configured patterns; a broken regex in config is skipped rather than crashing analysis."""
-    out = []
-    for p in patterns:
-        try:
-            out.append(re.compile(p))
-        except re.error:
-            continue
-    return out
+@functools.lru_cache(maxsize=16)
+def _builtin(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """The bundled id patterns, compiled once (they are reviewed for linear-time matching)."""
+    return tuple(re.compile(p) for p in patterns)
 
 
 def _id_value(token: str) -> str:
@@ -205,15 +212,19 @@ def _id_value(token: str) -> str:
 def _ids(text: str, order_patterns: Sequence[str], tracking_patterns: Sequence[str]) -> list[_Hit]:
     """Order numbers, invoice numbers and tracking codes: company patterns first, then keyword rules."""
     hits: list[_Hit] = []
-    for kind, patterns in (
-        ("order_id", (*order_patterns, *DEFAULT_ORDER_PATTERNS)),
-        ("tracking_code", (*tracking_patterns, *DEFAULT_TRACKING_PATTERNS)),
+    for kind, configured in (("order_id", order_patterns), ("tracking_code", tracking_patterns)):
+        for pattern in configured:  # the user's regexes run on RE2: linear time whatever they say
+            for start, end in finditer_user_pattern(pattern, text):
+                hits.append(_Hit(kind, start, end, _id_value(text[start:end]), configured=True))
+    for kind, builtin in (
+        ("order_id", DEFAULT_ORDER_PATTERNS),
+        ("tracking_code", DEFAULT_TRACKING_PATTERNS),
         ("invoice_id", DEFAULT_INVOICE_PATTERNS),
     ):
-        for rx in _compile(patterns):
+        for rx in _builtin(builtin):
             for m in rx.finditer(text):
                 if m.end() > m.start():
-                    hits.append(_Hit(kind, m.start(), m.end(), _id_value(m.group(0))))
+                    hits.append(_Hit(kind, m.start(), m.end(), _id_value(m.group(0)), configured=True))
     for kind, rx in (("order_id", ORDER_CONTEXT), ("invoice_id", INVOICE_CONTEXT), ("tracking_code", TRACKING_CONTEXT)):
         for m in rx.finditer(text):
             token = m.group("id").rstrip("-")
@@ -303,14 +314,51 @@ def _dates(text: str, today: date) -> list[_Hit]:
     return hits
 
 
+def _cards_win(hits: list[_Hit]) -> list[_Hit]:
+    """Drop id hits that cover a card number, unless a company pattern matched exactly the card.
+
+    A Luhn-valid 13-19 digit run after "order", "invoice" or "#" is far more often a card typed in
+    the wrong place than a real id, and keeping it as an id would store and echo it unmasked.  A
+    company whose order numbers really look like that says so with ``order_patterns``.
+    """
+    cards = sorted((h for h in hits if h.type == "card_number"), key=lambda c: c.start)
+    if not cards:
+        return hits
+    card_ends = [c.end for c in cards]  # card matches never overlap: ends are sorted too
+    out = []
+    for h in hits:
+        if _PRIORITY.get(h.type) == 0:
+            overlapping = []
+            for c in cards[bisect.bisect_right(card_ends, h.start) :]:
+                if c.start >= h.end:
+                    break
+                overlapping.append(c)
+            if overlapping and not (
+                h.configured and all((c.start, c.end) == (h.start, h.end) for c in overlapping)
+            ):
+                continue
+        out.append(h)
+    return out
+
+
 def _resolve(hits: list[_Hit]) -> list[_Hit]:
-    """Keep non-overlapping hits: by type priority, then longer spans, then earlier ones."""
+    """Keep non-overlapping hits: by type priority, then longer spans, then earlier ones.
+
+    Kept spans never overlap, so they are held sorted by start (and therefore by end) and each
+    candidate is checked against its two neighbours only: O(n log n) even for a flood of hits.
+    """
     ordered = sorted(hits, key=lambda h: (_PRIORITY.get(h.type, 9), -(h.end - h.start), h.start))
+    starts: list[int] = []
     kept: list[_Hit] = []
     for h in ordered:
-        if all(h.end <= k.start or h.start >= k.end for k in kept):
-            kept.append(h)
-    return sorted(kept, key=lambda h: h.start)
+        i = bisect.bisect_right(starts, h.start)
+        if i > 0 and kept[i - 1].end > h.start:
+            continue
+        if i < len(kept) and kept[i].start < h.end:
+            continue
+        starts.insert(i, h.start)
+        kept.insert(i, h)
+    return kept
 
 
 def extract_entities(
@@ -330,6 +378,7 @@ def extract_entities(
         return []
     today = (now or datetime.now()).date()
     hits = _ids(text, order_patterns, tracking_patterns) + _contacts(text) + _money(text) + _dates(text, today)
+    hits = _cards_win(hits)
     return [
         Entity(type=h.type, text=h.shown if h.shown is not None else text[h.start : h.end], start=h.start,
                end=h.end, value=h.value)

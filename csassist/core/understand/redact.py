@@ -14,6 +14,7 @@ Two uses with different promises:
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -22,10 +23,24 @@ from csassist.core.understand.entities import CARD, EMAIL, IBAN, PHONE, extract_
 #: Entity type -> placeholder tag.
 PII_TAGS = {"email": "EMAIL", "phone": "PHONE", "card_number": "CARD", "iban": "IBAN"}
 _KEEP_TYPES = ("order_id", "invoice_id", "tracking_code", "date", "money")
-PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CARD|IBAN|NUMBER)_\d+\]")
+PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CARD|CVV|IBAN|NUMBER)_\d+\]")
 
-# Greedy sweeps used only for storage.
-_LOOSE_EMAIL = re.compile(r"[^\s\[\]<>()\"',;:]+@[^\s\[\]<>()\"',;:]+\.[^\s\[\]<>()\"',;:]+")
+#: A card's security code after its label ("CVV 123", "cvc: 4567", "security code is 123"): only the
+#: digits are replaced, so the sentence still reads.  Bounded gaps keep the scan linear.
+CVV = re.compile(
+    r"\b(?:cvv2?|cvc2?|cvn|cid|csc|card\s{1,3}verification(?:\s{1,3}(?:value|code))?|security\s{1,3}code)"
+    r"(?:\s{1,3}(?:code|number|no\.?))?\s{0,3}(?:is|was|=|:|-|#)?\s{0,3}(?P<code>\d{3,4})(?!\d)",
+    re.IGNORECASE,
+)
+#: Stored texts are cut to this many characters first: nothing in a support reply needs more, and it
+#: bounds the cost of redaction (every step is linear, this caps the constant).
+MAX_STORED_CHARS = 20_000
+
+# Greedy sweeps used only for storage.  The e-mail sweep may start only where a token starts (the
+# look-behind) and its runs are possessive, so each character is scanned a bounded number of times:
+# the old ``[^…]+@[^…]+\.[^…]+`` took cubic time on "a@a@a@…" (15 s for 2,000 characters).
+_TOKEN_SEP = "\\s\\[\\]<>()\"',;:"
+_LOOSE_EMAIL = re.compile(f"(?<![^{_TOKEN_SEP}])[^{_TOKEN_SEP}@]++@[^{_TOKEN_SEP}]++")
 _LOOSE_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){10,30}\b")
 _DIGIT_RUN = re.compile(r"(?<![\w])\+?\(?\d(?:[ .\-()/\u00a0]{0,2}\d){6,}\)?")
 
@@ -41,11 +56,25 @@ class Redaction:
 def _spans(text: str) -> list[tuple[int, int, str, str]]:
     """PII spans ``(start, end, tag, original)`` from the precise detectors, non-overlapping."""
     spans = []
+    taken: list[tuple[int, int]] = []
     for ent in extract_entities(text):
         tag = PII_TAGS.get(ent.type)
         if tag:
             spans.append((ent.start, ent.end, tag, text[ent.start : ent.end]))
-    return spans
+        taken.append((ent.start, ent.end))
+    for m in CVV.finditer(text):
+        start, end = m.span("code")
+        if not _overlaps(taken, start, end):
+            spans.append((start, end, "CVV", m.group("code")))
+    return sorted(spans)
+
+
+def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` overlaps one of ``spans`` (sorted, non-overlapping): O(log n)."""
+    i = bisect.bisect_right(spans, (start, float("inf")))
+    if i > 0 and spans[i - 1][1] > start:
+        return True
+    return i < len(spans) and spans[i][0] < end
 
 
 def _keep_spans(text: str) -> list[tuple[int, int]]:
@@ -92,7 +121,7 @@ def _sweep(text: str, rx: re.Pattern[str], tag: str, keep: list[tuple[int, int]]
 
     def repl(m: re.Match[str]) -> str:
         nonlocal count
-        if any(m.start() < e and m.end() > s for s, e in keep):
+        if _overlaps(keep, m.start(), m.end()):
             return m.group(0)
         if PLACEHOLDER.fullmatch(m.group(0)) or (check is not None and not check(m.group(0))):
             return m.group(0)
@@ -102,13 +131,21 @@ def _sweep(text: str, rx: re.Pattern[str], tag: str, keep: list[tuple[int, int]]
     return rx.sub(repl, text)
 
 
+def _has_domain_dot(candidate: str) -> bool:
+    """The loose e-mail shape: a dot after the ``@`` with at least one character on each side."""
+    at = candidate.find("@")
+    return "." in candidate[at + 2 : len(candidate) - 1]
+
+
 def redact_for_storage(text: str) -> str:
     """Irreversibly remove PII before anything is written to disk (greedy by design, see module doc)."""
     if not text:
         return text or ""
+    if len(text) > MAX_STORED_CHARS:
+        text = text[:MAX_STORED_CHARS] + f"… [cut: {len(text) - MAX_STORED_CHARS} more characters not stored]"
     redacted = redact(text).text
     keep = _keep_spans(redacted)
-    redacted = _sweep(redacted, _LOOSE_EMAIL, "EMAIL", keep)
+    redacted = _sweep(redacted, _LOOSE_EMAIL, "EMAIL", keep, check=_has_domain_dot)
     keep = _keep_spans(redacted)
     redacted = _sweep(redacted, _LOOSE_IBAN, "IBAN", keep, check=lambda s: sum(c.isdigit() for c in s) >= 8)
     keep = _keep_spans(redacted)
