@@ -117,6 +117,7 @@ def main() -> int:  # noqa: PLR0915 - a benchmark script reads best top to botto
 
     from csassist.core.knowledge.embedder import configure_threads, load_encoder
     from csassist.core.learn import finetune_log as ft
+    from csassist.core.learn import lora_eval, lora_train
     from csassist.core.learn.feedback import FeedbackEvent, FeedbackLog
     from csassist.core.learn.textmetrics import embedding_cosine, rouge_l
 
@@ -125,7 +126,7 @@ def main() -> int:  # noqa: PLR0915 - a benchmark script reads best top to botto
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="csassist-learning-"))
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    model, tokenizer, base_id = ft.load_base(None)
+    model, tokenizer, base_id = lora_train.load_base(None)
     load_s = time.perf_counter() - t0
     encoder = load_encoder()
     print(f"loaded {base_id} in {load_s:.1f} s; workdir {workdir}", flush=True)
@@ -177,7 +178,7 @@ def main() -> int:  # noqa: PLR0915 - a benchmark script reads best top to botto
         started = time.perf_counter()
         out: list[str] = []
         for j, prompt in enumerate(test_prompts):
-            out.append(ft.generate_reply(m, tokenizer, prompt, args.max_new_tokens))
+            out.append(lora_eval.generate_reply(m, tokenizer, prompt, args.max_new_tokens))
             print(f"  {label} {j + 1}/{len(test_prompts)}", flush=True)
         return out, time.perf_counter() - started
 
@@ -185,7 +186,7 @@ def main() -> int:  # noqa: PLR0915 - a benchmark script reads best top to botto
     before, before_s = generate_all(model, "base")
 
     # 3. the same code path as `csassist finetune --from-log` -------------------------------------
-    config = ft.TrainConfig(
+    config = lora_train.TrainConfig(
         epochs=args.epochs,
         lr=args.lr,
         batch_size=args.batch_size,
@@ -252,7 +253,7 @@ def main() -> int:  # noqa: PLR0915 - a benchmark script reads best top to botto
             "lr": args.lr,
             "lora_r": args.lora_r,
             "lora_alpha": 2 * args.lora_r,
-            "lora_targets": list(ft.LORA_TARGETS),
+            "lora_targets": list(lora_train.LORA_TARGETS),
             "max_length": args.max_length,
             "max_steps": args.max_steps,
             "warmup": config.warmup,

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from csassist.core.errors import DataError
+from csassist.core.errors import CsassistError, DataError
 from csassist.core.learn import finetune_log as ft
+from csassist.core.learn import log_pairs, lora_eval, lora_train
 from csassist.core.learn.feedback import FeedbackLog
+from csassist.core.learn.store import adapter_store
 from tests.core.test_feedback import make_event
 
 TOPICS = ["refund", "parcel", "invoice", "password", "address", "voucher", "return", "delivery"]
@@ -54,7 +56,7 @@ def fill_log(log: FeedbackLog, n_pairs: int = 24, extra: bool = True) -> None:
 def test_pairs_deduplicate_and_keep_only_sent_replies() -> None:
     log = FeedbackLog()
     fill_log(log)
-    pairs, counts = ft.pairs_from_events(log.events())
+    pairs, counts = log_pairs.pairs_from_events(log.events())
     assert counts["events"] == 27
     assert counts["events_by_outcome"] == {"accepted": 8, "edited": 17, "rejected": 1, "ignored": 1}
     assert counts["candidate_pairs"] == 25 and counts["duplicates_dropped"] == 1 and len(pairs) == 24
@@ -65,29 +67,29 @@ def test_pairs_deduplicate_and_keep_only_sent_replies() -> None:
 def test_split_is_seeded_and_disjoint() -> None:
     log = FeedbackLog()
     fill_log(log)
-    pairs, _ = ft.pairs_from_events(log.events())
-    train_a, val_a = ft.split_pairs(pairs, 0.25, seed=1)
-    train_b, val_b = ft.split_pairs(pairs, 0.25, seed=1)
+    pairs, _ = log_pairs.pairs_from_events(log.events())
+    train_a, val_a = log_pairs.split_pairs(pairs, 0.25, seed=1)
+    train_b, val_b = log_pairs.split_pairs(pairs, 0.25, seed=1)
     assert (train_a, val_a) == (train_b, val_b)
     assert len(val_a) == 6 and len(train_a) == 18
     assert not {p.prompt for p in train_a} & {p.prompt for p in val_a}
-    assert ft.split_pairs(pairs, 0.25, seed=2)[1] != val_a
+    assert log_pairs.split_pairs(pairs, 0.25, seed=2)[1] != val_a
     with pytest.raises(DataError, match="val-split"):
-        ft.split_pairs(pairs, 1.5, seed=1)
+        log_pairs.split_pairs(pairs, 1.5, seed=1)
 
 
 def test_too_little_data_is_refused_clearly() -> None:
     log = FeedbackLog()
     fill_log(log, n_pairs=5)
     with pytest.raises(DataError, match=r"only 5 usable pair\(s\).*at least 20"):
-        ft.build_dataset(log)
-    assert ft.build_dataset(log, min_pairs=5).summary["pairs"] == 5
+        log_pairs.build_dataset(log)
+    assert log_pairs.build_dataset(log, min_pairs=5).summary["pairs"] == 5
 
 
 def test_dataset_summary_counts_and_examples() -> None:
     log = FeedbackLog()
     fill_log(log)
-    data = ft.build_dataset(log, val_split=0.25, seed=3)
+    data = log_pairs.build_dataset(log, val_split=0.25, seed=3)
     s = data.summary
     assert (s["train"], s["val"], s["pairs"]) == (18, 6, 24)
     assert s["pairs_by_outcome"] == {"accepted": 7, "edited": 17}  # pair 0 became the later edit
@@ -97,17 +99,17 @@ def test_dataset_summary_counts_and_examples() -> None:
 
 def test_is_better_rule() -> None:
     gen = {"before": {"rouge_l": 0.20}, "after": {"rouge_l": 0.30}}
-    assert ft.is_better({"val_loss_before": 2.0, "val_loss_after": 1.5, "generation": gen})[0]
+    assert lora_eval.is_better({"val_loss_before": 2.0, "val_loss_after": 1.5, "generation": gen})[0]
     # loss must go down
-    ok, why = ft.is_better({"val_loss_before": 2.0, "val_loss_after": 2.0, "generation": gen})
+    ok, why = lora_eval.is_better({"val_loss_before": 2.0, "val_loss_after": 2.0, "generation": gen})
     assert not ok and "did not go down" in why
     # a clear ROUGE-L drop vetoes a loss gain; a dip within the tolerance does not
     drop = {"before": {"rouge_l": 0.30}, "after": {"rouge_l": 0.25}}
-    assert not ft.is_better({"val_loss_before": 2.0, "val_loss_after": 1.5, "generation": drop})[0]
+    assert not lora_eval.is_better({"val_loss_before": 2.0, "val_loss_after": 1.5, "generation": drop})[0]
     dip = {"before": {"rouge_l": 0.30}, "after": {"rouge_l": 0.295}}
-    assert ft.is_better({"val_loss_before": 2.0, "val_loss_after": 1.5, "generation": dip})[0]
+    assert lora_eval.is_better({"val_loss_before": 2.0, "val_loss_after": 1.5, "generation": dip})[0]
     # no generation check: loss alone decides
-    assert ft.is_better({"val_loss_before": 2.0, "val_loss_after": 1.9})[0]
+    assert lora_eval.is_better({"val_loss_before": 2.0, "val_loss_after": 1.9})[0]
 
 
 def _fake_adapter(root: Path, name: str) -> None:
@@ -116,26 +118,28 @@ def _fake_adapter(root: Path, name: str) -> None:
 
 
 def test_promotion_history_and_rollback(tmp_path: Path) -> None:
+    """Adapters go through the one model store: rollback pops the stack, past the first it is the base model."""
     root = tmp_path / "adapters"
-    assert ft.current_adapter(root) is None
-    with pytest.raises(DataError, match="no promoted adapter"):
+    store = adapter_store(root)
+    assert store.current() is None
+    with pytest.raises(CsassistError, match="nothing to roll back"):
         ft.rollback(root)
-    a = ft.next_version_name(root, now=0)
-    assert a == "v0001-19700101T000000Z"
-    _fake_adapter(root, a)
-    b = ft.next_version_name(root, now=60)
-    assert b.startswith("v0002-")
-    _fake_adapter(root, b)
-    ft.promote(a, root)
-    ft.promote(b, root)
-    assert ft.current_adapter(root) == root / b
-    assert (root / "previous").read_text().strip() == a
+    names = []
+    for _ in range(2):
+        with store.save(base="tiny") as draft:
+            (draft.path / "adapter_config.json").write_text("{}")
+        names.append(draft.name)
+    a, b = names
+    assert a.startswith("v0001-") and b.startswith("v0002-")
+    store.promote(a)
+    store.promote(b)
+    assert store.current().path == root / b  # type: ignore[union-attr]
     assert ft.rollback(root) == a
-    assert ft.current_adapter(root) == root / a and not (root / "previous").exists()
+    assert store.current().path == root / a  # type: ignore[union-attr]
     assert ft.rollback(root) is None  # past the first promotion: the bare base model
-    assert ft.current_adapter(root) is None
+    assert store.current() is None
     with pytest.raises(DataError, match="not a saved adapter"):
-        ft.promote("v0099-nope", root)
+        store.promote("v0099-nope")
 
 
 # ------------------------------------------------------------------------ real training, tiny model
@@ -191,12 +195,12 @@ def tiny_lm() -> tuple[Any, Any, str]:
 
 def test_encode_pair_masks_the_prompt(tiny_lm: tuple[Any, Any, str]) -> None:
     _, tokenizer, _ = tiny_lm
-    ids, labels = ft.encode_pair(tokenizer, "customer : question 1 about my refund", "thanks we will look", 64)
+    ids, labels = lora_train.encode_pair(tokenizer, "customer : question 1 about my refund", "thanks we will look", 64)
     n_prompt = len(tokenizer("customer : question 1 about my refund", add_special_tokens=False)["input_ids"])
     assert labels[:n_prompt] == [-100] * n_prompt
     assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tokenizer.eos_token_id
     # too long: the reply is capped at 3/4 and the prompt cut from the left
-    ids, labels = ft.encode_pair(tokenizer, "my " * 50 + "refund", "thanks " * 50, 16)
+    ids, labels = lora_train.encode_pair(tokenizer, "my " * 50 + "refund", "thanks " * 50, 16)
     assert len(ids) == 16 and labels.count(-100) == 4 and ids[3] == tokenizer.convert_tokens_to_ids("refund")
 
 
@@ -208,7 +212,7 @@ def test_lora_run_saves_promotes_and_refuses_a_no_gain_adapter(
     fill_log(log)
     root = tmp_path / "adapters"
     seen: list[dict[str, Any]] = []
-    config = ft.TrainConfig(
+    config = lora_train.TrainConfig(
         lr=5e-2,
         epochs=2,
         batch_size=4,
@@ -230,19 +234,19 @@ def test_lora_run_saves_promotes_and_refuses_a_no_gain_adapter(
     stored = json.loads((saved / "metrics.json").read_text())
     assert stored["base_model"] == "tiny-llama" and stored["generation"]["before"]["n"] == 2
     assert json.loads((saved / "data_summary.json").read_text())["pairs"] == 24
-    assert ft.current_adapter(root) == saved
+    assert adapter_store(root).current().path == saved  # type: ignore[union-attr]
 
     # the base model came back without LoRA layers, so it can be trained again
     assert not any("lora" in name for name, _ in tiny_lm[0].named_parameters())
-    flat = ft.TrainConfig(lr=0.0, batch_size=4, max_steps=2, gen_eval_cap=0, val_split=0.25)
+    flat = lora_train.TrainConfig(lr=0.0, batch_size=4, max_steps=2, gen_eval_cap=0, val_split=0.25)
     second = ft.finetune_from_log(log, flat, out=root, encoder=fake_encoder, loaded=tiny_lm)
     assert not second.promoted and "did not go down" in second.reason
-    assert ft.current_adapter(root) == saved  # still the first one
+    assert adapter_store(root).current().path == saved  # type: ignore[union-attr]  # still the first one
     forced = ft.finetune_from_log(log, flat, out=root, encoder=fake_encoder, loaded=tiny_lm, force=True)
     assert forced.promoted and forced.reason.startswith("forced:")
     assert Path(forced.adapter_dir or "").name.startswith("v0003-")
     assert ft.rollback(root) == saved.name
-    assert ft.current_adapter(root) == saved
+    assert adapter_store(root).current().path == saved  # type: ignore[union-attr]
 
 
 def test_refit_intents_uses_corrections(fake_encoder: Any, tmp_path: Path) -> None:
@@ -276,7 +280,7 @@ def test_real_smollm2_lora_adapter_is_what_the_app_loads(tmp_path: Path) -> None
     base = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
     log = FeedbackLog()
     fill_log(log, extra=False)
-    config = ft.TrainConfig(
+    config = lora_train.TrainConfig(
         lr=1e-3,
         batch_size=4,
         max_steps=2,

@@ -64,12 +64,12 @@ def test_device_and_dtype_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_current_adapter_pointer(tmp_path: Path) -> None:
     assert models.current_adapter() is None
     root = paths.adapters_dir()
-    (root / "v0001").mkdir(parents=True)
-    (root / "current").write_text("v0001\n")
+    (root / "v0001-a").mkdir(parents=True)
+    (root / "current").write_text("v0001-a\n")  # a pointer file without history.json: the older layout
     assert models.current_adapter() is None  # no adapter_config.json yet
-    (root / "v0001" / "adapter_config.json").write_text("{}")
+    (root / "v0001-a" / "adapter_config.json").write_text("{}")
     info = models.current_adapter()
-    assert info is not None and info.name == "v0001" and info.path == root / "v0001"
+    assert info is not None and info.name == "v0001-a" and info.path == root / "v0001-a"
     (root / "current").write_text("../escape")
     assert models.current_adapter() is None
     with pytest.raises(ModelMissingError, match="not found"):

@@ -10,8 +10,9 @@ device/dtype rules differ per machine.  Everything here is explainable to the us
   ``paths.models_dir()/smollm2-135m-instruct`` (atomically, under a file lock so two processes do
   not convert at once); later loads read that copy (~2 s instead of ~12 s).
 * ``settings.generation.model`` / ``CSASSIST_MODEL`` may name a local directory or a hub id instead.
-* A promoted LoRA adapter (``paths.adapters_dir()/current`` holds its directory name, written by the
-  learning loop) is loaded on top unless ``adapter = "none"``; its name is part of the model id.
+* The promoted LoRA adapter (the current version of the adapter store, :mod:`csassist.core.learn.store`,
+  written by the learning loop) is loaded on top unless ``adapter = "none"``; its name is part of the
+  model id.
 """
 
 from __future__ import annotations
@@ -213,17 +214,11 @@ class AdapterInfo:
 
 
 def current_adapter() -> AdapterInfo | None:
-    """The adapter named in ``adapters_dir()/current`` when it exists and holds an adapter config."""
-    pointer = paths.adapters_dir() / "current"
-    if not pointer.is_file():
-        return None
-    name = pointer.read_text(encoding="utf-8").strip()
-    if not name or "/" in name or name.startswith("."):
-        return None
-    path = paths.adapters_dir() / name
-    if not (path / "adapter_config.json").is_file():
-        return None
-    return AdapterInfo(name=name, path=path)
+    """The promoted adapter of the versioned store (:func:`csassist.core.learn.store.adapter_store`)."""
+    from csassist.core.learn.store import adapter_store
+
+    version = adapter_store().current()
+    return AdapterInfo(name=version.name, path=version.path) if version else None
 
 
 @dataclass
