@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
@@ -28,6 +29,7 @@ from csassist.ui import messages as m
 from csassist.ui.actions import AgentActions
 from csassist.ui.commands import CsassistCommands
 from csassist.ui.recorder import events_for_all
+from csassist.ui.render import NOTICE_MAX_CHARS, clean
 from csassist.ui.state import ConversationState, Inbox, SlotState
 from csassist.ui.themes import APP_VARIABLES, DEFAULT_THEME, FALLBACK_THEME, load_themes
 from csassist.ui.widgets.assist_panel import AssistPanel
@@ -153,6 +155,13 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         for conv in self.inbox.conversations.values():
             if conv.cancel:
                 conv.cancel.cancel()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every toast is literal text (``markup`` is ignored): notices quote config values, file names,
+        theme errors, customer names and engine exceptions, and one ``[/]`` in them must not crash the app."""
+        super().notify(clean(message, max_chars=NOTICE_MAX_CHARS), title=clean(title, max_chars=200),
+                       severity=severity, timeout=timeout, markup=False)
 
     def ui(self, widget_type: type[W]) -> W:
         """A widget of the main screen, also while a modal (help, reject...) is on top."""

@@ -7,6 +7,7 @@ by the app) instead of an exception, so one bad file never keeps the agent from 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ APP_VARIABLES: dict[str, str] = {
 _COLOR_KEYS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground", "background",
                "surface", "panel", "boost")
 _FLOAT_KEYS = ("luminosity_spread", "text_alpha")
+#: A theme name is shown in the palette (which parses markup) and used as an id: plain words only.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")
+#: A variable name as Textual's CSS variables are spelled.
+_VARIABLE_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}")
+#: Non-colour variable values Textual itself uses ("bold", "none", "b u", "$primary 50%"...): no brackets,
+#: "=", "@", ":" or "/", so a value can neither be markup, nor a link, nor a CSS injection.
+_VARIABLE_VALUE = re.compile(r"[A-Za-z0-9 #.%(),$-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class ThemeFileError(ValueError):
     """Raised by :func:`load_theme_file` for a file that is not a usable theme."""
 
 
-def _check_color(path: Path, key: str, value: Any) -> str:
+def _check_color(key: str, value: Any) -> str:
     """Return ``value`` if it parses as a colour, else raise naming the key."""
     if not isinstance(value, str):
         raise ThemeFileError(f"{key} must be a colour string, got {value!r}")
@@ -67,8 +75,8 @@ def theme_from_data(path: Path, data: Any) -> Theme:
     if not isinstance(data, dict):
         raise ThemeFileError("expected a table/mapping of theme keys at the top level")
     name = data.get("name") or path.stem
-    if not isinstance(name, str) or not name.strip():
-        raise ThemeFileError("name must be a non-empty string")
+    if not isinstance(name, str) or not _NAME.fullmatch(name.strip()):
+        raise ThemeFileError(f"name must be 1-64 letters, digits, spaces or _.+- (got {name!r})")
     if "primary" not in data:
         raise ThemeFileError("primary colour is required")
     known = {"name", "dark", "variables", *_COLOR_KEYS, *_FLOAT_KEYS}
@@ -78,7 +86,7 @@ def theme_from_data(path: Path, data: Any) -> Theme:
     kwargs: dict[str, Any] = {"name": name.strip()}
     for key in _COLOR_KEYS:
         if key in data:
-            kwargs[key] = _check_color(path, key, data[key])
+            kwargs[key] = _check_color(key, data[key])
     for key in _FLOAT_KEYS:
         if key in data:
             value = data[key]
@@ -92,8 +100,22 @@ def theme_from_data(path: Path, data: Any) -> Theme:
     variables = data.get("variables", {})
     if not isinstance(variables, dict):
         raise ThemeFileError("variables must be a table of name = value")
-    kwargs["variables"] = {str(k): str(v) for k, v in variables.items()}
+    kwargs["variables"] = {str(k): _check_variable(str(k), v) for k, v in variables.items()}
     return Theme(**kwargs)
+
+
+def _check_variable(key: str, value: Any) -> str:
+    """A theme variable: csassist's own must be colours (widgets style text with them), others plain tokens."""
+    if not _VARIABLE_NAME.fullmatch(key):
+        raise ThemeFileError(f"variable name {key!r} must be lower-case letters, digits and '-'")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ThemeFileError(f"variables.{key} must be a string, got {value!r}")
+    text = str(value).strip()
+    if key.startswith("csassist-"):
+        return _check_color(f"variables.{key}", text)
+    if not _VARIABLE_VALUE.fullmatch(text):
+        raise ThemeFileError(f"variables.{key}: {text!r} is not a colour or style value")
+    return text
 
 
 def load_theme_file(path: Path) -> Theme:

@@ -11,6 +11,8 @@ from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from csassist.ui.render import safe_text
+
 
 def key_rows(bindings: list[BindingType], keymap: dict[str, str]) -> list[tuple[str, str, str, str]]:
     """``(keys, description, tooltip, binding id)`` per binding id, with keymap overrides applied."""
@@ -46,7 +48,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("What it does")
         table.add_column("Binding id (config)", style="dim", no_wrap=True)
         for keys, description, tooltip, ident in self.rows:
-            table.add_row(Text(keys), Text(description), Text(tooltip), Text(ident))
+            table.add_row(*(safe_text(cell, max_chars=200) for cell in (keys, description, tooltip, ident)))  # keys: config
         intro = Text.assemble(
             ("csassist — keys\n", "bold"),
             ("Pick a conversation (n/p or the mouse), press 1, 2 or 3 to put a suggestion in the composer, "

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
+
+from csassist.ui.render import one_line, safe_text
 
 
 class IntentScreen(ModalScreen[str | None]):
@@ -24,17 +25,17 @@ class IntentScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         """A filter/free-text input above the label list."""
         with Vertical(id="dialog"):
-            yield Label(f"Correct the intent (now: {self.current or 'none'}). Type to filter, Enter to choose.",
-                        markup=False)
+            yield Label(safe_text(f"Correct the intent (now: {one_line(self.current or 'none', 40)}). "
+                                  "Type to filter, Enter to choose."), markup=False)
             yield Input(placeholder="intent label", id="intent-input")
-            yield OptionList(*[Option(Text(c), id=c) for c in self.candidates], id="intent-options")
+            yield OptionList(*[Option(safe_text(c, max_chars=200), id=c) for c in self.candidates], id="intent-options")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """Filter the list by what was typed."""
         options = self.query_one(OptionList)
         options.clear_options()
         needle = event.value.strip().lower()
-        options.add_options([Option(Text(c), id=c) for c in self.candidates if needle in c.lower()])
+        options.add_options([Option(safe_text(c, max_chars=200), id=c) for c in self.candidates if needle in c.lower()])
         if options.option_count:
             options.highlighted = 0
 

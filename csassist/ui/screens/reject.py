@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,6 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
+
+from csassist.ui.render import safe_text
 
 
 class RejectScreen(ModalScreen[str | None]):
@@ -27,7 +28,7 @@ class RejectScreen(ModalScreen[str | None]):
         with Vertical(id="dialog"):
             yield Label(f"Reject suggestion {self.slot + 1}: why? (press a number, Esc cancels)")
             yield OptionList(
-                *[Option(Text(f"{i}. {reason}"), id=str(i - 1)) for i, reason in enumerate(self.reasons[:9], 1)],
+                *[Option(safe_text(f"{i}. {reason}", max_chars=200), id=str(i - 1)) for i, reason in enumerate(self.reasons[:9], 1)],
                 id="reasons",
             )
 

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Sparkline, Static
 
-from csassist.ui.render import format_ms
+from csassist.ui.render import format_ms, one_line, safe_text
 
 
 class StatsScreen(ModalScreen[None]):
@@ -42,7 +42,8 @@ class StatsScreen(ModalScreen[None]):
             table.add_column(col)
         for intent, group in list(s.get("by_intent", {}).items())[:20]:
             dist = group.get("mean_edit_distance")
-            table.add_row(intent, str(group["total"]), f"{group['acceptance_rate'] * 100:.0f}%",
+            # intent labels include the agent's free-typed corrections: data, never table markup
+            table.add_row(safe_text(one_line(intent, 60)), str(group["total"]), f"{group['acceptance_rate'] * 100:.0f}%",
                           "–" if dist is None else f"{dist:.1f}")
         with VerticalScroll(id="stats-body"):
             yield Static(summary, markup=False)

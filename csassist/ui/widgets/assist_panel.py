@@ -5,11 +5,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.content import Content
 from textual.widgets import Collapsible, Static
 
 from csassist.core.types import Analysis, Passage
-from csassist.ui.render import confidence_bar, one_line, safe_text
+from csassist.ui.render import confidence_bar, one_line, safe_content, safe_text, theme_colour
 
 PAD = "\u00a0\u00a0"  # non-breaking: Textual's wrapping drops ordinary spaces at span starts
 URGENCY_VARIABLE = {"normal": "csassist-normal", "elevated": "csassist-elevated", "urgent": "csassist-urgent"}
@@ -55,7 +54,7 @@ class AssistPanel(VerticalScroll):
                 continue
             passage = passages[rank - 1]
             box.display = True
-            title = Content(f"{rank}. {one_line(passage.title, 30)}  {passage.score:.2f}")  # plain, not markup
+            title = safe_content(f"{rank}. {one_line(passage.title, 30)}  {passage.score:.2f}")  # literal
             box.title = title  # type: ignore[assignment]  # Collapsible accepts Content
             self.query_one(f"#kb-body-{rank}", Static).update(safe_text(passage.text, max_chars=4000))
 
@@ -71,16 +70,16 @@ class AssistPanel(VerticalScroll):
             out.append(one_line(correction, 24), style="bold")
         elif analysis.intent.out_of_scope:
             out.append(PAD + "out of scope", style="bold")
-        bar = self.app.theme_variables.get("csassist-bar", "")
+        bar = theme_colour(self.app.theme_variables, "csassist-bar")
         for score in analysis.intent.top[:3]:
             out.append("\n" + PAD)
             out.append(f"{one_line(score.intent, 20):<20} ")
             out.append(confidence_bar(score.probability), style=bar)
             out.append(f" {score.probability * 100:3.0f}%")
         level = analysis.urgency.level
-        colour = self.app.theme_variables.get(URGENCY_VARIABLE.get(level, ""), "")
+        colour = theme_colour(self.app.theme_variables, URGENCY_VARIABLE.get(level, ""))
         out.append("\nUrgency ", style="bold")
-        out.append(level, style=f"bold {colour}".strip())
+        out.append(one_line(level, 12), style=f"bold {colour}".strip())
         if analysis.urgency.reasons:
             out.append(PAD + one_line(", ".join(analysis.urgency.reasons), 30), style="dim")
         return out

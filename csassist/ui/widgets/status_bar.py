@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from csassist.ui.render import format_ms
+from csassist.ui.render import format_ms, one_line
 
 #: Which of ``Assistant.describe()``'s entries fit on the line (the rest is in ``csassist models``).
 SHOWN_KEYS = ("engine", "backend", "device", "generator", "intent_model")
@@ -40,8 +40,8 @@ class StatusBar(Static):
         for key, value in self.engine.items():
             if key not in SHOWN_KEYS or value in ("", "-"):
                 continue
-            parts.append(f"{key} ", style="dim")
-            parts.append(value)
+            parts.append(f"{one_line(key, 20)} ", style="dim")
+            parts.append(one_line(value, 60))  # model names and paths come from config: data
             parts.append("  ")
         for key, latency in self.latencies.items():
             parts.append(f"{key} ", style="dim")
@@ -49,5 +49,5 @@ class StatusBar(Static):
             parts.append("  ")
         if self.source:
             parts.append("src ", style="dim")
-            parts.append(self.source)
+            parts.append(one_line(self.source, 80))
         self.update(parts, layout=False)

@@ -8,10 +8,11 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.message import Message as TextualMessage
 from textual.widgets import Static
 
-from csassist.ui.render import safe_text
+from csassist.ui.render import one_line, safe_content, safe_text
 from csassist.ui.state import SlotState
 
 MAX_SLOTS = 3
@@ -30,6 +31,7 @@ class SuggestionCard(Static):
         super().__init__("", markup=False, **kwargs)  # type: ignore[arg-type]
         self.slot = slot
         self.shown_text = ""
+        self.shown_warning = ""  # the fact-flag line under the card, as plain text (tests read it)
 
     def show(self, state: SlotState | None, picked: bool) -> None:
         """Render the slot state (or an empty placeholder); unchanged states are not re-rendered."""
@@ -42,15 +44,19 @@ class SuggestionCard(Static):
         self.set_class(state is None, "-empty")
         if state is None:
             self.border_title = f"{self.slot + 1}"
-            self.shown_text = ""
+            self.border_subtitle = ""
+            self.shown_text = self.shown_warning = ""
             self.update(Text("—", style="dim"), layout=False)
             return
         status = "" if state.done else " …"
         if state.error:
             status = " failed"
         flags = state.suggestion.flags if state.suggestion else ()
-        self.border_title = f"{self.slot + 1} · {state.backend or '?'}{status}"
-        self.border_subtitle = "⚠ " + "; ".join(flags) if flags else ""
+        # backend names and fact flags are data (a flag quotes the draft: "unsupported URL https://h/[/]x")
+        self.border_title = safe_content(f"{self.slot + 1} · {one_line(state.backend or '?', 20)}{status}")
+        warning = safe_content("⚠ " + one_line("; ".join(flags), 200)) if flags else Content("")
+        self.shown_warning = warning.plain
+        self.border_subtitle = warning
         body = safe_text(state.text or ("(no text)" if state.done else "…"), max_chars=4000)
         if state.error:
             body = safe_text(state.error, style="italic")

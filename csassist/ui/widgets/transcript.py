@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from csassist.core.types import Message
-from csassist.ui.render import clock_time, safe_text
+from csassist.ui.render import clock_time, safe_text, theme_colour
 
 
 class Transcript(RichLog):
@@ -23,7 +23,7 @@ class Transcript(RichLog):
         """Header line (speaker, name, time) plus the literal body."""
         who = "You" if message.speaker == "agent" else (message.customer or "Customer")
         var = "csassist-agent" if message.speaker == "agent" else "csassist-customer"
-        colour = self.app.theme_variables.get(var, "")
+        colour = theme_colour(self.app.theme_variables, var)
         header = Text.assemble(safe_text(who, style=f"bold {colour}".strip(), max_chars=80),
                                Text(f"  {clock_time(message.ts)}", style="dim"))
         return Text("\n").join([header, safe_text(message.text)])
