@@ -4,12 +4,15 @@ The same :class:`~csassist.core.pipeline.Assistant` the terminal app uses, so a 
 sees exactly what an agent would.  ``--conversation FILE.jsonl`` supplies the earlier turns (the
 last conversation in the file, or ``--conversation-id``); without a message argument the last
 customer message of that conversation is answered.  ``--json`` prints one object
-``{"suggestions": [{"text", "source_ids", "backend", "latency_ms", ...}], ...}``.
+``{"suggestions": [{"text", "source_ids", "backend", "latency_ms", "flags", "unsupported_sentences",
+"grounding", ...}], ...}`` where ``grounding`` lists every sentence with its verdict (supported /
+unsupported / conversational), the passage sentence that supports it and the claims checked.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,6 +51,23 @@ def _history(args: argparse.Namespace) -> tuple[list, str, str | None]:  # type:
         raise DataError(f"{args.conversation}: no conversation with id {cid!r}")
     name = next((m.customer for m in reversed(turns) if m.customer), None)
     return turns, cid, name
+
+
+def grounding_json(grounding: Any) -> list[dict[str, Any]]:
+    """Each sentence's verdict with its evidence and claims, as plain JSON (empty when unchecked)."""
+    if grounding is None:
+        return []
+    return [
+        {
+            "text": s.text,
+            "status": s.status,
+            "source": s.source or None,
+            "evidence": s.evidence or None,
+            "claims": [{"kind": c.kind, "text": c.text, "supported": c.supported, "source": c.source or None}
+                       for c in s.claims],
+        }
+        for s in grounding.sentences
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
                     "first_token_ms": None if s.first_token_ms is None else round(s.first_token_ms, 1),
                     "model": s.model,
                     "flags": list(s.flags),
+                    "unsupported_sentences": [u.text for u in s.grounding.unsupported] if s.grounding else [],
+                    "grounding": grounding_json(s.grounding),
                 }
                 for s in suggestions
             ],
@@ -139,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
         print(s.text)
         for flag in s.flags:
             print(f"  ! {flag}")
+        for sentence in s.grounding.unsupported if s.grounding else ():
+            print(f"  ? not in the KB: {sentence.text}")
     for error in errors:
         print(f"\n{error}", file=sys.stderr)
     return 0

@@ -31,13 +31,13 @@ from csassist.core.errors import BackendError
 from csassist.core.learn.textmetrics import token_jaccard
 from csassist.core.reply.extractive import extractive_reply
 from csassist.core.reply.generation import Generator, load_generator
+from csassist.core.reply.grounding import drop_unsupported, ground
 from csassist.core.reply.prompts import (
     build_messages,
     clean_draft,
     cut_at_stop,
     passage_ids_in,
     render_prompt,
-    unsupported_facts,
 )
 from csassist.core.types import (
     Analysis,
@@ -203,7 +203,7 @@ class Assistant:
         try:
             messages = self._prompt_messages(message, history, analysis, passages)
             prompt = self._render(messages)
-            yield self._extractive_update(message, analysis, passages, prompt)
+            yield self._extractive_update(message, history, analysis, passages, prompt)
             if self.generator is None or total <= 1 or cancel.cancelled:
                 return
             yield from self._generated_updates(message, history, passages, messages, prompt, cancel, total, seed)
@@ -259,17 +259,39 @@ class Assistant:
         )
 
     def _extractive_update(
-        self, message: Message, analysis: Analysis | None, passages: Sequence[Passage], prompt: str
+        self,
+        message: Message,
+        history: Sequence[Message],
+        analysis: Analysis | None,
+        passages: Sequence[Passage],
+        prompt: str,
     ) -> SuggestionUpdate:
-        """Slot 0.  It carries the prompt the model would have seen, so an accepted or edited extractive
-        reply is a training pair for ``csassist finetune --from-log`` like any generated one."""
+        """Slot 0, the lead suggestion.  It carries the prompt the model would have seen, so an accepted or
+        edited extractive reply is a training pair for ``csassist finetune --from-log`` like any generated one.
+
+        The lead is never a draft with an unsupported claim: the extractive reply is built from KB
+        sentences so it is grounded by construction, and this is checked — any sentence that still fails
+        the check is dropped before the agent sees it (generated drafts only ever take the later slots)."""
         start = time.perf_counter()
         text, ids = extractive_reply(
             message.text, passages, analysis, self.settings.company, customer_name=message.customer
         )
+        conversation = [*history, message]
+        grounding = ground(text, passages, conversation)
+        if grounding.risky:
+            text = drop_unsupported(text, grounding)
+            grounding = ground(text, passages, conversation)
         ms = (time.perf_counter() - start) * 1000
         suggestion = Suggestion(
-            text=text, source_ids=ids, backend="extractive", model="", latency_ms=ms, first_token_ms=ms, prompt=prompt
+            text=text,
+            source_ids=ids,
+            backend="extractive",
+            model="",
+            latency_ms=ms,
+            first_token_ms=ms,
+            prompt=prompt,
+            flags=grounding.flags,
+            grounding=grounding,
         )
         return SuggestionUpdate(slot=0, text=text, backend="extractive", done=True, suggestion=suggestion)
 
@@ -302,7 +324,7 @@ class Assistant:
         assert gen is not None
         cfg = self.settings.generation
         source_ids = passage_ids_in(messages, passages)
-        context = [message.text, *(t.text for t in history), *(p.text for p in passages)]
+        context = [*history, message]
         done_texts: list[str] = []
         attempt = 0
         failure: str | None = None
@@ -319,7 +341,7 @@ class Assistant:
                 final: SuggestionUpdate | None = None
                 try:
                     for update in self._stream_slot(
-                        gen, messages, slot, temperature, seed + attempt, cancel, prompt, source_ids, context
+                        gen, messages, slot, temperature, seed + attempt, cancel, prompt, source_ids, passages, context
                     ):
                         if update.done:
                             final = update
@@ -367,7 +389,8 @@ class Assistant:
         cancel: CancelToken,
         prompt: str,
         source_ids: tuple[str, ...],
-        context: Sequence[str],
+        passages: Sequence[Passage],
+        context: Sequence[Message],
     ) -> Iterator[SuggestionUpdate]:
         """Run one draft; yield partial updates, then exactly one ``done`` update."""
         start = time.perf_counter()
@@ -402,6 +425,7 @@ class Assistant:
         if not text:
             yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error="the model wrote nothing")
             return
+        grounding = ground(text, passages, context)
         suggestion = Suggestion(
             text=text,
             source_ids=source_ids,
@@ -410,7 +434,8 @@ class Assistant:
             latency_ms=(time.perf_counter() - start) * 1000,
             first_token_ms=first_ms,
             prompt=prompt,
-            flags=unsupported_facts(text, context),
+            flags=grounding.flags,
+            grounding=grounding,
         )
         yield SuggestionUpdate(slot=slot, text=text, backend=gen.backend, done=True, suggestion=suggestion)
 

@@ -155,6 +155,68 @@ class Analysis:
     latency_ms: float = 0.0
 
 
+GroundingStatus = Literal["supported", "unsupported", "conversational"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement inside a draft sentence (an amount, a date, a promise ...) and its verdict."""
+
+    kind: str  # amount | percentage | duration | date | phone | email | url | order_id | promise | placeholder
+    text: str  # as written in the draft ("EUR 250", "within 5 business days", "refund")
+    supported: bool
+    source: str = ""  # article id of the passage that supports it, "conversation", or "" when unsupported
+
+
+@dataclass(frozen=True)
+class SentenceGrounding:
+    """One sentence of a draft with its verdict and, when supported, the evidence for it."""
+
+    text: str
+    start: int  # character offsets in the draft text
+    end: int
+    status: GroundingStatus
+    claims: tuple[Claim, ...] = ()
+    source: str = ""  # passage article id (or "conversation") of the evidence
+    evidence: str = ""  # the passage (or message) sentence that supports it
+
+    @property
+    def unsupported_claims(self) -> tuple[Claim, ...]:
+        """The claims no passage (nor, where allowed, the conversation) supports."""
+        return tuple(c for c in self.claims if not c.supported)
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """Sentence-by-sentence verdict for one draft: what the KB supports, what it does not."""
+
+    sentences: tuple[SentenceGrounding, ...]
+    flags: tuple[str, ...] = ()  # one line per unsupported claim, e.g. "unsupported amount EUR 250"
+
+    @property
+    def unsupported(self) -> tuple[SentenceGrounding, ...]:
+        """Sentences the agent should check (highlighted, droppable with one key)."""
+        return tuple(s for s in self.sentences if s.status == "unsupported")
+
+    @property
+    def unsupported_promise(self) -> bool:
+        """Whether the draft commits to something (refund, discount, "we will ...") no passage allows."""
+        return any(c.kind == "promise" and not c.supported for s in self.sentences for c in s.claims)
+
+    @property
+    def risky(self) -> bool:
+        """Any unsupported claim at all (promise or fact): such a draft never leads the suggestion list."""
+        return any(not c.supported for s in self.sentences for c in s.claims)
+
+    @property
+    def supported_share(self) -> float:
+        """Supported sentences among those that are not conversational (1.0 when all are conversational)."""
+        factual = [s for s in self.sentences if s.status != "conversational"]
+        if not factual:
+            return 1.0
+        return sum(s.status == "supported" for s in factual) / len(factual)
+
+
 @dataclass(frozen=True)
 class Suggestion:
     """A finished suggested reply with what it was grounded on and how it was made."""
@@ -167,6 +229,7 @@ class Suggestion:
     first_token_ms: float | None = None
     prompt: str = ""  # the exact prompt text (for the feedback log / fine-tuning)
     flags: tuple[str, ...] = ()  # e.g. "unsupported order number 99999"
+    grounding: Grounding | None = None  # sentence-level verdict (core.reply.grounding)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from csassist.core.reply.grounding import unsupported_facts
 from csassist.core.reply.prompts import (
     CLOSE_TAG,
     OPEN_TAG,
@@ -11,7 +12,6 @@ from csassist.core.reply.prompts import (
     passage_ids_in,
     quote_customer,
     render_prompt,
-    unsupported_facts,
 )
 from csassist.core.types import Analysis, Entity, IntentPrediction, IntentScore, Message, Passage, Urgency
 from csassist.settings import CompanySettings
@@ -127,7 +127,9 @@ def test_unsupported_facts() -> None:
     assert "unsupported order number #99812" in flags
     assert "unsupported amount 25 EUR" in flags
     assert "unsupported URL www.evil.example" in flags
-    assert unsupported_facts("We ship within 3-5 days since 2019.", ctx) == ()
+    # durations are claims now: "within 3-5 days" needs a passage saying so (the year alone is no claim)
+    assert unsupported_facts("We ship within 3-5 days since 2019.", ctx) == ("unsupported duration 3-5 days",)
+    assert unsupported_facts("We ship within 3-5 days since 2019.", [*ctx, "Orders ship in 3-5 days."]) == ()
     assert unsupported_facts("Order 00012345 is on its way", ctx) == ()
 
 

@@ -25,7 +25,8 @@ MAX_WORDS = 90
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 #: Abbreviations after which a full stop does not end a sentence.
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "approx.", "no.", "vs.", "incl.", "min.", "max.")
-_STOPWORDS = frozenset(
+#: Words that carry no topic: ignored when matching a passage sentence to a message or a draft.
+STOPWORDS = frozenset(
     [
         "a",
         "an",
@@ -119,7 +120,7 @@ def key_sentences(passage_text: str, message: str) -> list[str]:
     sentences = split_sentences(passage_text)
     if not sentences:
         return []
-    wanted = {t for t in tokens(message) if t not in _STOPWORDS}
+    wanted = {t for t in tokens(message) if t not in STOPWORDS}
     scored = []
     for i, s in enumerate(sentences):
         if s.endswith(":") or s[0].islower():
