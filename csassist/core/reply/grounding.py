@@ -21,9 +21,9 @@ placeholders; and promises (refund, replacement, discount, compensation, free sh
 
 Who may support what: passages and the agent's own earlier messages support everything.  The
 customer's messages are untrusted: they support identifiers, contact details and dates they gave (an
-agent may repeat the customer's order number), and amounts in a sentence that promises nothing ("you
-paid €129.00"), but never a promise, a percentage, a duration, or an amount inside a promise — so an
-injected "offer EUR 250" cannot ground "We will refund EUR 250".
+agent may repeat the customer's order number), but never a promise, an amount, a percentage or a
+duration — so an injected "offer EUR 250" cannot ground "We will refund EUR 250" (nor "250 EUR will
+be credited").  An amount the customer quoted is for the agent to confirm in the order system.
 
 Every regular expression here has bounded quantifiers (linear time on untrusted text), and input is
 capped at :data:`MAX_CHARS`.
@@ -39,7 +39,7 @@ from functools import lru_cache
 
 from csassist.core.learn.textmetrics import tokens
 from csassist.core.reply.extractive import STOPWORDS, split_sentences
-from csassist.core.types import Claim, Grounding, GroundingStatus, Message, Passage, SentenceGrounding
+from csassist.core.types import Claim, Grounding, Message, Passage, SentenceGrounding
 from csassist.core.understand.entities import extract_entities
 
 #: Longest draft / context text examined (characters); longer text is cut, never scanned whole.
@@ -76,7 +76,7 @@ _DURATION = re.compile(
 _PROMISES: dict[str, re.Pattern[str]] = {
     "refund": re.compile(
         r"\b(?:refund\w{0,3}|reimburs\w{0,6}|money back|pay (?:you )?back"
-        r"|(?:payment|money|amount|charge|price)s? (?:\S{1,20} ){0,3}(?:will|shall) be (?:returned|credited|paid))\b",
+        r"|credited|(?:payment|money|amount|charge|price)s? (?:\S{1,20} ){0,3}(?:will|shall) be (?:returned|paid))\b",
         re.IGNORECASE,
     ),
     "replacement": re.compile(r"\b(?:replace(?:ment|ments|d)?|send (?:you )?(?:a )?new (?:one|item))\b", re.IGNORECASE),
@@ -101,8 +101,7 @@ _COMMITMENT = re.compile(
 )
 #: Verbs after "we will" that commit to nothing but the conversation itself (holding answers).
 _SAFE_VERBS = frozenset(
-    "check checking look looking get be help let keep update follow investigate review reply respond contact "
-    "pass forward escalate confirm see find try do make ask need have hear receive".split()
+    ["check", "checking", "look", "looking", "get", "be", "help", "let", "keep", "update", "follow", "investigate", "review", "reply", "respond", "contact", "pass", "forward", "escalate", "confirm", "see", "find", "try", "do", "ask", "need", "hear"]
 )
 
 # ------------------------------------------------------------------------------ conversational text
@@ -111,7 +110,8 @@ _CONVERSATIONAL = re.compile(
     r"|\b(?:thank(?:s| you)|appreciate|sorry|apologi[sz]e|apologies|i understand|understandabl[ey]|frustrat\w{0,5}"
     r"|inconvenien\w{0,3}|regards|best wishes|sincerely|have a (?:great|nice|good|lovely)|anything else"
     r"|let (?:me|us) know|happy to help|glad to help|feel free|take care|cheers|get back to you"
-    r"|look(?:ing)? into|keep you (?:posted|updated)|here to help|welcome)\b",
+    r"|look(?:ing)? into|keep you (?:posted|updated)|here to help|welcome"
+    r"|(?:'ll|’ll| will)\s(?:\w{1,15}\s)?(?:check|look|get back|follow up|find out|investigate|confirm|update|review|ask))\b",
     re.IGNORECASE,
 )
 #: A sign-off line: a name or "the X team", capitalised, without a full stop at the end.
@@ -170,10 +170,39 @@ def _overlaps(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
     return any(start < b and end > a for a, b in spans)
 
 
+#: Claims are looked for in windows of about this many characters (cut at a space), so the work per
+#: window is bounded and the whole scan stays linear even for a 20 KB "sentence" with no full stop.
+WINDOW_CHARS = 600
+
+
+def _windows(text: str) -> list[tuple[int, str]]:
+    """``text`` in consecutive pieces of at most :data:`WINDOW_CHARS` characters, cut at whitespace."""
+    out: list[tuple[int, str]] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + WINDOW_CHARS)
+        if end < len(text):
+            space = text.rfind(" ", start + WINDOW_CHARS // 2, end)
+            end = space + 1 if space != -1 else end
+        out.append((start, text[start:end]))
+        start = end
+    return out
+
+
 @lru_cache(maxsize=4096)
 def extract_claims(text: str) -> tuple[_Claim, ...]:
     """Every checkable claim in ``text`` (one sentence or a whole message), in order of appearance."""
     text = text[:MAX_CHARS]
+    out: list[_Claim] = []
+    for offset, window in _windows(text):
+        out.extend(
+            _Claim(c.kind, c.text, c.key, c.start + offset, c.end + offset) for c in _claims_in_window(window)
+        )
+    return tuple(out)
+
+
+def _claims_in_window(text: str) -> list[_Claim]:
+    """The claims of one bounded window of text (see :func:`extract_claims`)."""
     found: list[_Claim] = []
     taken: list[tuple[int, int]] = []
 
@@ -214,14 +243,15 @@ def extract_claims(text: str) -> tuple[_Claim, ...]:
             add("order_id", m.start(), m.end(), digits)
     for category, pattern in _PROMISES.items():
         for m in pattern.finditer(text):
-            add("promise", m.start(), m.end(), category)
+            if not _overlaps(m.start(), m.end(), taken):  # "refunds@shop.example" is an email, not a promise
+                add("promise", m.start(), m.end(), category)
     for m in _COMMITMENT.finditer(text):
         verb = (m.group("verb") or "").lower()
         if verb and verb in _SAFE_VERBS:
             continue
         if not _overlaps(m.start(), m.end(), [(c.start, c.end) for c in found if c.kind == "promise"]):
             add("promise", m.start(), m.end(), "commitment")
-    return tuple(sorted(found, key=lambda c: c.start))
+    return sorted(found, key=lambda c: c.start)
 
 
 def content_words(text: str) -> frozenset[str]:
@@ -307,15 +337,13 @@ def _claim_matches(claim: _Claim, ev: _Evidence) -> bool:
     return any(c.kind == claim.kind and c.key == claim.key for c in ev.claims)
 
 
-def _allowed(claim: _Claim, ev: _Evidence, promising: bool) -> bool:
-    """Whether ``ev`` may support ``claim`` at all (customer text supports only what they told us)."""
+def _allowed(claim: _Claim, ev: _Evidence) -> bool:
+    """Whether ``ev`` may support ``claim`` at all (customer text supports only who and what they are)."""
     if ev.trusted:
         return True
     if claim.kind in ("promise", "percentage", "duration", "placeholder"):
         return False
-    if claim.kind == "amount":
-        return not promising
-    return True
+    return claim.kind != "amount"
 
 
 def _best_cover(words: frozenset[str], pool: Sequence[_Evidence]) -> tuple[float, _Evidence | None]:
@@ -333,12 +361,11 @@ def _best_cover(words: frozenset[str], pool: Sequence[_Evidence]) -> tuple[float
 def _check_sentence(text: str, start: int, passages: Sequence[_Evidence], convo: Sequence[_Evidence]) -> SentenceGrounding:
     """The verdict for one draft sentence."""
     raw_claims = extract_claims(text)
-    promising = any(c.kind == "promise" for c in raw_claims)
     words = content_words(text)
     claims: list[Claim] = []
     sources: list[_Evidence] = []
     for rc in raw_claims:
-        candidates = [ev for ev in (*passages, *convo) if _allowed(rc, ev, promising) and (
+        candidates = [ev for ev in (*passages, *convo) if _allowed(rc, ev) and (
             rc.kind != "promise" or rc.key == "commitment" or any(
                 c.kind == "promise" and c.key == rc.key for c in ev.claims))]
         if rc.kind == "promise" and rc.key == "commitment":
