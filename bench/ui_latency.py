@@ -77,28 +77,26 @@ def customer_lines() -> list[str]:
 
 def load_engine(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The assistant to measure and what it is (real: build the demo index first if needed)."""
-    from csassist.settings import load_settings
-    from csassist.ui.workers import build_index_for, index_missing, with_backend
+    from csassist.core.workspace import Workspace, warm_up
 
     if args.engine == "fake":
         from tests.ui.fakes import FakeAssistant
 
         return FakeAssistant(delay=0.03), {"engine": "fake (word every 30 ms)"}
-    settings = with_backend(load_settings(), args.backend)
+    workspace = Workspace().with_backend(args.backend)
     info: dict[str, Any] = {}
-    if index_missing(settings):
-        t0 = time.perf_counter()
-        print("building the demo index (first run)...", flush=True)
-        info["index_build"] = build_index_for(settings)
+    t0 = time.perf_counter()
+    built = workspace.ensure_index()
+    if built is not None:
+        print("built the demo index (first run)", flush=True)
+        info["index_build"] = built.summary()
         info["index_build_s"] = round(time.perf_counter() - t0, 1)
-    from csassist.core.pipeline import Assistant
-    from csassist.ui.workers import warm_up
 
     t0 = time.perf_counter()
-    assistant = Assistant.from_settings(settings)
+    assistant = workspace.assistant()
     warm_up(assistant)  # as the app's loader does
     info["engine_load_s"] = round(time.perf_counter() - t0, 1)
-    info["engine"] = assistant.describe()
+    info["engine"] = assistant.describe().as_dict()
     info["warnings"] = list(assistant.warnings)
     return assistant, info
 

@@ -43,29 +43,21 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from csassist.commands.common import open_workspace
     from csassist.core.errors import DataError, ModelMissingError
-    from csassist.core.knowledge.embedder import configure_threads
-    from csassist.core.understand.analysis import Analyzer
-    from csassist.core.understand.intent import load_intent_model
-    from csassist.settings import load_settings
 
     text = sys.stdin.read() if args.text == "-" else args.text
     if not text or not text.strip():
         raise DataError("the message is empty: nothing to analyse")
-    settings = load_settings()
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    configure_threads(settings.generation.threads or None)
-    index_dir = Path(args.index).expanduser() if args.index else settings.index_path()
+    workspace = open_workspace()
+    workspace.configure_threads()
+    index_dir = Path(args.index).expanduser() if args.index else workspace.index_dir
     note = None
     try:
-        model = load_intent_model(index_dir)
+        model = workspace.intent_model(index_dir=index_dir)
     except ModelMissingError as exc:
         model, note = None, f"no intent model: {exc}"
-    analyzer = Analyzer(
-        model, order_patterns=settings.company.order_patterns, tracking_patterns=settings.company.tracking_patterns
-    )
-    result = _analysis_dict(analyzer.analyze(text), note)
+    result = _analysis_dict(workspace.analyzer(model).analyze(text), note)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0

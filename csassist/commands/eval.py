@@ -26,14 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _load_model(model_arg: str | None, index_arg: str | None):  # type: ignore[no-untyped-def]
+def _load_model(model_arg: str | None, index_arg: str | None, workspace):  # type: ignore[no-untyped-def]
     """Resolve ``--model``: fine-tuned dir (encoder/ + head.pt), head dir (head.npz) or index dir (intent/)."""
     from pathlib import Path
 
     from csassist.core.errors import ModelMissingError
     from csassist.core.learn.intent_finetune import FineTunedIntentModel
-    from csassist.core.understand.intent import load_head, load_intent_model
-    from csassist.settings import load_settings
+    from csassist.core.understand.intent import load_head
 
     if model_arg:
         path = Path(model_arg).expanduser()
@@ -44,8 +43,8 @@ def _load_model(model_arg: str | None, index_arg: str | None):  # type: ignore[n
         if (path / "intent" / "head.npz").exists():
             return load_head(path / "intent")
         raise ModelMissingError(f"{path}: not a fine-tuned model, intent head or index directory")
-    index_dir = Path(index_arg).expanduser() if index_arg else load_settings().index_path()
-    return load_intent_model(index_dir)
+    index_dir = Path(index_arg).expanduser() if index_arg else workspace.index_dir
+    return workspace.intent_model(index_dir=index_dir)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,17 +53,18 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from csassist.core.knowledge.embedder import configure_threads
+    from csassist.commands.common import open_workspace
     from csassist.core.learn.intent_finetune import evaluate_intents
     from csassist.core.understand.intent_data import load_labelled_file
 
+    workspace = open_workspace()
     examples, problems = load_labelled_file(Path(args.data).expanduser())
     for problem in problems[:10]:
         print(f"warning: {problem}", file=sys.stderr)
     if len(problems) > 10:
         print(f"warning: ... and {len(problems) - 10} more skipped rows", file=sys.stderr)
-    configure_threads(1)
-    model = _load_model(args.model, args.index)
+    workspace.configure_threads(1)  # single-message latency, measured as the app runs it
+    model = _load_model(args.model, args.index, workspace)
     report = evaluate_intents(model, examples)
     report["skipped_rows"] = len(problems)
     unknown = report["unknown_labels"]

@@ -17,9 +17,11 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from csassist.commands.common import open_workspace
     from csassist.core.learn import intent_finetune as ft
     from csassist.core.understand.intent_data import load_labelled_file
 
+    open_workspace()  # config warnings, printed the way every command prints them
     out_root = Path(args.out).expanduser() if getattr(args, "out", None) else None
     if args.rollback:
         current, previous = ft.rollback(out_root)

@@ -68,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from csassist.commands.common import open_workspace
     from csassist.core.learn import finetune_log as core
     from csassist.core.learn.feedback import FeedbackLog
 
+    workspace = open_workspace()
     console = Console(stderr=bool(args.json))
     out = Path(args.out) if args.out else None
     if args.rollback:
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 console.print("dry run: nothing trained", markup=False)
             return 0
         core.build_dataset(log, config.val_split, config.seed, config.min_pairs)  # refuse before loading models
-        result = _train(log, config, args, out, console)
+        result = _train(workspace, log, config, args, out, console)
     if not result.metrics:  # not the main process of a multi-process run
         return 0
     if args.json:
@@ -106,16 +108,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(log: Any, config: Any, args: argparse.Namespace, out: Any, console: Any) -> Any:
-    """Run the core fine-tune under a progress bar, then refit intents from corrections."""
+def _train(workspace: Any, log: Any, config: Any, args: argparse.Namespace, out: Any, console: Any) -> Any:
+    """Run the core fine-tune under a progress bar, then refit intents from corrections.
+
+    The encoder is the workspace's configured one (``[retrieval] embedder``): the refitted intent head
+    must be the one the app then loads, and the app refuses a head fitted with another embedder.
+    """
     import os
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from csassist.core.knowledge.embedder import load_encoder
     from csassist.core.learn import finetune_log as core
 
-    encoder = load_encoder()
+    encoder = workspace.encoder()
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -143,11 +148,9 @@ def _train(log: Any, config: Any, args: argparse.Namespace, out: Any, console: A
         return result
     if not getattr(args, "no_intents", False):
         from csassist.core.knowledge.kb import load_kb
-        from csassist.settings import load_settings
 
-        settings = load_settings()
-        examples = load_kb(settings.kb_path()).intent_examples
-        result.intent_refit = core.refit_intents(log, encoder, settings.index_path(), examples)
+        examples = load_kb(workspace.kb_dir).intent_examples
+        result.intent_refit = core.refit_intents(log, encoder, workspace.index_dir, examples)
     return result
 
 

@@ -32,20 +32,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", action="store_true", help="print the build report as one JSON object")
 
 
-def _fit_intents(report: Any, encoder: Any) -> dict[str, Any]:
-    """Fit the intent head beside the index when the KB has examples; never fails the index build."""
-    if not report.intent_examples:
-        return {"status": "skipped", "reason": "the KB has no intents.csv / intents.jsonl examples"}
-    from csassist.core.errors import CsassistError
-    from csassist.core.understand.intent import fit_intent_head
-
-    try:
-        result = fit_intent_head(list(report.intent_examples), encoder, report.out_dir / "intent")
-    except CsassistError as exc:
-        return {"status": "failed", "reason": str(exc)}
-    return {"status": "fitted", **{k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}}
-
-
 def run(args: argparse.Namespace) -> int:
     """Build the index, fit the intent head, print the summary; 0 clean, 3 if KB input was skipped."""
     import json
@@ -55,30 +41,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from csassist.cli import EXIT_OK, EXIT_PARTIAL
-    from csassist.commands.search import quiet_model_loading
-    from csassist.core.errors import CsassistError
-    from csassist.core.knowledge.embedder import configure_threads, load_encoder
-    from csassist.core.knowledge.index import INDEX_TYPES, build_index
-    from csassist.settings import load_settings
+    from csassist.commands.common import open_workspace
 
-    settings = load_settings()
+    workspace = open_workspace()
     err = Console(stderr=True)
-    for warning in settings.warnings:
-        err.print(f"warning: {warning}", markup=False, highlight=False)
-    kb_dir = Path(args.kb_dir).expanduser() if args.kb_dir else settings.kb_path()
-    out_dir = Path(args.out).expanduser() if args.out else settings.index_path()
-    index_type = args.index_type or settings.retrieval.index_type
-    if index_type not in INDEX_TYPES:
-        raise CsassistError(
-            f"unsupported index type {index_type!r} in config.toml: use one of {', '.join(INDEX_TYPES)}"
-        )
-    configure_threads(None)
-    quiet_model_loading()
-    embedder = (args.embedder or settings.retrieval.embedder).strip()
-    encoder = load_encoder(embedder) if embedder else load_encoder()
-
-    report = _build_with_progress(build_index, kb_dir, out_dir, encoder, args, index_type, err)
-    intent = _fit_intents(report, encoder)
+    kb_dir = Path(args.kb_dir).expanduser() if args.kb_dir else workspace.kb_dir
+    out_dir = Path(args.out).expanduser() if args.out else workspace.index_dir
+    workspace.configure_threads()
+    encoder = workspace.encoder(args.embedder)
+    build = _build_with_progress(workspace, kb_dir, out_dir, encoder, args, err)
+    report, intent = build.report, build.intents.as_dict()
     exit_code = EXIT_OK if report.clean else EXIT_PARTIAL
 
     if args.json:
@@ -107,11 +79,11 @@ def run(args: argparse.Namespace) -> int:
     return exit_code
 
 
-def _build_with_progress(
-    build: Any, kb_dir: Any, out_dir: Any, encoder: Any, args: Any, index_type: str, err: Any
-) -> Any:
-    """Run the build with a rich progress bar on stderr (hidden with --json or when nothing is embedded)."""
+def _build_with_progress(workspace: Any, kb_dir: Any, out_dir: Any, encoder: Any, args: Any, err: Any) -> Any:
+    """Run the workspace's build with a rich progress bar on stderr (hidden with --json or when nothing is embedded)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from csassist.core.progress import ProgressEvent
 
     with Progress(
         TextColumn("embedding"),
@@ -125,10 +97,12 @@ def _build_with_progress(
     ) as bar:
         task = bar.add_task("embed", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total or 1)
+        def progress(event: ProgressEvent) -> None:
+            bar.update(task, completed=event.done, total=event.total or 1)
 
-        return build(kb_dir, out_dir, encoder, rebuild=args.rebuild, index_type=index_type, progress=progress)
+        return workspace.build_index(
+            kb_dir, out_dir, encoder=encoder, rebuild=args.rebuild, index_type=args.index_type, progress=progress
+        )
 
 
 def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any]) -> None:

@@ -25,9 +25,11 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from csassist.commands.common import open_workspace
     from csassist.core.learn.feedback import FeedbackLog
 
-    path = Path(args.log) if args.log else None
+    workspace = open_workspace(quiet=False)
+    path = Path(args.log) if args.log else workspace.feedback_path
     if args.log_action == "path":
         with FeedbackLog(path) as log:
             print(

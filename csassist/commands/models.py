@@ -23,13 +23,13 @@ def collect(prepare: bool = False, progress: Any = None) -> dict[str, Any]:
     """The report as a dict (used by ``--json`` and by tests); never loads a model unless preparing."""
     from pathlib import Path
 
-    from csassist import paths
     from csassist.core.errors import CsassistError
     from csassist.core.knowledge.embedder import resolve_embedder_path
     from csassist.core.reply import models
-    from csassist.settings import load_settings
+    from csassist.core.workspace import Workspace
 
-    settings = load_settings()
+    workspace = Workspace()
+    settings = workspace.settings
     gen = settings.generation
     report: dict[str, Any] = {"warnings": list(settings.warnings)}
 
@@ -43,10 +43,9 @@ def collect(prepare: bool = False, progress: Any = None) -> dict[str, Any]:
             "problem": str(exc),
         }
 
-    index_dir = settings.index_path()
-    fine_tuned = (
-        sorted(p.name for p in paths.intent_models_dir().iterdir()) if paths.intent_models_dir().is_dir() else []
-    )
+    index_dir = workspace.index_dir
+    store = workspace.intent_models_dir
+    fine_tuned = sorted(p.name for p in store.iterdir()) if store.is_dir() else []
     report["intent_model"] = {
         "index_dir": str(index_dir),
         "index_present": (index_dir / "manifest.json").is_file(),
@@ -84,7 +83,7 @@ def collect(prepare: bool = False, progress: Any = None) -> dict[str, Any]:
         generator["device"] = f"invalid: {exc}"
     report["generator"] = generator
 
-    adapters_root = paths.adapters_dir()
+    adapters_root = workspace.adapters_dir
     versions = sorted(p.name for p in adapters_root.iterdir() if p.is_dir()) if adapters_root.is_dir() else []
     current = models.current_adapter()
     report["adapters"] = {
@@ -108,12 +107,16 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    progress = (lambda text: print(text, file=sys.stderr)) if args.prepare else None
+    from csassist.core.progress import ProgressEvent
+
+    def progress(event: ProgressEvent) -> None:
+        print(event.message, file=sys.stderr)
+
     if args.prepare:
-        from csassist.commands.search import quiet_model_loading
+        from csassist.commands.common import quiet_model_loading
 
         quiet_model_loading()
-    report = collect(prepare=args.prepare, progress=progress)
+    report = collect(prepare=args.prepare, progress=progress if args.prepare else None)
     if args.json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
         return 0

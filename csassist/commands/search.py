@@ -28,16 +28,6 @@ def snippet(text: str, width: int = 160) -> str:
     return cut + "…"
 
 
-def quiet_model_loading() -> None:
-    """Hide transformers' per-load "Loading weights" bar: it is noise in a CLI that loads one small model."""
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        pass
-
-
 def run(args: argparse.Namespace) -> int:
     """Open the index (validated against its manifest), search, print."""
     import json
@@ -45,19 +35,17 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from csassist.cli import EXIT_USAGE
-    from csassist.core.knowledge.embedder import configure_threads
-    from csassist.core.knowledge.retrieval import Retriever
-    from csassist.settings import load_settings
+    from csassist.commands.common import open_workspace
 
-    settings = load_settings()
-    k = args.k if args.k is not None else settings.retrieval.top_k
+    workspace = open_workspace()
+    k = args.k if args.k is not None else workspace.settings.retrieval.top_k
     if k < 1:
         print("csassist search: -k must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    configure_threads(None)
-    quiet_model_loading()
-    index_dir = Path(args.index).expanduser() if args.index else settings.index_path()
-    retriever = Retriever.open(index_dir)
+    workspace.configure_threads()
+    index_dir = Path(args.index).expanduser() if args.index else workspace.index_dir
+    # The embedder the index names (so `--index` works on an index built with another embedder).
+    retriever = workspace.open_retriever(index_dir=index_dir)
     hits = retriever.search(args.query, k=k)
 
     if args.json:

@@ -42,11 +42,13 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
+    from csassist.commands.common import open_workspace
     from csassist.core.learn.feedback import FeedbackLog
     from csassist.core.learn.stats import compute_stats
 
+    workspace = open_workspace(quiet=False)
     since = time.time() - args.days * 86400 if args.days else None
-    with FeedbackLog(Path(args.log) if args.log else None) as log:
+    with FeedbackLog(Path(args.log) if args.log else workspace.feedback_path) as log:
         stats = compute_stats(log, since=since)
     if args.json:
         print(json.dumps(stats, indent=2))

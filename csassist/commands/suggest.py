@@ -1,6 +1,6 @@
 """`csassist suggest "message"`: one customer turn, headless: analysis, KB passages, suggested replies.
 
-The same :class:`~csassist.core.pipeline.Assistant` the terminal app uses, so a script (or a test)
+The same engine the terminal app uses (built by :class:`~csassist.core.workspace.Workspace`), so a script (or a test)
 sees exactly what an agent would.  ``--conversation FILE.jsonl`` supplies the earlier turns (the
 last conversation in the file, or ``--conversation-id``); without a message argument the last
 customer message of that conversation is answered.  ``--json`` prints one object
@@ -77,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from csassist.cli import EXIT_USAGE
-    from csassist.commands.search import quiet_model_loading
+    from csassist.commands.common import open_workspace, print_warnings
     from csassist.core.types import CancelToken, Message
-    from csassist.settings import load_settings
 
-    settings = load_settings()
+    workspace = open_workspace()
+    settings = workspace.settings
     gen = settings.generation
     gen = dataclasses.replace(
         gen,
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     retrieval = settings.retrieval
     if args.index:
         retrieval = dataclasses.replace(retrieval, index_dir=args.index)
-    settings = dataclasses.replace(settings, generation=gen, retrieval=retrieval)
+    workspace = workspace.replace(generation=gen, retrieval=retrieval)
     if args.n is not None and args.n < 1:
         print("csassist suggest: -n must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -110,12 +110,8 @@ def run(args: argparse.Namespace) -> int:
         if args.customer:
             message = dataclasses.replace(message, customer=args.customer)
 
-    quiet_model_loading()
-    from csassist.core.pipeline import Assistant
-
-    assistant = Assistant.from_settings(settings, load_generator=gen.backend != "extractive")
-    for warning in assistant.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    assistant = workspace.assistant()
+    print_warnings(assistant.warnings)
     analysis = assistant.analyze(message.text, history)
     passages = assistant.retrieve(message.text, history=history)
     done = [
@@ -145,8 +141,8 @@ def run(args: argparse.Namespace) -> int:
             "intent": analysis.intent.intent,
             "passages": [{"id": p.article_id, "score": round(p.score, 4)} for p in passages],
             "errors": errors,
-            "warnings": assistant.warnings,
-            "engine": assistant.describe(),
+            "warnings": [*workspace.warnings, *assistant.warnings],
+            "engine": assistant.describe().as_dict(),
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return 0

@@ -1,10 +1,9 @@
 """The engine's facade: one object the TUI, the CLI and the benchmarks all call.
 
-Why one facade: model loading, degradation rules and the per-turn sequence (analyse -> retrieve ->
-suggest) must behave the same everywhere, and the UI must not know which pieces are missing.
-:meth:`Assistant.from_settings` loads whatever is available and records what is not in
-``warnings`` instead of failing: no index means no passages, no intent model means no intent, no
-generator means extractive suggestions only.
+Why one facade: the per-turn sequence (analyse -> retrieve -> suggest) and its degradation rules must
+behave the same everywhere, and the UI must not know which pieces are missing: no index means no
+passages, no intent model means no intent, no generator means extractive suggestions only.  Loading
+the pieces from settings is :class:`csassist.core.workspace.Workspace`'s job, not this module's.
 
 Suggestions stream as :class:`SuggestionUpdate` snapshots:
 
@@ -25,12 +24,13 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
+from csassist.core.engine import EngineInfo
 from csassist.core.errors import BackendError
 from csassist.core.learn.textmetrics import token_jaccard
 from csassist.core.reply.extractive import extractive_reply
-from csassist.core.reply.generation import Generator, load_generator
+from csassist.core.reply.generation import Generator
 from csassist.core.reply.grounding import drop_unsupported, ground
 from csassist.core.reply.prompts import (
     build_messages,
@@ -49,7 +49,13 @@ from csassist.core.types import (
     SuggestionUpdate,
     Urgency,
 )
-from csassist.settings import Settings, load_settings
+from csassist.core.understand.analysis import Analyzer
+from csassist.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csassist.core.knowledge.embedder import Encoder
+    from csassist.core.knowledge.retrieval import Retriever
+    from csassist.core.understand.intent import IntentModel
 
 #: Two drafts whose word sets overlap more than this are near-duplicates.
 DUPLICATE_JACCARD = 0.9
@@ -91,79 +97,45 @@ def _empty_analysis(text: str) -> Analysis:
 
 
 class Assistant:
-    """Analyse a customer turn, find KB passages, and stream suggested replies."""
+    """Analyse a customer turn, find KB passages, and stream suggested replies.
+
+    Built from settings by :meth:`csassist.core.workspace.Workspace.assistant` (which loads the
+    models and records what is missing in ``warnings``); tests build it directly from fakes.
+    Satisfies :class:`csassist.core.engine.Engine`.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        encoder: Any = None,
-        retriever: Any = None,
-        intent_model: Any = None,
+        encoder: Encoder | None = None,
+        retriever: Retriever | None = None,
+        intent_model: IntentModel | None = None,
         generator: Generator | None = None,
-        analyzer: Any = None,
+        analyzer: Analyzer | None = None,
+        warnings: Sequence[str] = (),
     ) -> None:
         self.settings = settings
         self.encoder = encoder
         self.retriever = retriever
         self.intent_model = intent_model
         self.generator = generator
-        self.warnings: list[str] = []
-        self.analyzer = analyzer if analyzer is not None else self._make_analyzer(intent_model)
+        self.warnings: list[str] = list(warnings)
+        company = settings.company
+        self.analyzer: Analyzer | None = analyzer if analyzer is not None else Analyzer(
+            intent_model, order_patterns=company.order_patterns, tracking_patterns=company.tracking_patterns
+        )
         self._inflight: dict[str, CancelToken] = {}
         self._lock = threading.Lock()
 
-    # ------------------------------------------------------------------ loading
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, *, load_generator: bool = True) -> Assistant:
-        """Load the real encoder, index, intent model and generator; degrade with warnings, never crash."""
-        settings = settings or load_settings()
-        warnings: list[str] = list(settings.warnings)
-        from csassist.core.knowledge.embedder import configure_threads, load_encoder
+    @property
+    def intent_labels(self) -> list[str]:
+        """The labels of the intent model in use (empty without one)."""
+        return list(getattr(self.intent_model, "labels", None) or [])
 
-        configure_threads(settings.generation.threads or None)
-        encoder = retriever = intent_model = generator = None
-        try:
-            from csassist.core.knowledge.encode_cache import MemoEncoder
-
-            # One memo shared by the intent head and the retriever: each turn is encoded once.
-            encoder = MemoEncoder(load_encoder(settings.retrieval.embedder or None))
-        except Exception as exc:  # noqa: BLE001 - any failure means "no embedder", reported
-            warnings.append(f"embedder unavailable ({exc}); no KB passages or intents")
-        if encoder is not None:
-            try:
-                from csassist.core.knowledge.retrieval import Retriever
-
-                retriever = Retriever.open(settings.index_path(), encoder)
-            except Exception as exc:  # noqa: BLE001
-                warnings.append(f"no usable KB index ({exc}); run `csassist index` to build it")
-            try:
-                from csassist.core.understand.intent import load_intent_model
-
-                intent_model = load_intent_model(settings.index_path(), encoder)
-            except Exception as exc:  # noqa: BLE001
-                warnings.append(f"no intent model ({exc}); intents will not be shown")
-        if load_generator:
-            generator = _load_generator_safely(settings, warnings)
-        assistant = cls(settings, encoder=encoder, retriever=retriever, intent_model=intent_model, generator=generator)
-        assistant.warnings[:0] = warnings
-        return assistant
-
-    def _make_analyzer(self, intent_model: Any) -> Any:
-        """Build the understanding helper's Analyzer when it is importable; else ``None`` (with a warning)."""
-        try:
-            from csassist.core.understand.analysis import Analyzer
-        except ImportError as exc:
-            self.warnings.append(f"message analysis unavailable ({exc})")
-            return None
-        company = self.settings.company
-        try:
-            return Analyzer(
-                intent_model, order_patterns=company.order_patterns, tracking_patterns=company.tracking_patterns
-            )
-        except Exception as exc:  # noqa: BLE001
-            self.warnings.append(f"message analysis unavailable ({exc})")
-            return None
+    def attach_generator(self, generator: Generator | None) -> None:
+        """Use ``generator`` from the next suggestion on (the app loads it after the rest of the engine)."""
+        self.generator = generator
 
     # ------------------------------------------------------------------ per turn
     def analyze(self, text: str, history: Sequence[Message] = ()) -> Analysis:
@@ -175,7 +147,7 @@ class Assistant:
         if self.analyzer is None:
             return _empty_analysis(turn)
         try:
-            return self.analyzer.analyze(turn, history)  # type: ignore[no-any-return]
+            return self.analyzer.analyze(turn, history)
         except Exception as exc:  # noqa: BLE001 - analysis must never block a reply
             self._warn_once(f"analysis failed ({type(exc).__name__}: {exc})")
             return _empty_analysis(text)
@@ -210,19 +182,19 @@ class Assistant:
         finally:
             self._release(message.conversation_id, cancel)
 
-    def describe(self) -> dict[str, str]:
+    def describe(self) -> EngineInfo:
         """What is running, for the status bar and ``csassist models``."""
         gen = self.generator
         intent = self.intent_model
-        intent_id = getattr(intent, "model_id", None) or getattr(intent, "version", None) if intent else None
-        return {
-            "backend": gen.backend if gen is not None else "extractive",
-            "device": str(getattr(gen, "device", "-")) if gen is not None else "-",
-            "generator": gen.model_id if gen is not None else "none (extractive only)",
-            "embedder": str(getattr(self.encoder, "model_id", "none")) if self.encoder is not None else "none",
-            "intent_model": str(intent_id or type(intent).__name__) if intent is not None else "none",
-            "index": "loaded" if self.retriever is not None else "none",
-        }
+        intent_id = (getattr(intent, "model_id", None) or getattr(intent, "version", None)) if intent else None
+        return EngineInfo(
+            backend=gen.backend if gen is not None else "extractive",
+            device=str(getattr(gen, "device", "-")) if gen is not None else "-",
+            generator=gen.model_id if gen is not None else "none (extractive only)",
+            embedder=str(getattr(self.encoder, "model_id", "none")) if self.encoder is not None else "none",
+            intent_model=str(intent_id or type(intent).__name__) if intent is not None else "none",
+            index="loaded" if self.retriever is not None else "none",
+        )
 
     # ------------------------------------------------------------------ internals
     def _warn_once(self, text: str) -> None:
@@ -439,11 +411,3 @@ class Assistant:
         )
         yield SuggestionUpdate(slot=slot, text=text, backend=gen.backend, done=True, suggestion=suggestion)
 
-
-def _load_generator_safely(settings: Settings, warnings: list[str]) -> Generator | None:
-    """``load_generator`` with every failure turned into a warning and extractive-only mode."""
-    try:
-        return load_generator(settings)
-    except Exception as exc:  # noqa: BLE001 - a missing model must never stop the app
-        warnings.append(f"reply generator unavailable ({exc}); showing extractive suggestions only")
-        return None

@@ -7,9 +7,8 @@ persisted off the UI thread by the workers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from csassist.core.types import Message
+from csassist.ui.host import AppHost
 from csassist.ui.recorder import build_event, events_for_all, events_for_send
 from csassist.ui.screens.help import HelpScreen, key_rows
 from csassist.ui.screens.intent import IntentScreen
@@ -21,18 +20,9 @@ from csassist.ui.widgets.conversation_list import ConversationList
 from csassist.ui.widgets.suggestions import SuggestionList
 from csassist.ui.workers import default_factory, with_backend
 
-if TYPE_CHECKING:  # pragma: no cover
-    from csassist.ui.app import CsassistApp
 
-    _Base = CsassistApp
-else:
-    _Base = object
-
-
-class AgentActions(_Base):
+class AgentActions(AppHost):
     """The ``action_*`` methods bound in ``CsassistApp.BINDINGS`` and the palette's commands."""
-
-    assistant: Any
 
     def action_accept(self, slot: int) -> None:
         """Put suggestion ``slot`` into the composer (one key)."""
@@ -146,8 +136,7 @@ class AgentActions(_Base):
         if conv is None:
             return
         top = [s.intent for s in conv.analysis.intent.top] if conv.analysis else []
-        labels = list(getattr(self.assistant, "intent_labels", None)
-                      or getattr(getattr(self.assistant, "intent_model", None), "labels", None) or [])
+        labels = list(self.assistant.intent_labels) if self.assistant is not None else []
 
         def corrected(label: str | None) -> None:
             if label:

@@ -23,6 +23,8 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from csassist import paths
+from csassist.core.engine import Engine
+from csassist.core.learn.feedback import FeedbackLog
 from csassist.core.types import CancelToken, Message
 from csassist.settings import Settings, load_settings
 from csassist.ui import messages as m
@@ -71,13 +73,14 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         Binding("question_mark", "help", "Help", id="app.help", tooltip="All keys and what they do"),
     ]
 
-    def __init__(self, settings: Settings, *, assistant: Any = None, assistant_factory: AssistantFactory | None = None,
-                 sources: Iterable[Any] = (), outbox: Any = None, feedback: Any = None,
+    def __init__(self, settings: Settings, *, assistant: Engine | None = None,
+                 assistant_factory: AssistantFactory | None = None,
+                 sources: Iterable[Any] = (), outbox: Any = None, feedback: FeedbackLog | None = None,
                  clock: Callable[[], float] = time.time, tick: bool = True, theme_name: str | None = None,
                  theme_dirs: Iterable[Path] | None = None, source_label: str = "", notices: Iterable[str] = ()) -> None:
         super().__init__()
         self.settings = settings
-        self.assistant = assistant
+        self.assistant: Engine | None = assistant
         self.factory = assistant_factory
         self.sources = list(sources)
         self.outbox, self.feedback, self.clock, self.tick = outbox, feedback, clock, tick
@@ -197,11 +200,11 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         self.post_message(m.CustomerMessageArrived(message, time.perf_counter()))
 
     # -- engine messages -------------------------------------------------------------------
-    def _engine_ready(self, assistant: Any) -> None:
+    def _engine_ready(self, assistant: Engine) -> None:
         """Use ``assistant`` from now on and analyse whatever arrived while it was loading."""
         self.assistant = assistant
         gc.freeze()  # the engine's objects (models, index) live as long as the app
-        self.status.set_engine(dict(assistant.describe()))
+        self.status.set_engine(assistant.describe().as_dict())
         for conv in self.inbox.conversations.values():
             if conv.turn > conv.analysed_turn:
                 self._analyse_latest(conv, time.perf_counter())
@@ -224,9 +227,10 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
             self.notify(f"Reply model unavailable ({event.error}); extractive suggestions only",
                         severity="warning", timeout=10, markup=False)
             return
-        self.assistant.generator = event.generator
-        self.status.set_engine(dict(self.assistant.describe()))
-        self.notify(f"Reply model ready: {self.assistant.describe().get('generator', '')}", timeout=4, markup=False)
+        event.assistant.attach_generator(event.generator)
+        info = event.assistant.describe()
+        self.status.set_engine(info.as_dict())
+        self.notify(f"Reply model ready: {info.generator}", timeout=4, markup=False)
         conv = self.current
         if conv is not None and conv.picked is None and not any(slot > 0 for slot in conv.slots):
             self._ensure_suggestions(conv, force=True)
@@ -422,7 +426,6 @@ def make_app(settings: Settings | None = None, **kwargs: Any) -> CsassistApp:
 
 def run_app(args: argparse.Namespace) -> int:
     """``csassist`` with no subcommand: open the app on the demo or the given feeds."""
-    from csassist.core.learn.feedback import FeedbackLog
     from csassist.ui.intake import build_intake
 
     settings = load_settings()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 if TYPE_CHECKING:  # pragma: no cover
-    from csassist.ui.app import CsassistApp
+    from csassist.ui.actions import AgentActions
 
 BACKENDS = ("extractive", "local", "server")
 
@@ -23,7 +23,7 @@ class CsassistCommands(Provider):
 
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
         """(title, callback, help) for every command, built fresh so themes added later show up."""
-        app = cast("CsassistApp", self.app)
+        app = cast("AgentActions", self.app)  # the app's actions; importing app.py here would be a cycle
         commands: list[tuple[str, Callable[[], object], str]] = [
             ("Search the knowledge base", app.action_kb_search, "Find a KB answer and put it in the composer"),
             ("Re-index the knowledge base", app.reindex, "Rebuild the FAISS index from the KB files, then reload"),

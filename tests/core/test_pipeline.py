@@ -9,6 +9,7 @@ import pytest
 
 from csassist.core.pipeline import Assistant
 from csassist.core.types import Analysis, CancelToken, IntentPrediction, Message, Passage, Urgency
+from csassist.core.workspace import Workspace
 from csassist.settings import Settings
 from tests.core.gen_fakes import FakeGenerator
 
@@ -159,7 +160,7 @@ def test_extractive_only_when_no_generator() -> None:
     updates = list(a.suggest(MSG, [], a.analyze(MSG.text), passages, CancelToken()))
     assert len(updates) == 1 and updates[0].suggestion is not None
     assert updates[0].suggestion.text.startswith("Hi Dana,")
-    assert a.describe()["backend"] == "extractive" and a.describe()["generator"].startswith("none")
+    assert a.describe().backend == "extractive" and a.describe().generator.startswith("none")
 
 
 def test_no_retriever_no_analyzer_degrades() -> None:
@@ -170,7 +171,7 @@ def test_no_retriever_no_analyzer_degrades() -> None:
     assert analysis.intent.intent is None and analysis.entities == ()
 
 
-def test_from_settings_never_crashes_without_models(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_workspace_assistant_never_crashes_without_models(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
     s = Settings()
@@ -179,7 +180,7 @@ def test_from_settings_never_crashes_without_models(monkeypatch: pytest.MonkeyPa
         generation=dataclasses.replace(s.generation, backend="server", server_url=""),
         retrieval=dataclasses.replace(s.retrieval, index_dir=str(tmp_path / "nope")),
     )
-    a = Assistant.from_settings(s)
+    a = Workspace(s).assistant()
     assert a.generator is None and a.retriever is None
     assert any("generator unavailable" in w for w in a.warnings)
     updates = list(a.suggest(MSG, [], None, [], CancelToken()))

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from csassist.core.errors import CsassistError
 from csassist.core.io.demo_replay import DemoReplay, build_schedule
+from csassist.core.io.feeds import source_from_args
 from csassist.core.io.sources import (
     JsonlFileSource,
     MessageSource,
@@ -30,7 +31,6 @@ from csassist.core.io.sources import (
     parse_message,
     parse_timestamp,
     read_conversations,
-    source_from_args,
 )
 from csassist.core.types import Message
 

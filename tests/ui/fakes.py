@@ -1,7 +1,9 @@
 """A deterministic stand-in for ``csassist.core.pipeline.Assistant`` (UI logic tests and snapshots).
 
-Same interface as the real one: ``analyze``, ``retrieve``, ``suggest`` (slot 0 instant, the others
-streamed word by word, honouring the CancelToken), ``describe`` and ``warnings``.  Answers are keyed
+It satisfies :class:`csassist.core.engine.Engine` like the real one (``tests/test_engine_contract.py``
+runs the same contract against both): ``analyze``, ``retrieve``, ``suggest`` (slot 0 instant, the
+others streamed word by word, honouring the CancelToken), ``describe``, ``warnings``,
+``intent_labels`` and ``attach_generator``.  Answers are keyed
 on words in the message so tests can reason about them; ``delay`` slows the streamed slots down so
 cancellation can be observed.
 """
@@ -12,6 +14,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
+from csassist.core.engine import EngineInfo
+from csassist.core.reply.generation import Generator
 from csassist.core.types import (
     Analysis,
     CancelToken,
@@ -46,6 +50,7 @@ class FakeAssistant:
         self.suggest_calls = 0
         self.cancelled_runs = 0
         self.intent_labels = list(INTENTS)
+        self.generator: Generator | None = None
         self._lock = threading.Lock()
 
     def _topic(self, text: str) -> str:
@@ -70,8 +75,9 @@ class FakeAssistant:
         prediction = IntentPrediction(top=top, out_of_scope=False, threshold=0.3, model="fake-head")
         return Analysis(prediction, entities, urgency, redacted_text=text, latency_ms=1.0)
 
-    def retrieve(self, text: str, k: int = 5, history: Sequence[Message] = ()) -> list[Passage]:
+    def retrieve(self, text: str, k: int | None = None, history: Sequence[Message] = ()) -> list[Passage]:
         """The matching article first, the others after it with lower scores."""
+        k = 5 if k is None else k
         topic = self._topic(text)
         order = [topic] + [t for t in ARTICLES if t != topic]
         out = []
@@ -80,8 +86,8 @@ class FakeAssistant:
             out.append(Passage(f"{aid}#0", aid, title, body, f"kb/{aid}.md", round(0.9 - 0.2 * rank, 2)))
         return out
 
-    def suggest(self, message: Message, history: Sequence[Message], analysis: Analysis,
-                passages: Sequence[Passage], cancel: CancelToken, n: int | None = None,
+    def suggest(self, message: Message, history: Sequence[Message], analysis: Analysis | None,
+                passages: Sequence[Passage], cancel: CancelToken, *, n: int | None = None,
                 seed: int = 0) -> Iterator[SuggestionUpdate]:
         """Slot 0 at once (extractive), then slots 1.. streamed word by word."""
         with self._lock:
@@ -116,9 +122,14 @@ class FakeAssistant:
         with self._lock:
             self.cancelled_runs += 1
 
-    def describe(self) -> dict[str, str]:
-        """What the status bar shows."""
-        return {"backend": "fake", "device": "cpu", "embedder": "fake-encoder", "generator": "fake-lm"}
+    def describe(self) -> EngineInfo:
+        """What the status bar shows (no intent model or index entry: the snapshots show none)."""
+        return EngineInfo(backend="fake", device="cpu", generator="fake-lm", embedder="fake-encoder",
+                          intent_model="", index="")
+
+    def attach_generator(self, generator: Generator | None) -> None:
+        """The fake streams its own drafts; a real generator attached later is only remembered."""
+        self.generator = generator
 
 
 class FakeOutbox:

@@ -51,15 +51,14 @@ async def test_first_run_indexes_then_suggests_and_sends(tmp_path: Path, feedbac
         assert any("First run: indexing" in n for n in app.notice_log)
         assert any("KB indexed: 3 chunks" in n for n in app.notice_log)
         assert (tmp_path / "index" / "manifest.json").exists()
-        assert app.assistant.describe()["backend"] == "extractive"
+        assert app.assistant.describe().backend == "extractive"
 
         await settle(pilot, app, rounds=5)  # the message that waited for the engine is analysed now
         assert any("Reply model unavailable (no local model here)" in n.message for n in app._notifications)
         conv = app.inbox.conversations["c1"]
         assert conv.analysis is not None and conv.passages
         assert conv.passages[0].article_id == "missing-parcel"
-        if app.assistant.analyzer is not None:  # the understanding module is present
-            assert conv.analysis.intent.top[0].intent == "missing_parcel"
+        assert conv.analysis.intent.top[0].intent == "missing_parcel"
         titles = [c.title for c in app.query_one(AssistPanel).query("Collapsible")]
         assert str(titles[0]).startswith("1. My parcel has not arrived")
         first = app.query_one(SuggestionList).card_text(0)

@@ -563,25 +563,6 @@ def detach_stdin_for_tui(*, require_tty: bool = True) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def source_from_args(
-    source: str | None,
-    *,
-    follow: bool = False,
-    speed: float = 1.0,
-    on_problem: ProblemSink | None = None,
-) -> ThreadedSource:
-    """The source for the CLI's ``--source`` value: ``None`` -> demo, ``"-"`` -> stdin, else a file."""
-    if source is None:
-        from csassist.core.io.demo_replay import DemoReplay
-
-        return DemoReplay(speed=speed, on_problem=on_problem)
-    if source == "-":
-        if follow:
-            raise CsassistError("--follow applies to --source FILE, not to stdin (stdin is always read to its end)")
-        return StdinSource(on_problem=on_problem)
-    return JsonlFileSource(Path(source).expanduser(), follow=follow, on_problem=on_problem)
-
-
 def collect(source: MessageSource, timeout: float) -> list[Message]:
     """Run ``source`` until it finishes (or ``timeout``) and return what it emitted; for tests and tools."""
     got: list[Message] = []

@@ -22,7 +22,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from csassist.core.atomic import atomic_directory
 from csassist.core.errors import IndexUnusableError, KBError
 from csassist.core.knowledge.embedder import Encoder
 from csassist.core.knowledge.kb import KBContents, load_kb
+from csassist.core.progress import ProgressCallback, ProgressEvent
 from csassist.core.types import Chunk, IntentExample, KBProblem
 
 FORMAT_VERSION = 1
@@ -58,7 +59,6 @@ IVF_NPROBE = 16
 #: Texts embedded per encoder call; the progress callback fires after each batch.
 EMBED_BATCH = 64
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -211,13 +211,13 @@ def build_index(
     *,
     rebuild: bool = False,
     index_type: str = "auto",
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     kb: KBContents | None = None,
 ) -> IndexReport:
     """Index the KB at ``kb_root`` into ``out_dir``, re-embedding only chunks whose text changed.
 
-    ``rebuild`` ignores the previous vectors.  ``progress(done, total)`` is called as chunks are
-    embedded (``total`` = chunks that need the encoder); an exception raised there -- e.g. a
+    ``rebuild`` ignores the previous vectors.  ``progress`` receives an ``embed``
+    :class:`ProgressEvent` as chunks are embedded (``total`` = chunks that need the encoder); an exception raised there -- e.g. a
     KeyboardInterrupt -- aborts the build and leaves the previous index untouched.  ``kb`` may pass an
     already loaded KB.  Raises :class:`KBError` when the KB yields no chunk at all.
     """
@@ -306,17 +306,17 @@ def _check_replaceable(out_dir: Path) -> None:
             )
 
 
-def _embed(encoder: Encoder, texts: Sequence[str], progress: Progress | None) -> np.ndarray:
+def _embed(encoder: Encoder, texts: Sequence[str], progress: ProgressCallback | None) -> np.ndarray:
     """Encode in batches, reporting progress after each; vectors are re-normalised defensively."""
     total = len(texts)
     if progress is not None:
-        progress(0, total)
+        progress(ProgressEvent("embed", 0, total))
     parts = []
     for start in range(0, total, EMBED_BATCH):
         batch = encoder.encode(texts[start : start + EMBED_BATCH], batch_size=EMBED_BATCH)
         parts.append(np.asarray(batch, dtype=np.float32))
         if progress is not None:
-            progress(min(start + EMBED_BATCH, total), total)
+            progress(ProgressEvent("embed", min(start + EMBED_BATCH, total), total))
     if not parts:
         return np.zeros((0, encoder.dimension), dtype=np.float32)
     out = np.concatenate(parts)

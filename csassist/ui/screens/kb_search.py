@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -14,6 +14,9 @@ from textual.widgets import Input, Label, Static
 from textual.worker import get_current_worker
 
 from csassist.core.types import Passage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csassist.core.engine import Engine
 from csassist.ui.render import one_line, safe_text
 
 
@@ -22,7 +25,7 @@ class KBSearchScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Close", id="kb.close", tooltip="Back to the inbox")]
 
-    def __init__(self, assistant: Any, query: str = "") -> None:
+    def __init__(self, assistant: Engine | None, query: str = "") -> None:
         super().__init__()
         self.assistant = assistant
         self.initial = query

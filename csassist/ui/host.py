@@ -1,0 +1,66 @@
+"""What the app offers its mixins (actions, palette commands), declared without importing the app.
+
+Why: :class:`~csassist.ui.actions.AgentActions` is a mixin of :class:`~csassist.ui.app.CsassistApp`
+and needs the app's state and helpers.  Importing ``app.py`` for their types (even under
+``TYPE_CHECKING``) made ``app -> actions -> app`` an import cycle, which also hid those modules from
+mypy.  :class:`AppHost` declares that surface once; ``CsassistApp`` provides it, and mypy checks that
+the two agree because the app inherits from the mixins that inherit from this host.
+
+At run time ``AppHost`` is a plain ``object`` base: it adds nothing to the app's MRO.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - only type checkers see the declared surface
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    from textual.app import App
+    from textual.widget import Widget
+
+    from csassist.core.learn.feedback import FeedbackLog
+    from csassist.ui.state import ConversationState, Inbox
+    from csassist.ui.workers import AssistantFactory, EngineWorkers
+
+    W = TypeVar("W", bound=Widget)
+
+    class AppHost(EngineWorkers, App[int]):
+        """The part of ``CsassistApp`` its mixins use."""
+
+        factory: AssistantFactory | None
+        inbox: Inbox
+        selected: str | None
+        by_urgency: bool
+        sources: list[Any]
+        outbox: Any
+        feedback: FeedbackLog | None
+        clock: Callable[[], float]
+
+        @property
+        def current(self) -> ConversationState | None:
+            """The selected conversation."""
+            ...
+
+        def ui(self, widget_type: type[W]) -> W:
+            """A widget of the main screen, also under a modal."""
+            ...
+
+        def refresh_list(self) -> None:
+            """Re-sync the inbox list soon."""
+
+        def select(self, conversation_id: str) -> None:
+            """Switch to a conversation."""
+
+        def _show_current(self) -> None:
+            """Render the selected conversation."""
+
+        def _stop_generation(self, conv: ConversationState) -> None:
+            """Cancel the drafts in flight for ``conv``."""
+
+        def _ensure_suggestions(self, conv: ConversationState, seed: int = 0, force: bool = False) -> None:
+            """Draft replies for the latest analysed turn."""
+
+else:
+    AppHost = object
