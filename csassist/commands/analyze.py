@@ -45,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
     from csassist.commands.common import open_workspace
     from csassist.core.errors import DataError, ModelMissingError
+    from csassist.core.textnorm import normalize_text
 
-    text = sys.stdin.read() if args.text == "-" else args.text
+    # argv with invalid UTF-8 arrives with surrogate escapes: normalise like every other entry point
+    text = normalize_text(sys.stdin.read() if args.text == "-" else args.text)
     if not text or not text.strip():
         raise DataError("the message is empty: nothing to analyse")
     workspace = open_workspace()

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from csassist.cli import EXIT_USAGE
     from csassist.commands.common import open_workspace
+    from csassist.core.textnorm import normalize_text
 
     workspace = open_workspace()
     k = args.k if args.k is not None else workspace.settings.retrieval.top_k
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     index_dir = Path(args.index).expanduser() if args.index else workspace.index_dir
     # The embedder the index names (so `--index` works on an index built with another embedder).
     retriever = workspace.open_retriever(index_dir=index_dir)
-    hits = retriever.search(args.query, k=k)
+    query = normalize_text(args.query)  # invalid UTF-8 in argv arrives as surrogate escapes
+    hits = retriever.search(query, k=k)
 
     if args.json:
         payload = {
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if not hits:
         console.print("No hits (empty query or empty index).")
         return 0
-    table = Table(title=Text(f"search: {args.query}"), title_justify="left")
+    table = Table(title=Text(f"search: {query}"), title_justify="left")
     for column in ("#", "score", "article", "title", "snippet", "source"):
         table.add_column(column, justify="right" if column in ("#", "score") else "left")
     for rank, hit in enumerate(hits, start=1):

@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
+from csassist.core.textnorm import normalize_text
+
 Speaker = Literal["customer", "agent"]
 UrgencyLevel = Literal["normal", "elevated", "urgent"]
 Outcome = Literal["accepted", "edited", "rejected", "ignored"]
@@ -25,6 +27,16 @@ class Message:
     ts: float = 0.0  # seconds since the epoch
     customer: str | None = None  # display name when known
     delay: float = 0.0  # demo replay: seconds to wait before this message
+
+    def __post_init__(self) -> None:
+        """Put the texts in csassist's normal form, whoever built the message (see core.textnorm).
+
+        Every source goes through here, so no engine call (tokenizer, regexes, SQLite) ever sees a
+        lone surrogate or a stray ``\r`` - one bad message cannot switch analysis off.
+        """
+        object.__setattr__(self, "text", normalize_text(self.text))
+        if self.customer is not None:
+            object.__setattr__(self, "customer", normalize_text(self.customer))
 
 
 @dataclass(frozen=True)

@@ -48,3 +48,11 @@ def test_analyze_with_real_head(real_encoder, capsys: pytest.CaptureFixture[str]
     assert main(["analyze", "😀🎉 где мой заказ 注文 " + "x" * 100_000, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert all(0.0 <= s["probability"] <= 1.0 for s in out["top"])
+
+
+def test_analyze_normalises_an_argument_with_invalid_utf8(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10.1: argv bytes that are not UTF-8 arrive as surrogate escapes; they become U+FFFD."""
+    assert main(["analyze", "order LK-204817 \udcff\udcfe cafe\u0301", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["redacted_text"] == "order LK-204817 \ufffd\ufffd caf\u00e9"
+    assert [e["value"] for e in out["entities"]] == ["LK-204817"]

@@ -234,3 +234,11 @@ def test_demo_kb_loads_if_present() -> None:
     kb = load_kb(DEMO_KB)
     assert kb.problems == (), [str(p) for p in kb.problems]
     assert kb.articles
+
+
+def test_kb_text_is_normalised_like_every_other_entry_point(tmp_path: Path) -> None:
+    """Issue 10.1: decomposed accents and CRLF from an editor on another OS read as NFC and \\n."""
+    (tmp_path / "a.md").write_bytes("---\r\nid: a\r\ntitle: Cafe\u0301\r\n---\r\nLine one\r\nLine two\r\n".encode())
+    kb = load_kb(tmp_path)
+    assert kb.problems == ()
+    assert kb.articles[0].title == "Caf\u00e9" and kb.articles[0].body == "Line one\nLine two"

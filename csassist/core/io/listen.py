@@ -37,13 +37,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 from csassist.core.errors import CsassistError
+from csassist.core.io.limits import MAX_MESSAGE_BYTES
 from csassist.core.io.sources import parse_message
 from csassist.core.types import Message
 
 MESSAGES_PATH = "/v1/messages"
 HEALTH_PATH = "/v1/health"
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_MAX_BODY_BYTES = MAX_MESSAGE_BYTES
 #: Seconds a client may take to send its headers/body before the connection is dropped.
 REQUEST_TIMEOUT_S = 10.0
 #: At most this much of a refused body is read and discarded before closing (see ``_linger``).
@@ -240,6 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
             obj = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             self._error(400, f"body is not valid UTF-8 JSON ({exc.__class__.__name__})")
+            return
+        except ValueError:  # an integer over Python's 4,300-digit limit dropped the connection unanswered
+            self._error(400, "body holds a number too large to read")
             return
         try:
             message = parse_message(obj, allow_speaker=False, allow_delay=False, default_ts=time.time())

