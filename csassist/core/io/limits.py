@@ -10,7 +10,7 @@ from __future__ import annotations
 #: Largest message accepted from any feed: an HTTP body, one JSONL line of a file or of stdin (bytes).
 MAX_MESSAGE_BYTES = 64 * 1024
 #: Most connections the HTTP intake serves at once; more wait in the kernel's backlog, then are refused.
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 128
 #: Seconds a client has for a whole request (request line, headers and body) before it is dropped.
 REQUEST_DEADLINE_S = 10.0
 #: File descriptors kept free for the outbox, the feedback log and the KB: the intake stops accepting

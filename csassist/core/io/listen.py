@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import io
 import ipaddress
 import json
+import os
 import secrets
 import socket
 import threading
@@ -37,7 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 from csassist.core.errors import CsassistError
-from csassist.core.io.limits import MAX_MESSAGE_BYTES
+from csassist.core.io.limits import FD_RESERVE, MAX_CONNECTIONS, MAX_MESSAGE_BYTES, REQUEST_DEADLINE_S
 from csassist.core.io.sources import parse_message
 from csassist.core.types import Message
 
@@ -45,8 +47,51 @@ MESSAGES_PATH = "/v1/messages"
 HEALTH_PATH = "/v1/health"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MAX_BODY_BYTES = MAX_MESSAGE_BYTES
-#: Seconds a client may take to send its headers/body before the connection is dropped.
-REQUEST_TIMEOUT_S = 10.0
+#: Seconds a client has for a whole request - request line, headers and body together - before the
+#: connection is dropped.  A per-read timeout alone let a client send one byte every 5 s forever.
+REQUEST_TIMEOUT_S = REQUEST_DEADLINE_S
+#: Raw bytes answered to a connection refused because the intake is full (no handler thread is used).
+_BUSY_BODY = b'{"accepted": false, "error": "too many connections; retry later"}'
+_BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    + f"Content-Length: {len(_BUSY_BODY)}\r\n".encode()
+    + b"Retry-After: 1\r\nConnection: close\r\n\r\n"
+    + _BUSY_BODY
+)
+#: Seconds between two "intake is full" reports (one per refused connection would flood the UI).
+_BUSY_REPORT_EVERY_S = 10.0
+
+
+def fd_headroom() -> int | None:
+    """File descriptors still free below this process's soft limit, or ``None`` when unknown/unlimited."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        return int(soft) - len(os.listdir("/proc/self/fd"))
+    except (ImportError, OSError, ValueError):
+        return None
+
+
+class _DeadlineSocketIO(socket.SocketIO):
+    """A socket reader that gives the whole request one deadline instead of a timeout per read.
+
+    Before every ``recv`` the socket timeout is set to the time left, and once it is spent the read
+    raises ``TimeoutError`` - which ``BaseHTTPRequestHandler`` answers by closing the connection.
+    """
+
+    def __init__(self, sock: socket.socket, handler: _Handler) -> None:
+        super().__init__(sock, "rb")
+        self._handler = handler
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request deadline passed")
+        self._sock.settimeout(left)
+        return super().readinto(buffer)
 #: At most this much of a refused body is read and discarded before closing (see ``_linger``).
 _LINGER_MAX_BYTES = 4 << 20
 
@@ -95,6 +140,8 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], intake: ListenServer) -> None:
         self.intake = intake
+        self._slots = threading.BoundedSemaphore(intake.max_connections)
+        self._last_busy_report = 0.0
         try:
             family = socket.AF_INET6 if ipaddress.ip_address(address[0]).version == 6 else socket.AF_INET
         except ValueError:
@@ -105,6 +152,46 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Report instead of printing a traceback to stderr (which would garble the TUI)."""
         self.intake._report(f"listen: error while handling a request from {client_address[0]}")
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection on a thread if a slot and enough file descriptors are free, else 503.
+
+        Without a cap ~1,020 idle connections used up every descriptor: the webhook died and the app
+        could no longer write its outbox.  Refusing costs no thread and frees the descriptor at once.
+        """
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request, "all connection slots are taken")
+            return
+        headroom = fd_headroom()
+        if headroom is not None and headroom < self.intake.fd_reserve:
+            self._slots.release()
+            self._refuse(request, f"only {headroom} file descriptors left (reserve {self.intake.fd_reserve})")
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # the thread could not start: give the slot back
+            self._slots.release()
+            self.shutdown_request(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Handle the connection, then free its slot (whatever happened)."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket, why: str) -> None:
+        """Answer 503 without reading (non-blocking, best effort) and close; report now and then."""
+        self.intake._count(503)
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            request.send(_BUSY_RESPONSE)
+        self.shutdown_request(request)
+        now = time.monotonic()
+        if now - self._last_busy_report >= _BUSY_REPORT_EVERY_S:
+            self._last_busy_report = now
+            self.intake._report(f"listen: refusing connections ({why})")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -120,10 +207,26 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     _ALLOWED: ClassVar[dict[str, str]] = {MESSAGES_PATH: "POST", HEALTH_PATH: "GET"}
     _body_read = False
+    #: ``time.monotonic()`` by which the current request must have arrived completely.
+    deadline = 0.0
+
+    def setup(self) -> None:
+        """Wrap the socket so every read counts against one deadline per request (see _DeadlineSocketIO)."""
+        super().setup()
+        self.deadline = time.monotonic() + self.server.intake.request_deadline_s
+        self.rfile = io.BufferedReader(_DeadlineSocketIO(self.connection, self))
+
+    def handle_one_request(self) -> None:
+        """One request, with a fresh deadline that also bounds the idle wait of a keep-alive client."""
+        self.deadline = time.monotonic() + self.server.intake.request_deadline_s
+        super().handle_one_request()
+        self.connection.settimeout(self.server.intake.request_deadline_s)  # for writing the next response
 
     # -- responses --------------------------------------------------------------------------------
     def _send_json(self, status: int, payload: dict[str, Any], *, close: bool = False, allow: str = "") -> None:
         body = json.dumps(payload).encode("utf-8")
+        with contextlib.suppress(OSError):  # writing gets its own bound, not what is left of the deadline
+            self.connection.settimeout(self.server.intake.request_deadline_s)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -283,7 +386,12 @@ class ListenServer:
         *,
         allow_remote: bool = False,
         on_problem: Callable[[str], None] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        request_deadline_s: float = REQUEST_DEADLINE_S,
+        fd_reserve: int = FD_RESERVE,
     ) -> None:
+        if max_connections < 1 or request_deadline_s <= 0 or fd_reserve < 0:
+            raise CsassistError("listen: max_connections and request_deadline_s must be positive")
         if not is_loopback_host(host) and not allow_remote:
             raise CsassistError(
                 f"refusing to listen on {host}: it is reachable from other machines; "
@@ -299,6 +407,9 @@ class ListenServer:
         self.max_body_bytes = max_body_bytes
         self.on_message = on_message
         self.allow_remote = allow_remote
+        self.max_connections = max_connections
+        self.request_deadline_s = request_deadline_s
+        self.fd_reserve = fd_reserve
         self._on_problem = on_problem
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
