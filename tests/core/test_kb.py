@@ -119,6 +119,23 @@ def test_intent_examples_and_conversations_are_not_articles(tmp_path: Path) -> N
     assert messages(kb) == ["intents.csv:3: example has no text; skipped"]
 
 
+def test_eval_set_and_offtopic_negatives_are_neither_articles_nor_examples(tmp_path: Path) -> None:
+    """The held-out dev set must never reach the index or the intent head, or its scores would be inflated."""
+    write(tmp_path, "articles/a.md", GOOD_ARTICLE)
+    write(tmp_path, "intents.csv", "text,intent\nwhere is my order,where_is_my_order\n")
+    write(
+        tmp_path,
+        "eval/queries.jsonl",
+        '{"id": "q001", "text": "wher is my parcle", "intent": "where_is_my_order", '
+        '"articles": ["missing-parcel"], "kind": "typo", "question": "q", "answer": "a"}\n',
+    )
+    write(tmp_path, "offtopic.csv", "text,intent\nAre you hiring?,oos\n")
+    kb = load_kb(tmp_path)
+    assert messages(kb) == []
+    assert [a.article_id for a in kb.articles] == ["missing-parcel"]
+    assert [e.text for e in kb.intent_examples] == ["where is my order"]
+
+
 def test_missing_root_raises(tmp_path: Path) -> None:
     with pytest.raises(KBError, match="does not exist"):
         load_kb(tmp_path / "nope")

@@ -9,6 +9,8 @@ A KB is a plain directory a support team can edit in any text editor and keep in
   because that is how help-desk tools export FAQs.  Every row becomes one article.
 * ``intents.csv`` / ``intents.jsonl`` at the root -- ``text,intent`` training examples for the intent
   model; ``conversations/`` -- demo conversations.  Neither is an article.
+* ``eval/`` -- the held-out dev set (never indexed or trained on, or its scores would mean nothing) and
+  ``offtopic.csv`` at the root -- off-topic negatives for the out-of-scope detector.  Not articles either.
 
 Bad input never stops the load: each broken file or row becomes a :class:`KBProblem` naming the file
 and line, and everything else is still returned, so one typo cannot take the whole KB offline.
@@ -36,6 +38,10 @@ from csassist.core.types import Article, Chunk, IntentExample, KBProblem
 INTENT_FILES = ("intents.csv", "intents.jsonl")
 #: Top-level directory of demo conversations (read by the demo replay, not here).
 CONVERSATIONS_DIR = "conversations"
+#: Top-level directory of held-out evaluation data: never an article, never a training example.
+EVAL_DIR = "eval"
+#: Root-level file of off-topic (``oos``) negatives: ``text,intent`` rows, not FAQ rows.
+OFFTOPIC_FILE = "offtopic.csv"
 #: At most this many row-level problems are listed per file; the rest are summarised in one line.
 MAX_PROBLEMS_PER_FILE = 20
 
@@ -138,12 +144,14 @@ def load_kb(root: Path) -> KBContents:
 
 
 def _kb_files(root: Path) -> Iterator[Path]:
-    """KB files in a stable order, skipping hidden paths, conversations/ and the root README."""
+    """KB files in a stable order, skipping hidden paths, conversations/, eval/, offtopic.csv and the root README."""
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if rel.parts[0] == CONVERSATIONS_DIR and len(rel.parts) > 1:
+        if rel.parts[0] in (CONVERSATIONS_DIR, EVAL_DIR) and len(rel.parts) > 1:
+            continue
+        if rel.as_posix() == OFFTOPIC_FILE:
             continue
         if not path.is_file() or path.suffix not in (".md", ".csv", ".jsonl"):
             continue
