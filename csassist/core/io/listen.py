@@ -85,12 +85,13 @@ class _DeadlineSocketIO(socket.SocketIO):
     def __init__(self, sock: socket.socket, handler: _Handler) -> None:
         super().__init__(sock, "rb")
         self._handler = handler
+        self._socket = sock
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: Any) -> int | None:
         left = self._handler.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("request deadline passed")
-        self._sock.settimeout(left)
+        self._socket.settimeout(left)
         return super().readinto(buffer)
 #: At most this much of a refused body is read and discarded before closing (see ``_linger``).
 _LINGER_MAX_BYTES = 4 << 20
