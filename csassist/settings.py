@@ -44,6 +44,7 @@ class RetrievalSettings:
     kb_dir: str = ""  # empty -> the bundled demo kb/
     top_k: int = 5
     index_type: str = "auto"  # auto | flat | hnsw | ivf
+    max_kb_file_bytes: int = 4 * 1024 * 1024  # bigger KB files are reported, not chunked
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ _SECTIONS: dict[str, type[Any]] = {
 #: its range (``top_k = -3`` silently gave no KB answers) is reported and the default kept.
 _RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("retrieval", "top_k"): (1, 100),
+    ("retrieval", "max_kb_file_bytes"): (1024, 1024 * 1024 * 1024),
     ("generation", "threads"): (0, 1024),
     ("generation", "max_new_tokens"): (1, 8192),
     ("generation", "temperature"): (0.0, 5.0),

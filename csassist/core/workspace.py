@@ -229,13 +229,16 @@ class Workspace:
         Raises ``KBError`` when the KB yields nothing and ``CsassistError`` for a bad index type.
         """
         from csassist.core.knowledge.index import INDEX_TYPES, build_index
+        from csassist.core.knowledge.kb import load_kb
 
         kind = index_type or self.settings.retrieval.index_type
         if kind not in INDEX_TYPES:
             raise CsassistError(f"unsupported index type {kind!r} in config.toml: use one of {', '.join(INDEX_TYPES)}")
         enc = encoder if encoder is not None else self.encoder()
+        kb_root = kb_dir or self.kb_dir
+        kb = load_kb(kb_root, max_file_bytes=self.settings.retrieval.max_kb_file_bytes)  # size limit from config
         report = build_index(
-            kb_dir or self.kb_dir, index_dir or self.index_dir, enc, rebuild=rebuild, index_type=kind, progress=progress
+            kb_root, index_dir or self.index_dir, enc, rebuild=rebuild, index_type=kind, progress=progress, kb=kb
         )
         return IndexBuild(report, self.fit_intents(report.intent_examples, enc, report.out_dir))
 

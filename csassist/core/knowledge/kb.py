@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from csassist.core.errors import KBError
+from csassist.core.io.limits import DEFAULT_MAX_KB_FILE_BYTES
 from csassist.core.knowledge.chunking import chunk_article, embedding_text
 from csassist.core.textnorm import normalize_text
 from csassist.core.types import Article, Chunk, IntentExample, KBProblem
@@ -85,11 +87,12 @@ class _Problems:
             self.sink.append(KBProblem(self.source, 0, f"... and {hidden} more problem(s) in this file"))
 
 
-def load_kb(root: Path) -> KBContents:
+def load_kb(root: Path, *, max_file_bytes: int = DEFAULT_MAX_KB_FILE_BYTES) -> KBContents:
     """Read every article, FAQ row and intent example under ``root``.
 
     Raises :class:`KBError` only when ``root`` itself is missing or not a directory; every other
-    problem is returned in ``problems`` while the rest of the KB loads.
+    problem is returned in ``problems`` while the rest of the KB loads.  Files that resolve outside
+    ``root`` (symlinks), unreadable folders and files over ``max_file_bytes`` are reported and skipped.
     """
     root = Path(root).expanduser()
     if not root.exists():
@@ -103,10 +106,10 @@ def load_kb(root: Path) -> KBContents:
     examples: list[IntentExample] = []
     files_read = 0
 
-    for path in _kb_files(root):
+    for path in _kb_files(root, problems):
         rel = path.relative_to(root).as_posix()
         sink = _Problems(rel, problems)
-        text = _read_text(path, sink)
+        text = _read_text(path, sink, max_file_bytes)
         files_read += 1
         if text is None:
             sink.close()
@@ -143,29 +146,76 @@ def load_kb(root: Path) -> KBContents:
     )
 
 
-def _kb_files(root: Path) -> Iterator[Path]:
-    """KB files in a stable order, skipping hidden paths, conversations/, eval/, offtopic.csv and the root README."""
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if rel.parts[0] in (CONVERSATIONS_DIR, EVAL_DIR) and len(rel.parts) > 1:
-            continue
-        if rel.as_posix() == OFFTOPIC_FILE:
-            continue
-        if not path.is_file() or path.suffix not in (".md", ".csv", ".jsonl"):
-            continue
-        if rel.as_posix().lower() == "readme.md":
-            continue
-        yield path
+def _kb_files(root: Path, problems: list[KBProblem]) -> Iterator[Path]:
+    """KB files in a stable order, skipping hidden paths, conversations/, eval/, offtopic.csv and the root README.
+
+    Walks without following linked folders.  A file or folder link that resolves outside ``root``
+    is reported and skipped without reading a byte of it (``passwd.csv -> /etc/passwd`` used to be
+    indexed, and its first line echoed in the error); an unreadable folder is reported instead of
+    silently contributing nothing.
+    """
+    real_root = root.resolve()
+    found: list[Path] = []
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else root
+        rel = where.relative_to(root).as_posix() if where.is_relative_to(root) else str(where)
+        problems.append(KBProblem(rel, 0, f"cannot read folder: {exc.strerror or exc}; its files are skipped"))
+
+    for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=False):
+        base = Path(folder)
+        dirs.sort()
+        for name in list(dirs):
+            link = base / name
+            rel = link.relative_to(root)
+            if name.startswith(".") or rel.parts[0] in (CONVERSATIONS_DIR, EVAL_DIR):
+                dirs.remove(name)
+            elif link.is_symlink():
+                dirs.remove(name)  # never followed: a linked folder inside the KB is walked at its real path
+                if not _inside(link, real_root):
+                    problems.append(KBProblem(rel.as_posix(), 0, "folder link points outside the knowledge base; skipped"))
+        for name in files:
+            path = base / name
+            rel = path.relative_to(root)
+            if any(part.startswith(".") for part in rel.parts) or path.suffix not in (".md", ".csv", ".jsonl"):
+                continue
+            if rel.as_posix().lower() == "readme.md" or rel.as_posix() == OFFTOPIC_FILE:
+                continue
+            if path.is_symlink() and not _inside(path, real_root):
+                problems.append(KBProblem(rel.as_posix(), 0, "link points outside the knowledge base; skipped"))
+                continue
+            if not path.is_file():
+                continue
+            found.append(path)
+    yield from sorted(found)
 
 
-def _read_text(path: Path, problems: _Problems) -> str | None:
-    """Decode a file as UTF-8, reporting unreadable, binary, non-UTF-8 and empty files."""
+def _inside(path: Path, real_root: Path) -> bool:
+    """Whether ``path`` (after following every link) lies inside the KB root."""
     try:
-        data = path.read_bytes()
+        return path.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
+def _read_text(path: Path, problems: _Problems, max_file_bytes: int = DEFAULT_MAX_KB_FILE_BYTES) -> str | None:
+    """Decode a file as UTF-8, reporting unreadable, oversized, binary, non-UTF-8 and empty files."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_file_bytes:  # checked before reading: a 200 MB export is not chunked for minutes
+                problems.add(
+                    0,
+                    f"file is {size / 1e6:.1f} MB, over the {max_file_bytes / 1e6:.1f} MB limit "
+                    "([retrieval] max_kb_file_bytes); skipped",
+                )
+                return None
+            data = handle.read(max_file_bytes + 1)
     except OSError as exc:
         problems.add(0, f"cannot read file: {exc.strerror or exc}")
+        return None
+    if len(data) > max_file_bytes:  # grew while we looked
+        problems.add(0, f"file is over the {max_file_bytes / 1e6:.1f} MB limit ([retrieval] max_kb_file_bytes); skipped")
         return None
     if b"\x00" in data:
         problems.add(0, "binary file (contains NUL bytes); skipped")
