@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "search",
     "analyze",
     "suggest",
+    "summarize",
     "models",
     "finetune",
     "eval",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from csassist.core.types import Message
 from csassist.ui.host import AppHost
 from csassist.ui.recorder import build_event, events_for_all, events_for_send
+from csassist.ui.screens.handover import HandoverScreen
 from csassist.ui.screens.help import HelpScreen, key_rows
 from csassist.ui.screens.intent import IntentScreen
 from csassist.ui.screens.kb_search import KBSearchScreen
@@ -34,6 +35,38 @@ class AgentActions(AppHost):
         conv.picked, conv.picked_text = slot, state.text
         self.ui(Composer).set_reply(state.text)
         self.ui(SuggestionList).show(conv.slots, conv.picked)
+
+    def action_drop_unsupported(self) -> None:
+        """Put the chosen suggestion (or suggestion 1) in the composer without its unsupported sentences."""
+        from csassist.core.reply.grounding import drop_unsupported
+
+        conv = self.current
+        slot = conv.picked if conv and conv.picked is not None else 0
+        state = conv.slots.get(slot) if conv and conv.slots_turn == conv.turn else None
+        grounding = state.suggestion.grounding if state and state.suggestion else None
+        if conv is None or state is None or grounding is None:
+            self.notify("No finished suggestion to trim", severity="warning")
+            return
+        if not grounding.unsupported:
+            self.notify(f"Every sentence of suggestion {slot + 1} is supported", timeout=3)
+            return
+        conv.picked, conv.picked_text = slot, state.text
+        self.ui(Composer).set_reply(drop_unsupported(state.text, grounding))
+        self.ui(SuggestionList).show(conv.slots, conv.picked)
+        self.notify(f"Dropped {len(grounding.unsupported)} unsupported sentence(s)", timeout=3)
+
+    def action_handover(self) -> None:
+        """Hand-over summary of the selected conversation (goal, facts, said, promised, open)."""
+        from csassist.core.reply.summary import summarize
+
+        conv = self.current
+        if conv is None or not conv.messages:
+            self.notify("No conversation to summarise", severity="warning")
+            return
+        company = self.settings.company
+        summary = summarize(conv.messages, intent=conv.intent_label or None,
+                            order_patterns=company.order_patterns, tracking_patterns=company.tracking_patterns)
+        self.push_screen(HandoverScreen(summary))
 
     def action_edit(self) -> None:
         """Focus the composer to edit the reply."""

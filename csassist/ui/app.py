@@ -47,7 +47,7 @@ W = TypeVar("W", bound=Widget)
 #: Actions on plain character keys: inactive (and hidden from the footer) while the composer has focus.
 SINGLE_KEY_ACTIONS = frozenset({"accept", "edit", "reject", "regenerate", "next_conversation",
                                 "previous_conversation", "kb_search", "correct_intent", "toggle_sort", "stats",
-                                "help"})
+                                "help", "drop_unsupported", "handover"})
 
 
 class CsassistApp(AgentActions, EngineWorkers, App[int]):
@@ -70,6 +70,10 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         Binding("i", "correct_intent", "Intent", id="intent.correct", tooltip="Correct the detected intent"),
         Binding("u", "toggle_sort", "Sort", id="conversation.sort", show=False, tooltip="Sort by urgency / arrival"),
         Binding("s", "stats", "Stats", id="app.stats", show=False, tooltip="Acceptance statistics"),
+        Binding("d", "drop_unsupported", "Drop unsupported", id="suggestion.drop_unsupported", show=False,
+                tooltip="Put the chosen suggestion (or 1) in the composer without the sentences the KB does not support"),
+        Binding("h", "handover", "Hand-over", id="conversation.handover", show=False,
+                tooltip="Hand-over summary: goal, facts, what was promised, what is open"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="All keys and what they do"),
     ]
 

@@ -106,7 +106,8 @@ _SAFE_VERBS = frozenset(
 
 # ------------------------------------------------------------------------------ conversational text
 _CONVERSATIONAL = re.compile(
-    r"^(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|greetings)\b"
+    r"^(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|greetings|of course|sure|certainly|absolutely"
+    r"|no problem|okay|ok)\b"
     r"|\b(?:thank(?:s| you)|appreciate|sorry|apologi[sz]e|apologies|i understand|understandabl[ey]|frustrat\w{0,5}"
     r"|inconvenien\w{0,3}|regards|best wishes|sincerely|have a (?:great|nice|good|lovely)|anything else"
     r"|let (?:me|us) know|happy to help|glad to help|feel free|take care|cheers|get back to you"
@@ -411,6 +412,11 @@ def _is_conversational(text: str, words: frozenset[str]) -> bool:
     if len(stripped.split()) <= 5 and _SIGNATURE.match(stripped):
         return True  # a signature line ("Sam", "The Larkspur & Co. team")
     return bool(_CONVERSATIONAL.search(stripped)) and len(words) <= 12
+
+
+def is_conversational(text: str) -> bool:
+    """Whether a sentence is only conversation (greeting, thanks, empathy, closing, question, sign-off)."""
+    return not extract_claims(text) and _is_conversational(text, content_words(text))
 
 
 def ground(draft: str, passages: Sequence[Passage], conversation: Sequence[Message] = ()) -> Grounding:

@@ -12,10 +12,38 @@ from textual.content import Content
 from textual.message import Message as TextualMessage
 from textual.widgets import Static
 
-from csassist.ui.render import one_line, safe_content, safe_text
+from csassist.core.types import Suggestion
+from csassist.ui.render import clean, one_line, safe_content, safe_text
 from csassist.ui.state import SlotState
 
 MAX_SLOTS = 3
+
+
+#: How a sentence the KB does not support is shown in a card (a code-defined style, never from data).
+UNSUPPORTED_STYLE = "underline bold"
+
+
+def mark_unsupported(body: Text, suggestion: Suggestion | None) -> list[str]:
+    """Underline the sentences of ``body`` that the grounding check found unsupported.
+
+    Sentences are located by their (sanitised) text, not by offset: the safe-text path may have made
+    control characters visible, which shifts offsets but not the words.  Returns the marked texts.
+    """
+    grounding = suggestion.grounding if suggestion is not None else None
+    if grounding is None:
+        return []
+    plain = body.plain
+    marked: list[str] = []
+    cursor = 0
+    for sentence in grounding.unsupported:
+        needle = clean(sentence.text)
+        at = plain.find(needle, cursor)
+        if at == -1:
+            continue
+        body.stylize(UNSUPPORTED_STYLE, at, at + len(needle))
+        marked.append(needle)
+        cursor = at + len(needle)
+    return marked
 
 
 class SuggestionCard(Static):
@@ -32,6 +60,7 @@ class SuggestionCard(Static):
         self.slot = slot
         self.shown_text = ""
         self.shown_warning = ""  # the fact-flag line under the card, as plain text (tests read it)
+        self.shown_unsupported: list[str] = []  # sentences marked as not supported by the KB
 
     def show(self, state: SlotState | None, picked: bool) -> None:
         """Render the slot state (or an empty placeholder); unchanged states are not re-rendered."""
@@ -46,12 +75,16 @@ class SuggestionCard(Static):
             self.border_title = f"{self.slot + 1}"
             self.border_subtitle = ""
             self.shown_text = self.shown_warning = ""
+            self.shown_unsupported = []
             self.update(Text("—", style="dim"), layout=False)
             return
         status = "" if state.done else " …"
         if state.error:
             status = " failed"
         flags = state.suggestion.flags if state.suggestion else ()
+        grounding = state.suggestion.grounding if state.suggestion else None
+        if grounding is not None and grounding.unsupported:
+            flags = (f"{len(grounding.unsupported)} not in the KB (d drops)", *flags)
         # backend names and fact flags are data (a flag quotes the draft: "unsupported URL https://h/[/]x")
         self.border_title = safe_content(f"{self.slot + 1} · {one_line(state.backend or '?', 20)}{status}")
         warning = safe_content("⚠ " + one_line("; ".join(flags), 200)) if flags else Content("")
@@ -60,6 +93,7 @@ class SuggestionCard(Static):
         body = safe_text(state.text or ("(no text)" if state.done else "…"), max_chars=4000)
         if state.error:
             body = safe_text(state.error, style="italic")
+        self.shown_unsupported = [] if state.error else mark_unsupported(body, state.suggestion)
         self.shown_text = body.plain
         self.update(body, layout=False)  # fixed-height card: no re-layout per streamed token
 
