@@ -10,6 +10,11 @@ with a warning and no intent.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csassist.core.types import Message
+    from csassist.core.workspace import Workspace
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,10 +32,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from csassist.commands.common import open_workspace, print_warnings
     from csassist.core.errors import DataError
     from csassist.core.io.sources import read_conversations
     from csassist.core.reply.summary import summarize
-    from csassist.settings import load_settings
 
     path = Path(args.conversation).expanduser()
     messages, problems = read_conversations(path)
@@ -44,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
         known = ", ".join(list(dict.fromkeys(m.conversation_id for m in messages))[:10])
         raise DataError(f"{args.conversation}: no conversation with id {cid!r} (ids: {known})")
 
-    settings = load_settings()
+    workspace = open_workspace()
+    settings = workspace.settings
     warnings: list[str] = []
     intent = None
     if not args.no_intent:
-        intent, warnings = _intent(settings, turns)
+        intent, warnings = _intent(workspace, turns)
     summary = summarize(turns, intent=intent, order_patterns=settings.company.order_patterns,
                         tracking_patterns=settings.company.tracking_patterns)
     if args.json:
@@ -58,19 +64,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from csassist.core.sanitize import make_safe_for_terminal
 
-    for warning in warnings:
-        print(f"warning: {make_safe_for_terminal(warning)}", file=sys.stderr)
+    print_warnings([make_safe_for_terminal(w) for w in warnings])
     print(make_safe_for_terminal(summary.to_text()))
     return 0
 
 
-def _intent(settings: object, turns: list) -> tuple[str | None, list[str]]:  # type: ignore[type-arg]
+def _intent(workspace: Workspace, turns: list[Message]) -> tuple[str | None, list[str]]:
     """The intent of the customer's first request, from the engine (degrades to ``None`` with warnings)."""
-    from csassist.commands.search import quiet_model_loading
-    from csassist.core.pipeline import Assistant
-
-    quiet_model_loading()
-    assistant = Assistant.from_settings(settings, load_generator=False)  # type: ignore[arg-type]
+    assistant = workspace.assistant(generator=None)
     customer = [i for i, m in enumerate(turns) if m.speaker == "customer"]
     if not customer:
         return None, list(assistant.warnings)

@@ -20,9 +20,9 @@ class GroundedFake(FakeAssistant):
     """The fake engine, with slot 1 promising what the KB never says, and real grounding on every slot."""
 
     def suggest(self, message: Message, history: Sequence[Message], analysis: Analysis,
-                passages: Sequence[Passage], cancel: CancelToken, n: int | None = None,
+                passages: Sequence[Passage], cancel: CancelToken, *, n: int | None = None,
                 seed: int = 0) -> Iterator[SuggestionUpdate]:
-        for update in super().suggest(message, history, analysis, passages, cancel, n, seed):
+        for update in super().suggest(message, history, analysis, passages, cancel, n=n, seed=seed):
             if not update.done or update.suggestion is None:
                 yield update
                 continue
