@@ -30,13 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from csassist.core.knowledge.embedder import configure_threads, load_encoder  # noqa: E402
-from csassist.core.learn.intent_finetune import (  # noqa: E402
-    FinetuneConfig,
-    FineTunedIntentModel,
-    evaluate_intents,
-    finetune_intents,
-)
-from csassist.core.understand.intent import fit_intent_head, load_head  # noqa: E402
+from csassist.core.learn.intent_eval import evaluate_intents  # noqa: E402
+from csassist.core.learn.intent_finetune import FinetuneConfig  # noqa: E402
+from csassist.core.learn.intent_head import fit_intent_head  # noqa: E402
+from csassist.core.learn.intent_promotion import finetune_intents  # noqa: E402
+from csassist.core.understand.intent import ORIGIN_STORE, load_head, read_model  # noqa: E402
 from csassist.core.understand.intent_data import load_labelled_file  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "datasets" / "banking77"
@@ -82,7 +80,8 @@ def part_b(train, test, threads: int, budget: float, epochs: int, lr: float, bat
 
     with tempfile.TemporaryDirectory() as tmp:
         report = finetune_intents(train, None, cfg, out_root=Path(tmp), progress=progress, promote_model=False)
-        model = FineTunedIntentModel(Path(report["model_dir"]), threads=1)
+        configure_threads(1)  # latency as the app runs it: one thread
+        model = read_model(Path(report["model_dir"]), origin=ORIGIN_STORE, version=report["version"])
         ev = evaluate_intents(model, test)
     return {"train_seconds": report["train_seconds"], "steps": report["steps"], "epochs_run": report["epochs_run"],
             "best_step": report["best_step"], "val_accuracy": report["val_accuracy"], **_summary(ev),

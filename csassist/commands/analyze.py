@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--index", metavar="DIR", help="index directory holding the intent head (default: configured)")
 
 
-def _analysis_dict(analysis, note: str | None) -> dict:  # type: ignore[no-untyped-def]
+def _analysis_dict(analysis, note: str | None, description: str | None = None) -> dict:  # type: ignore[no-untyped-def]
     """A JSON-ready view of an Analysis."""
     pred = analysis.intent
     return {
@@ -26,6 +26,7 @@ def _analysis_dict(analysis, note: str | None) -> dict:  # type: ignore[no-untyp
         "out_of_scope": pred.out_of_scope,
         "threshold": round(pred.threshold, 4),
         "intent_model": pred.model or None,
+        "intent_model_description": description,
         "entities": [
             {"type": e.type, "text": e.text, "value": e.value, "start": e.start, "end": e.end}
             for e in analysis.entities
@@ -59,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
         model = workspace.intent_model(index_dir=index_dir)
     except ModelMissingError as exc:
         model, note = None, f"no intent model: {exc}"
-    result = _analysis_dict(workspace.analyzer(model).analyze(text), note)
+    description = model.describe() if model is not None else None
+    if model is not None and model.report.get("fallback"):
+        print(f"warning: {model.report['fallback']}", file=sys.stderr)
+    result = _analysis_dict(workspace.analyzer(model).analyze(text), note, description)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
@@ -75,7 +79,8 @@ def _print_plain(r: dict) -> None:
         print("intent:    (nothing to classify)")
     else:
         verdict = "OUT OF SCOPE" if r["out_of_scope"] else r["intent"]
-        print(f"intent:    {verdict}   (threshold {r['threshold']:.2f}, model {r['intent_model']})")
+        print(f"intent:    {verdict}   (threshold {r['threshold']:.2f})")
+        print(f"model:     {r['intent_model_description'] or r['intent_model']}")
         for s in r["top"]:
             print(f"           {s['probability']:6.1%}  {s['intent']}")
     if r["entities"]:

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--model",
         metavar="DIR",
-        help="a fine-tuned model directory, an intent head directory or an index directory "
+        help="an intent model directory (a version of the intent model store or a head) or an index directory "
         "(default: the model the app uses)",
     )
     p.add_argument("--index", metavar="DIR", help="index directory (default: configured)")
@@ -27,22 +27,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _load_model(model_arg: str | None, index_arg: str | None, workspace):  # type: ignore[no-untyped-def]
-    """Resolve ``--model``: fine-tuned dir (encoder/ + head.pt), head dir (head.npz) or index dir (intent/)."""
+    """Resolve ``--model``: an intent model directory (a store version or a head) or an index directory."""
+    import re
     from pathlib import Path
 
     from csassist.core.errors import ModelMissingError
-    from csassist.core.learn.intent_finetune import FineTunedIntentModel
-    from csassist.core.understand.intent import load_head
+    from csassist.core.understand.intent import ORIGIN_STORE, read_model
 
     if model_arg:
         path = Path(model_arg).expanduser()
-        if (path / "head.pt").exists():
-            return FineTunedIntentModel(path)
-        if (path / "head.npz").exists():
-            return load_head(path)
-        if (path / "intent" / "head.npz").exists():
-            return load_head(path / "intent")
-        raise ModelMissingError(f"{path}: not a fine-tuned model, intent head or index directory")
+        if (path / "meta.json").exists():
+            if re.match(r"^v\d{4,}-", path.name):  # a version of the intent model store
+                return read_model(path, origin=ORIGIN_STORE, version=path.name)
+            return read_model(path)
+        if (path / "intent" / "meta.json").exists():
+            return read_model(path / "intent")
+        raise ModelMissingError(f"{path}: not an intent model or index directory")
     index_dir = Path(index_arg).expanduser() if index_arg else workspace.index_dir
     return workspace.intent_model(index_dir=index_dir)
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from csassist.commands.common import open_workspace
-    from csassist.core.learn.intent_finetune import evaluate_intents
+    from csassist.core.learn.intent_eval import evaluate_intents
     from csassist.core.understand.intent_data import load_labelled_file
 
     workspace = open_workspace()
@@ -90,7 +90,7 @@ def _fmt(value: float | None, pct: bool = True) -> str:
 
 def _print_report(r: dict) -> None:
     """Plain-text report: headline numbers, per-intent table (worst first), confusions."""
-    print(f"model:             {r['model']}")
+    print(f"model:             {r.get('model_description') or r['model']}")
     print(f"examples:          {r['examples']} ({r['in_scope_examples']} in scope, {r['oos_examples']} oos)")
     print(f"accuracy:          {_fmt(r['accuracy'])}")
     print(f"macro-F1:          {_fmt(r['macro_f1'])}")

@@ -34,6 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--patience", type=int, default=2, help="early stopping: evaluations without improvement")
     p.add_argument("--seed", type=int, default=13, help="random seed")
     p.add_argument("--max-steps", type=int, help="cap on optimiser steps (quick runs)")
+    p.add_argument(
+        "--time-budget",
+        type=parse_duration,
+        metavar="SECONDS|25m|1h30m",
+        help="--intents: stop training cleanly when this much time is used, keeping the best checkpoint",
+    )
     p.add_argument("--log", metavar="PATH", help="--from-log: feedback log (default: the user data dir)")
     p.add_argument("--out", metavar="DIR", help="where versioned models go (default: the user models dir)")
     p.add_argument("--dry-run", action="store_true", help="--from-log: print the data summary only")
@@ -43,6 +49,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--eval-examples", type=int, help="--from-log: validation replies generated for before/after")
     p.add_argument("--min-pairs", type=int, help="--from-log: refuse below this many pairs (default 20)")
     p.add_argument("--no-intents", action="store_true", help="--from-log: skip refitting the intent model")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``25m``, ``1h30m`` or ``1.5h`` (argparse type: a clear error otherwise)."""
+    import re
+
+    clean = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", clean):
+        seconds = float(clean)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", clean)
+        if not parts or "".join(n + u for n, u in parts) != clean:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use seconds or e.g. 25m, 1h30m")
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the time budget must be positive")
+    return seconds
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,8 +1,11 @@
 """`csassist finetune --intents DATA`: fully fine-tune the intent encoder (and ``--rollback`` it).
 
 The options are declared in finetune.py (shared with ``--from-log``); this module runs the intent
-side: read the data, train with a progress bar, print the classification report, save a versioned
-model and promote it.  ``--rollback --rollback-target intent`` returns to the previous model.
+side: read the data, train with a progress bar (or, with ``--json``, one JSON object per progress
+event on stderr), print the classification report, save a version in the intent model store and
+promote it.  The plan and a time estimate (from the first timed steps) are printed before the bulk
+of the training; ``--time-budget`` stops it cleanly, keeping the best checkpoint.
+``--rollback --rollback-target intent`` returns to the model promoted before the current one.
 """
 
 from __future__ import annotations
@@ -19,20 +22,22 @@ def run(args: argparse.Namespace) -> int:
 
     from csassist.commands.common import open_workspace
     from csassist.core.learn import intent_finetune as ft
+    from csassist.core.learn import intent_promotion
+    from csassist.core.learn.store import intent_store
     from csassist.core.understand.intent_data import load_labelled_file
 
     open_workspace()  # config warnings, printed the way every command prints them
     out_root = Path(args.out).expanduser() if getattr(args, "out", None) else None
     if args.rollback:
-        current, previous = ft.rollback(out_root)
-        result = {"current": current.name if current else None, "previous": previous.name if previous else None}
+        was = intent_store(out_root).current()
+        now = intent_promotion.rollback(out_root)
+        result = {"current": now.name if now else None, "previous": was.name if was else None}
         if args.json:
             print(json.dumps(result))
-        elif current is None:
-            print(f"rolled back: {previous.name if previous else '?'} is no longer used; "
-                  "the intent head from the index is used again")
+        elif now is None:
+            print(f"rolled back: {result['previous']} is no longer used; the intent head from the index is used again")
         else:
-            print(f"rolled back: now using {current.name} (was {result['previous']})")
+            print(f"rolled back: now using {now.name} (was {result['previous']})")
         return 0
 
     train, problems = load_labelled_file(Path(args.intents).expanduser())
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         "base": args.base, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
         "weight_decay": args.weight_decay, "warmup": args.warmup, "dropout": args.dropout,
         "freeze": args.freeze, "val_split": args.val_split, "patience": args.patience, "seed": args.seed,
-        "max_steps": args.max_steps,
+        "max_steps": args.max_steps, "time_budget_s": getattr(args, "time_budget", None),
     }
     for key, value in overrides.items():
         if value is not None:
@@ -60,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise DataError(f"--freeze must be none, embeddings or a number of layers, not {cfg.freeze!r}")
 
-    report = _train_with_progress(ft, train, val, cfg, out_root, quiet=args.json, force=args.force)
+    report = _train_with_progress(intent_promotion, train, val, cfg, out_root, quiet=args.json, force=args.force)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -69,9 +74,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train_with_progress(ft, train, val, cfg, out_root, *, quiet: bool, force: bool) -> dict:  # type: ignore[no-untyped-def]
-    """Run the training with a rich progress bar showing the loss (plain when --json)."""
+    """Run the training with a rich progress bar showing the loss; with --json, JSON lines on stderr."""
+    import json
+    import sys
+
     if quiet:
-        return ft.finetune_intents(train, val, cfg, out_root=out_root, force=force)
+        def json_lines(event: dict) -> None:
+            sys.stderr.write(json.dumps(event) + "\n")
+            sys.stderr.flush()
+
+        return ft.finetune_intents(train, val, cfg, out_root=out_root, progress=json_lines, force=force)
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -96,13 +108,41 @@ def _train_with_progress(ft, train, val, cfg, out_root, *, quiet: bool, force: b
         task = bar.add_task("train", total=None, epoch=1, loss=float("nan"), val="-")
 
         def progress(event: dict) -> None:
-            if event["event"] == "step":
+            kind = event["event"]
+            if kind == "start":
+                budget = event["time_budget_s"]
+                console.print(
+                    f"training on {event['train_examples']} examples, {event['labels']} intents "
+                    f"(validation {event['val_examples']} + {event['val_oos_examples']} oos): "
+                    f"up to {event['planned_steps']} steps"
+                    + (f", time budget {_duration(budget)}" if budget else ""),
+                    markup=False, highlight=False,
+                )
+            elif kind == "estimate":
+                console.print(
+                    f"estimated {_duration(event['estimated_seconds'])} "
+                    f"({event['seconds_per_step']:.2f} s/step for {event['planned_steps']} steps)",
+                    markup=False, highlight=False,
+                )
+            elif kind == "step":
                 bar.update(task, completed=event["step"], total=event["total_steps"], epoch=event["epoch"],
                            loss=event["loss"])
-            elif event["event"] == "eval":
+            elif kind == "eval":
                 bar.update(task, val=f"{event['val_accuracy']:.3f}")
+            elif kind == "budget":
+                console.print(f"time budget used up at step {event['step']}: stopping, keeping the best checkpoint",
+                              markup=False, highlight=False)
 
         return ft.finetune_intents(train, val, cfg, out_root=out_root, progress=progress, force=force)
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3.5 min`` or ``1.2 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _print_report(r: dict) -> None:
@@ -122,7 +162,9 @@ def _print_report(r: dict) -> None:
     print(f"   OOS threshold {r['threshold']:.3f}" + (f" (OOS recall {r['oos_recall']:.2%})" if r["oos_recall"] is not None else ""))
     print(f"{r['steps']} steps, {r['epochs_run']} epoch(s), best at step {r['best_step']}"
           f"{' (stopped early)' if r['stopped_early'] else ''}, {r['train_seconds']:.0f} s")
-    print(f"saved {r['model_dir']}")
+    if r.get("stopped_by_budget"):
+        print(f"stopped by the time budget ({r['time_budget_s']:.0f} s); the best checkpoint was kept")
+    print(f"saved {r['model_dir']} (version {r['version']})")
     if r["promoted"]:
         print("promoted: the app now uses this model (roll back with `csassist finetune --rollback --rollback-target intent`)")
     else:

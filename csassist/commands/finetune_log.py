@@ -120,6 +120,8 @@ def _train(workspace: Any, log: Any, config: Any, args: argparse.Namespace, out:
 
     from csassist.core.learn import finetune_log as core
 
+    # The configured embedder ([retrieval] embedder), never silently the default: a head refitted on
+    # another embedder than the app's would be refused at load time and the app would run without intents.
     encoder = workspace.encoder()
     with Progress(
         TextColumn("{task.description}"),
@@ -147,11 +149,17 @@ def _train(workspace: Any, log: Any, config: Any, args: argparse.Namespace, out:
     if not result.metrics:  # another process of an `accelerate launch` / `torchrun` job: main reports
         return result
     if not getattr(args, "no_intents", False):
-        from csassist.core.knowledge.kb import load_kb
-
-        examples = load_kb(workspace.kb_dir).intent_examples
-        result.intent_refit = core.refit_intents(log, encoder, workspace.index_dir, examples)
+        result.intent_refit = refit_intents(log, workspace, encoder)
     return result
+
+
+def refit_intents(log: Any, workspace: Any, encoder: Any) -> dict[str, Any] | None:
+    """Refit the intent model in use with the log's corrections (a new, promoted store version)."""
+    from csassist.core.knowledge.kb import load_kb
+    from csassist.core.learn.intent_promotion import refit_with_corrections
+
+    examples = load_kb(workspace.kb_dir).intent_examples
+    return refit_with_corrections(log.events(), examples, index_dir=workspace.index_dir, encoder=encoder)
 
 
 def _print_result(result: Any, console: Any) -> None:
@@ -175,7 +183,10 @@ def _print_result(result: Any, console: Any) -> None:
     console.print(f"trained {m['steps']} steps in {m['train_seconds']:.0f} s; saved {result.adapter_dir}", markup=False)
     verdict = "promoted" if result.promoted else "NOT promoted (use --force to promote anyway)"
     console.print(f"{verdict}: {result.reason}", markup=False)
-    if result.intent_refit:
+    refit = result.intent_refit
+    if refit:
         console.print(
-            f"intent model refitted with {result.intent_refit['corrections_used']} correction(s)", markup=False
+            f"intent model refitted with {refit['corrections_used']} correction(s) on {refit['built_on']}; "
+            f"now in use: {refit['version']} (roll back with `csassist finetune --rollback --rollback-target intent`)",
+            markup=False,
         )

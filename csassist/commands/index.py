@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     encoder = workspace.encoder(args.embedder)
     build = _build_with_progress(workspace, kb_dir, out_dir, encoder, args, err)
     report, intent = build.report, build.intents.as_dict()
+    promoted = workspace.intent_store().current()
+    if promoted is not None and intent["status"] == "fitted":  # say so: this head is not what the app uses
+        intent["in_use_instead"] = promoted.name
     exit_code = EXIT_OK if report.clean else EXIT_PARTIAL
 
     if args.json:
@@ -133,6 +136,9 @@ def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any
         shown = ("intents", "examples", "heldout_accuracy", "threshold")
         details = ", ".join(f"{k.replace('_', ' ')} {intent[k]}" for k in shown if k in intent)
         rows.append(("intent head", f"fitted ({details})" if details else "fitted"))
+        if intent.get("in_use_instead"):
+            rows.append(("intent model in use", f"{intent['in_use_instead']} (promoted; `csassist finetune --rollback "
+                                                 "--rollback-target intent` returns to this head)"))
     else:
         rows.append(("intent head", intent.get("reason", intent["status"])))
     for name, value in rows:

@@ -44,13 +44,18 @@ def collect(prepare: bool = False, progress: Any = None) -> dict[str, Any]:
         }
 
     index_dir = workspace.index_dir
-    store = workspace.intent_models_dir
-    fine_tuned = sorted(p.name for p in store.iterdir()) if store.is_dir() else []
+    intents = workspace.intent_store()
+    promoted = intents.current()
+    head_present = (index_dir / "intent" / "meta.json").is_file()
     report["intent_model"] = {
         "index_dir": str(index_dir),
         "index_present": (index_dir / "manifest.json").is_file(),
-        "head_present": (index_dir / "intent").is_dir(),
-        "fine_tuned_versions": fine_tuned,
+        "head_present": head_present,
+        "store": str(intents.root),
+        "versions": [v.to_dict() for v in intents.versions()],
+        "fine_tuned_versions": [v.name for v in intents.versions()],
+        "current": promoted.name if promoted else None,
+        "in_use": promoted.name if promoted else ("index head" if head_present else None),
     }
 
     if prepare and gen.model.strip().lower() in ("", "default", models.DEFAULT_GENERATOR.lower()):
@@ -83,12 +88,12 @@ def collect(prepare: bool = False, progress: Any = None) -> dict[str, Any]:
         generator["device"] = f"invalid: {exc}"
     report["generator"] = generator
 
-    adapters_root = workspace.adapters_dir
-    versions = sorted(p.name for p in adapters_root.iterdir() if p.is_dir()) if adapters_root.is_dir() else []
+    adapters = workspace.adapter_store()
     current = models.current_adapter()
     report["adapters"] = {
-        "dir": str(adapters_root),
-        "versions": versions,
+        "dir": str(adapters.root),
+        "versions": [v.name for v in adapters.versions()],
+        "version_details": [v.to_dict() for v in adapters.versions()],
         "current": current.name if current else None,
         "setting": gen.adapter,
         "in_use": None if gen.adapter.strip().lower() == "none" else (current.name if current else None),
@@ -125,8 +130,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"embedder      {emb['id']}  available: {yes[emb['available']]}  {emb.get('path') or emb.get('problem', '')}")
     print(
         f"index         {intent['index_dir']}  present: {yes[intent['index_present']]}  "
-        f"intent head: {yes[intent['head_present']]}  fine-tuned intent models: {len(intent['fine_tuned_versions'])}"
+        f"intent head: {yes[intent['head_present']]}"
     )
+    print(f"intent model  in use: {intent['in_use'] or '-'}  store: {intent['store']}")
+    for v in intent["versions"]:
+        mark = "*" if v["name"] == intent["current"] else " "
+        numbers = ", ".join(f"{k} {val:.3f}" if isinstance(val, float) else f"{k} {val}" for k, val in v["metrics"].items()
+                            if k in ("kind", "val_accuracy", "heldout_accuracy", "corrections_used"))
+        print(f"  {mark} {v['name']}  {numbers}  base {v['base'] or '-'}" + (f"  on {v['parent']}" if v["parent"] else ""))
     print(
         f"generator     {gen['configured']}  backend: {gen['backend']}  available: {yes[gen['available']]}  "
         f"device: {gen.get('device', '-')} {gen.get('dtype', '')}"

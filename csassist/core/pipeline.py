@@ -186,7 +186,9 @@ class Assistant:
         """What is running, for the status bar and ``csassist models``."""
         gen = self.generator
         intent = self.intent_model
-        intent_id = (getattr(intent, "model_id", None) or getattr(intent, "version", None)) if intent else None
+        # The intent model says which one it is (index head or store version): never a surprise.
+        namer = getattr(intent, "short_name", None)
+        intent_id = namer() if callable(namer) else (getattr(intent, "model_id", None) if intent else None)
         return EngineInfo(
             backend=gen.backend if gen is not None else "extractive",
             device=str(getattr(gen, "device", "-")) if gen is not None else "-",

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover - heavy modules load only when a method ne
     from csassist.core.knowledge.embedder import Encoder
     from csassist.core.knowledge.index import IndexReport
     from csassist.core.knowledge.retrieval import Retriever
+    from csassist.core.learn.store import ModelStore
     from csassist.core.pipeline import Assistant
     from csassist.core.reply.generation import Generator
     from csassist.core.understand.analysis import Analyzer
@@ -137,13 +138,25 @@ class Workspace:
 
     @property
     def intent_models_dir(self) -> Path:
-        """The store of fully fine-tuned intent models (``csassist finetune --intents``)."""
+        """The store of intent models (``csassist finetune --intents``, ``--from-log`` refits)."""
         return paths.intent_models_dir()
 
     @property
     def adapters_dir(self) -> Path:
         """The store of LoRA adapters for the reply model (``csassist finetune --from-log``)."""
         return paths.adapters_dir()
+
+    def intent_store(self) -> ModelStore:
+        """The versioned intent model store (promote / rollback / current; base: the index head)."""
+        from csassist.core.learn.store import intent_store
+
+        return intent_store(self.intent_models_dir)
+
+    def adapter_store(self) -> ModelStore:
+        """The versioned LoRA adapter store (promote / rollback / current; base: the bare generator)."""
+        from csassist.core.learn.store import adapter_store
+
+        return adapter_store(self.adapters_dir)
 
     @property
     def feedback_path(self) -> Path:
@@ -168,7 +181,7 @@ class Workspace:
         return load_encoder(name or None)
 
     def intent_model(self, encoder: Encoder | None = None, index_dir: Path | None = None) -> IntentModel:
-        """The intent model the app uses: a promoted fine-tuned model, else the head beside the index.
+        """The intent model the app uses: the promoted store version, else the head beside the index.
 
         The head is loaded with ``encoder`` (default: the configured one), so a head fitted with another
         embedder is refused with advice instead of answering nonsense.  Raises ``ModelMissingError``.
@@ -253,7 +266,7 @@ class Workspace:
     ) -> IntentFit:
         """Fit the intent head into ``<index_dir>/intent`` from labelled examples; never raises a CsassistError."""
         from csassist.core.knowledge.index import INTENT_SUBDIR
-        from csassist.core.understand.intent import fit_intent_head
+        from csassist.core.learn.intent_head import fit_intent_head
 
         if not examples:
             return IntentFit("skipped", "the KB has no intents.csv / intents.jsonl examples")
@@ -294,6 +307,8 @@ class Workspace:
                 warnings.append(f"no usable KB index ({exc}); run `csassist index` to build it")
             try:
                 intent_model = self.intent_model(encoder)
+                if intent_model.report.get("fallback"):
+                    warnings.append(str(intent_model.report["fallback"]))
             except Exception as exc:  # noqa: BLE001
                 warnings.append(f"no intent model ({exc}); intents will not be shown")
         gen = self.load_generator_or_warn(warnings) if isinstance(generator, _Configured) else generator

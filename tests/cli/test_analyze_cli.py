@@ -38,7 +38,7 @@ def test_analyze_empty_message_is_clear_error(text: str, capsys: pytest.CaptureF
 
 @pytest.mark.real_model
 def test_analyze_with_real_head(real_encoder, capsys: pytest.CaptureFixture[str]) -> None:
-    from csassist.core.understand.intent import fit_intent_head
+    from csassist.core.learn.intent_head import fit_intent_head
     from tests.core.test_intent import _examples
 
     fit_intent_head(_examples(), real_encoder, paths.index_dir() / "intent")

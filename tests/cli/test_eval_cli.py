@@ -27,7 +27,7 @@ def test_eval_without_model_is_clear(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.real_model
 def test_eval_intents_json_and_text(real_encoder, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from csassist.core.understand.intent import fit_intent_head
+    from csassist.core.learn.intent_head import fit_intent_head
 
     fit_intent_head(_examples(), real_encoder, paths.index_dir() / "intent")
     rows = [(t, label) for label, texts in TOPICS.items() for t in texts[:3]] + [(t, "oos") for t in OOS[:2]]

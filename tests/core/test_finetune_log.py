@@ -249,20 +249,6 @@ def test_lora_run_saves_promotes_and_refuses_a_no_gain_adapter(
     assert adapter_store(root).current().path == saved  # type: ignore[union-attr]
 
 
-def test_refit_intents_uses_corrections(fake_encoder: Any, tmp_path: Path) -> None:
-    from csassist.core.types import IntentExample
-
-    log = FeedbackLog()
-    assert ft.refit_intents(log, fake_encoder, tmp_path) is None
-    for i in range(3):
-        log.record(make_event(intent="refund", intent_correction="voucher", customer_text=f"my voucher code {i} fails"))
-    kb = [IntentExample(text=f"refund please {i}", intent="refund") for i in range(5)]
-    kb += [IntentExample(text=f"where is parcel {i}", intent="parcel") for i in range(5)]
-    report = ft.refit_intents(log, fake_encoder, tmp_path, kb)
-    assert report is not None and report["corrections_used"] == 3 and report["intents"] == 3
-    assert (tmp_path / "intent" / "meta.json").exists()
-
-
 @pytest.mark.real_model
 def test_real_smollm2_lora_adapter_is_what_the_app_loads(tmp_path: Path) -> None:
     """Two LoRA steps on the bundled SmolLM2, then the app's loader picks the promoted adapter up."""

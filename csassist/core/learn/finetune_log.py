@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from csassist.core.learn.log_pairs import build_dataset, norm
+from csassist.core.learn.log_pairs import build_dataset
 from csassist.core.learn.lora_eval import evaluate_generation, is_better
 from csassist.core.learn.lora_train import Progress, TrainConfig, load_base, multi_process_without_gpu, train_lora
 from csassist.core.learn.store import adapter_store
@@ -108,35 +107,3 @@ def finetune_from_log(
     accelerator.wait_for_everyone()
     peft_model.unload()  # take the LoRA layers out again: a caller's loaded base model stays reusable
     return result
-
-
-def refit_intents(
-    log: FeedbackLog, encoder: Encoder, index_dir: Path, kb_examples: Sequence[Any] = ()
-) -> dict[str, Any] | None:
-    """Refit the intent head with the agent's corrections added to the KB's examples.
-
-    A correction is an event whose ``intent_correction`` is set and whose ``customer_text`` (redacted)
-    was logged.  Returns ``None`` when there are no corrections (nothing to learn); otherwise the head's
-    report plus how many corrections were used.
-    """
-    from csassist.core.types import IntentExample
-    from csassist.core.understand.intent import fit_intent_head
-
-    corrections = [
-        IntentExample(text=str(e["customer_text"]), intent=str(e["intent_correction"]), source="feedback-log")
-        for e in log.events()
-        if e.get("intent_correction") and (e.get("customer_text") or "").strip()
-    ]
-    if not corrections:
-        return None
-    seen: set[str] = set()
-    unique: list[IntentExample] = []
-    for example in reversed(corrections):  # the latest correction of a text wins
-        key = norm(example.text).lower()
-        if key not in seen:
-            seen.add(key)
-            unique.append(example)
-    corrected = {norm(e.text).lower() for e in unique}
-    base_examples = [e for e in kb_examples if norm(e.text).lower() not in corrected]
-    report = fit_intent_head([*base_examples, *unique], encoder, Path(index_dir) / "intent")
-    return {**report, "corrections_used": len(unique)}

@@ -1,4 +1,4 @@
-"""Full fine-tuning of the intent encoder, the versioned model store, and intent evaluation.
+"""Fine-tuning the intent encoder: the training loop.
 
 Why a separate path from the head: the frozen-embedding head is good (~93 % on BANKING77) but the
 encoder itself never sees the task.  Fine-tuning every layer with a mean-pooling + linear head
@@ -8,108 +8,46 @@ and LayerNorm), linear warmup then cosine decay, dropout before the head, label 
 stopping on a validation split (carved from train, stratified, when none is given), optional
 freezing of the embeddings or the lowest N layers, and a fixed seed.
 
-Models are stored as versioned directories ``v0001-<timestamp>/`` under
-``paths.intent_models_dir()`` (encoder + tokenizer + head + labels + threshold + metrics.json).
-A ``current`` pointer file (written atomically) names the promoted one and ``previous`` the one
-before it, so ``csassist finetune --rollback --rollback-target intent`` is one pointer swap.
+A time budget (``FinetuneConfig.time_budget_s``) resizes the schedule once step times are measured
+so the decay ends inside it, and stops training cleanly when it is used up: the step that hits it
+is evaluated and the best evaluated checkpoint is kept.
+
+The result is an :class:`~csassist.core.understand.intent.IntentModel` (the trained body as a
+:class:`~csassist.core.understand.intent_encoder.TransformerEncoder` + the linear head), the same
+type as the index head; saving and promotion are :mod:`csassist.core.learn.intent_promotion`'s job.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from csassist import paths
-from csassist.core.atomic import atomic_directory, atomic_write_text
-from csassist.core.errors import CsassistError, DataError, ModelMissingError
-from csassist.core.types import IntentExample, IntentPrediction
-from csassist.core.understand.intent import choose_threshold, clean_text, empty_prediction, prediction_from_probs
+from csassist.core.errors import DataError, ModelMissingError
+from csassist.core.learn.intent_head import choose_threshold
+from csassist.core.types import IntentExample
+from csassist.core.understand.intent import ORIGIN_STORE, IntentModel, LinearHead, clean_text
 from csassist.core.understand.intent_data import OOS_LABEL, check_trainable
+from csassist.core.understand.intent_encoder import TransformerEncoder, mean_pool
 
-MODEL_FORMAT = 1
-CURRENT = "current"
-PREVIOUS = "previous"
-
-
-# ------------------------------------------------------------------------------------------ model store
-
-
-def _store(root: Path | None = None) -> Path:
-    """The directory holding versioned intent models."""
-    return Path(root) if root else paths.intent_models_dir()
+#: Steps timed before the up-front estimate is reported.
+ESTIMATE_AFTER_STEPS = 3
+#: Seconds kept free at the end of a time budget for the final evaluation and saving.
+BUDGET_RESERVE_S = 5.0
 
 
-def _read_pointer(root: Path, name: str) -> Path | None:
-    """The model directory a pointer file names, if both exist."""
-    pointer = root / name
-    if not pointer.is_file():
-        return None
-    target = pointer.read_text(encoding="utf-8").strip()
-    path = root / target
-    return path if target and (path / "meta.json").is_file() else None
+@dataclass
+class TrainedIntentModel:
+    """The trained model plus the validation rows it was judged on (promotion re-scores the old model on them)."""
 
-
-def current_model_dir(root: Path | None = None) -> Path | None:
-    """The promoted fine-tuned model directory, or ``None`` when there is none."""
-    return _read_pointer(_store(root), CURRENT)
-
-
-def previous_model_dir(root: Path | None = None) -> Path | None:
-    """The model that was promoted before the current one (the rollback target)."""
-    return _read_pointer(_store(root), PREVIOUS)
-
-
-def next_version_dir(root: Path | None = None, now: datetime | None = None) -> Path:
-    """``vNNNN-<UTC timestamp>``, one above the highest existing version."""
-    store = _store(root)
-    highest = 0
-    if store.is_dir():
-        for child in store.iterdir():
-            name = child.name
-            if name.startswith("v") and name[1:5].isdigit():
-                highest = max(highest, int(name[1:5]))
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return store / f"v{highest + 1:04d}-{stamp}"
-
-
-def promote(model_dir: Path, root: Path | None = None) -> None:
-    """Make ``model_dir`` the intent model the app uses; the old current becomes ``previous``."""
-    store = _store(root)
-    old = current_model_dir(store)
-    if old is not None and old.resolve() != Path(model_dir).resolve():
-        atomic_write_text(store / PREVIOUS, old.name + "\n")
-    atomic_write_text(store / CURRENT, Path(model_dir).name + "\n")
-
-
-def rollback(root: Path | None = None) -> tuple[Path | None, Path | None]:
-    """Swap ``current`` and ``previous``; returns ``(now_current, now_previous)``.
-
-    Rolling back the only promoted model removes the pointer, so the app returns to the index's head.
-    """
-    store = _store(root)
-    cur, prev = current_model_dir(store), previous_model_dir(store)
-    if cur is None:
-        raise CsassistError(f"no promoted intent model in {store}: nothing to roll back")
-    if prev is None:
-        (store / CURRENT).unlink()
-        return None, cur
-    atomic_write_text(store / CURRENT, prev.name + "\n")
-    atomic_write_text(store / PREVIOUS, cur.name + "\n")
-    return prev, cur
-
-
-# ------------------------------------------------------------------------------------------ the network
+    model: IntentModel
+    val_in: list[IntentExample]
+    val_oos: list[IntentExample]
 
 
 def _build_classifier(encoder: Any, n_labels: int, dropout: float) -> Any:
@@ -128,78 +66,11 @@ def _build_classifier(encoder: Any, n_labels: int, dropout: float) -> Any:
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            return self.head(self.dropout(pooled))
+            return self.head(self.dropout(mean_pool(states, attention_mask)))
 
     return MeanPoolClassifier()
 
 
-class FineTunedIntentModel:
-    """A fine-tuned encoder + head loaded from a versioned directory; implements ``IntentModel``."""
-
-    def __init__(self, model_dir: Path, threads: int | None = None) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from csassist.core.knowledge.embedder import configure_threads
-
-        configure_threads(threads)
-        self.model_dir = Path(model_dir)
-        try:
-            meta = json.loads((self.model_dir / "meta.json").read_text(encoding="utf-8"))
-            self.labels: list[str] = list(meta["labels"])
-            self.threshold = float(meta["threshold"])
-            self.max_length = int(meta.get("max_length", 64))
-            tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir / "encoder"))
-            encoder = AutoModel.from_pretrained(str(self.model_dir / "encoder"))
-            net = _build_classifier(encoder, len(self.labels), 0.0)
-            state = torch.load(self.model_dir / "head.pt", map_location="cpu", weights_only=True)
-            net.head.load_state_dict(state)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelMissingError(
-                f"{self.model_dir}: fine-tuned intent model unreadable ({exc}); "
-                "run `csassist finetune --rollback --rollback-target intent`"
-            ) from exc
-        if not math.isfinite(self.threshold):
-            self.threshold = 0.5
-        net.eval()
-        self.tokenizer = tokenizer
-        self.net = net
-        self.model_id = f"finetuned:{self.model_dir.name}"
-        self._lock = threading.Lock()
-
-    def predict(self, text: str) -> IntentPrediction:
-        """Classify one message."""
-        return self.predict_batch([text])[0]
-
-    def predict_batch(self, texts: Sequence[str], batch_size: int = 64) -> list[IntentPrediction]:
-        """Classify many messages; empty ones are out of scope with no candidates."""
-        import torch
-
-        cleaned = [clean_text(t) for t in texts]
-        out = [empty_prediction(self.threshold, self.model_id) for _ in cleaned]
-        todo = [i for i, t in enumerate(cleaned) if t]
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            enc = self.tokenizer(
-                [cleaned[i] for i in chunk], padding=True, truncation=True,
-                max_length=self.max_length, return_tensors="pt",
-            )
-            with self._lock, torch.inference_mode():
-                logits = self.net(enc["input_ids"], enc["attention_mask"])
-            probs = torch.softmax(logits.float(), dim=-1).numpy()
-            for row, i in enumerate(chunk):
-                out[i] = prediction_from_probs(probs[row], self.labels, self.threshold, self.model_id)
-        return out
-
-
-def load_finetuned(model_dir: Path) -> FineTunedIntentModel:
-    """Load a fine-tuned intent model directory (raises :class:`ModelMissingError` with advice)."""
-    return FineTunedIntentModel(model_dir)
-
-
-# ------------------------------------------------------------------------------------------ training
 
 
 @dataclass
@@ -361,22 +232,22 @@ def _pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
     return ids, mask
 
 
-def finetune_intents(
+def train_intent_model(
     train_examples: Sequence[IntentExample],
     val_examples: Sequence[IntentExample] | None = None,
     config: FinetuneConfig | None = None,
     *,
-    out_root: Path | None = None,
     progress: ProgressCallback | None = None,
-    promote_model: bool = True,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Fine-tune the encoder + head, save a versioned model directory, and (normally) promote it.
+) -> TrainedIntentModel:
+    """Fine-tune encoder + head on ``train_examples``; return the best checkpoint as an :class:`IntentModel`.
 
-    ``progress`` receives dicts (``{"event": "step", "step", "total_steps", "epoch", "loss", "lr"}``,
-    ``{"event": "eval", "epoch", "val_accuracy"}``) so a CLI can draw a bar without core knowing
-    about it.  Returns the report that is also written to ``metrics.json``.  A model that is worse on
-    this validation set than the currently promoted one is saved but not promoted unless ``force``.
+    ``progress`` receives dicts so a CLI can draw a bar (or print JSON lines) without core knowing
+    about it: ``{"event": "start", "train_examples", "val_examples", "labels", "planned_steps",
+    "time_budget_s"}``, ``{"event": "estimate", "seconds_per_step", "planned_steps",
+    "estimated_seconds"}`` (after the first steps are timed), ``{"event": "step", "step",
+    "total_steps", "epoch", "loss", "lr", "elapsed_s"}``, ``{"event": "eval", "step", "epoch",
+    "val_accuracy"}`` and ``{"event": "budget", "step", "elapsed_s"}`` when the time budget stops
+    training.  Nothing is saved here (see :mod:`csassist.core.learn.intent_promotion`).
     """
     import torch
     from torch import nn
@@ -452,7 +323,13 @@ def finetune_intents(
         for k in range(max(1, cfg.evals_per_epoch))
     }
 
+    if progress:
+        progress({"event": "start", "train_examples": len(train_in), "val_examples": len(val_in),
+                  "val_oos_examples": len(val_oos), "labels": len(labels), "planned_steps": plan["total"],
+                  "time_budget_s": cfg.time_budget_s})
     eval_seconds = 0.0
+    budget_hit = False
+    estimate_at = min(ESTIMATE_AFTER_STEPS, plan["total"])
     loop_started = time.perf_counter()
     best_acc, best_state, best_step, bad_evals = -1.0, None, 0, 0
     history: list[dict[str, Any]] = []
@@ -476,10 +353,20 @@ def finetune_intents(
             if cfg.time_budget_s and step >= 10 and step % 10 == 0:
                 _resize_plan(plan, step, time.perf_counter() - loop_started, time.perf_counter() - started,
                              cfg.time_budget_s, steps_per_epoch, len(eval_points), eval_seconds)
+            elapsed = time.perf_counter() - started
+            if progress and step == estimate_at:
+                per_step = (time.perf_counter() - loop_started) / step
+                evals = len(eval_points) * plan["total"] / max(1, steps_per_epoch)
+                progress({"event": "estimate", "seconds_per_step": round(per_step, 4), "planned_steps": plan["total"],
+                          "estimated_seconds": round(elapsed + per_step * (plan["total"] - step) * (1 + 0.02 * evals), 1)})
             if progress:
                 progress({"event": "step", "step": step, "total_steps": plan["total"], "epoch": epoch,
-                          "loss": last_loss, "lr": scheduler.get_last_lr()[0]})
-            at_eval = (b + 1) in eval_points or step >= plan["total"]
+                          "loss": last_loss, "lr": scheduler.get_last_lr()[0], "elapsed_s": round(elapsed, 2)})
+            if cfg.time_budget_s and elapsed + eval_seconds + BUDGET_RESERVE_S >= cfg.time_budget_s:
+                budget_hit = True  # used up: evaluate this step (unless nothing to compare) and stop
+                if progress:
+                    progress({"event": "budget", "step": step, "elapsed_s": round(elapsed, 2)})
+            at_eval = (b + 1) in eval_points or step >= plan["total"] or budget_hit
             if at_eval:
                 if val_texts:
                     e0 = time.perf_counter()
@@ -501,10 +388,12 @@ def finetune_intents(
                     if bad_evals >= max(1, cfg.patience):
                         stopped_early = True
                         break
-            if step >= plan["total"]:
+            if step >= plan["total"] or budget_hit:
                 break
-        if stopped_early or step >= plan["total"]:
+        if stopped_early or budget_hit or step >= plan["total"]:
             break
+    # The budget also stops training when it shrank the schedule and the shrunk schedule ran out.
+    budget_hit = budget_hit or bool(cfg.time_budget_s and step >= plan["total"] < plan.get("ceiling", plan["total"]))
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
@@ -529,11 +418,8 @@ def finetune_intents(
         per_intent = {k: v for k, v in rep.items() if k in index}
         macro_f1 = float(f1_score(val_y, pred, average="macro", zero_division=0))
 
-    store = _store(out_root)
-    version_dir = next_version_dir(store)
     report: dict[str, Any] = {
         "kind": "finetuned",
-        "version": version_dir.name,
         "base": base_id,
         "labels": len(labels),
         "train_examples": len(train_in),
@@ -551,6 +437,8 @@ def finetune_intents(
         "planned_steps": plan["total"],
         "epochs_run": epoch,
         "stopped_early": stopped_early,
+        "time_budget_s": cfg.time_budget_s,
+        "stopped_by_budget": budget_hit,
         "final_loss": last_loss,
         "train_seconds": round(train_seconds, 1),
         "trainable_layers": trainable_layers,
@@ -558,105 +446,11 @@ def finetune_intents(
         "per_intent": per_intent,
         "config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
     }
-    meta = {"format": MODEL_FORMAT, "labels": labels, "threshold": float(threshold), "max_length": cfg.max_length,
-            "base": base_id}
-    with atomic_directory(version_dir) as tmp:
-        net.encoder.save_pretrained(str(tmp / "encoder"))
-        tokenizer.save_pretrained(str(tmp / "encoder"))
-        torch.save(net.head.state_dict(), tmp / "head.pt")
-        (tmp / "labels.json").write_text(json.dumps(labels, indent=1), encoding="utf-8")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        (tmp / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-
-    report["model_dir"] = str(version_dir)
-    report["promoted"] = False
-    if promote_model:
-        current = current_model_dir(store)
-        report["previous_val_accuracy"] = None
-        better = True
-        if current is not None and val_texts and not force:
-            old = FineTunedIntentModel(current)
-            old_preds = old.predict_batch(val_texts)
-            old_acc = float(np.mean([p.top[0].intent == labels[y] if p.top else False
-                                     for p, y in zip(old_preds, val_y, strict=True)]))
-            report["previous_val_accuracy"] = old_acc
-            better = report["val_accuracy"] is not None and report["val_accuracy"] >= old_acc
-        if better or force:
-            promote(version_dir, store)
-            report["promoted"] = True
-    return report
-
-
-# ------------------------------------------------------------------------------------------ evaluation
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0-100) or None for no values."""
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else None
-
-
-def evaluate_intents(model: Any, examples: Sequence[IntentExample], *, latency_samples: int = 200) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-intent P/R/F1, worst confusions, OOS recall and latency of ``model``.
-
-    Rows whose label the model does not know are counted as errors and listed under
-    ``unknown_labels`` (never a crash).  Latency is measured on single-message ``predict`` calls.
-    """
-    from sklearn.metrics import f1_score, precision_recall_fscore_support
-
-    if not examples:
-        raise DataError("no evaluation examples")
-    known = set(getattr(model, "labels", []) or [])
-    texts = [e.text for e in examples]
-    t0 = time.perf_counter()
-    preds = model.predict_batch(texts)
-    batch_seconds = time.perf_counter() - t0
-    gold = [e.intent for e in examples]
-    in_idx = [i for i, g in enumerate(gold) if g != OOS_LABEL]
-    oos_idx = [i for i, g in enumerate(gold) if g == OOS_LABEL]
-    top1 = [p.top[0].intent if p.top else "" for p in preds]
-    unknown = Counter(gold[i] for i in in_idx if known and gold[i] not in known)
-
-    # Closed-set accuracy (ignoring the OOS threshold) on in-scope rows: the classifier's quality.
-    acc = float(np.mean([top1[i] == gold[i] for i in in_idx])) if in_idx else None
-    y_true = [gold[i] for i in in_idx]
-    y_pred = [top1[i] for i in in_idx]
-    names = sorted(set(y_true))
-    macro = float(f1_score(y_true, y_pred, labels=names, average="macro", zero_division=0)) if in_idx else None
-    per: dict[str, dict[str, float | int]] = {}
-    if in_idx:
-        p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=names, zero_division=0)
-        per = {n: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k])}
-               for k, n in enumerate(names)}
-    confusions = Counter((gold[i], top1[i]) for i in in_idx if top1[i] != gold[i])
-    worst = [{"gold": g, "predicted": pr or "(none)", "count": c} for (g, pr), c in confusions.most_common(10)]
-    oos_recall = float(np.mean([preds[i].out_of_scope for i in oos_idx])) if oos_idx else None
-    in_scope_acc = (
-        float(np.mean([(not preds[i].out_of_scope) and top1[i] == gold[i] for i in in_idx]))
-        if oos_idx and in_idx else None
+    body = TransformerEncoder(net.encoder, tokenizer, f"finetuned:{base_id}", max_length=cfg.max_length)
+    head = LinearHead(
+        tuple(labels),
+        net.head.weight.detach().float().numpy().copy(),
+        net.head.bias.detach().float().numpy().copy(),
     )
-    # Single-message latency (what the app pays per incoming message).
-    sample = [texts[i] for i in range(0, len(texts), max(1, len(texts) // latency_samples))][:latency_samples]
-    if sample:
-        model.predict(sample[0])  # warm-up
-    lat = []
-    for t in sample:
-        s0 = time.perf_counter()
-        model.predict(t)
-        lat.append((time.perf_counter() - s0) * 1000)
-    return {
-        "model": getattr(model, "model_id", ""),
-        "examples": len(examples),
-        "in_scope_examples": len(in_idx),
-        "oos_examples": len(oos_idx),
-        "accuracy": acc,
-        "macro_f1": macro,
-        "oos_recall": oos_recall,
-        "in_scope_accuracy": in_scope_acc,
-        "threshold": float(getattr(model, "threshold", 0.0)),
-        "unknown_labels": dict(unknown),
-        "latency_ms_p50": percentile(lat, 50),
-        "latency_ms_p95": percentile(lat, 95),
-        "batch_ms_per_message": batch_seconds * 1000 / max(1, len(texts)),
-        "per_intent": per,
-        "worst_confusions": worst,
-    }
+    model = IntentModel(body, head, float(threshold), "finetuned", origin=ORIGIN_STORE, report=report)
+    return TrainedIntentModel(model=model, val_in=list(val_in), val_oos=list(val_oos))

@@ -1,60 +1,56 @@
-"""Intent classification: a linear head on frozen sentence embeddings, with an out-of-scope threshold.
+"""The intent model: one type, encoder + linear head (setfit's ``SetFitModel(model_body, model_head)``).
 
-Why a head on frozen embeddings: it trains in seconds whenever the KB is indexed (the embedder is
-already loaded for retrieval), costs one matrix product per message on top of the embedding, and
-reaches ~93 % on BANKING77.  The accurate-but-slow path (full encoder fine-tuning) lives in
-:mod:`csassist.core.learn.intent_finetune`; :func:`load_intent_model` prefers a promoted fine-tuned model.
+Two ways to get one, one type and one storage format for both:
 
-Out of scope: an utterance is OOS when the best probability is below a threshold tuned on held-out
-predictions (cross-validation folds, or one stratified hold-out fold for large data).  Rows labelled
-``oos`` are not a class; they are only used to pick that threshold (balanced in-scope accuracy vs OOS
-recall).  Without ``oos`` rows the threshold keeps ~95 % of correct held-out predictions in scope.
+* **The index head** — ``csassist index`` fits a logistic-regression head on the frozen embeddings
+  of the configured embedder (:mod:`csassist.core.learn.intent_head`).  It trains in seconds, costs
+  one matrix product per message on top of the embedding the retriever needs anyway, and reaches
+  ~93 % on BANKING77.  Saved in ``<index>/intent`` with a *reference* to the embedder (by id).
+* **A stored version** — ``csassist finetune --intents`` fine-tunes the encoder itself
+  (:mod:`csassist.core.learn.intent_finetune`), and ``finetune --from-log`` refits a head with the
+  agents' corrections on top of the model in use.  Saved as versions of the intent model store
+  (:func:`csassist.core.learn.store.intent_store`) with the encoder *bundled* in ``encoder/``
+  when it is not the configured embedder.
+
+Which one answers (:func:`load_intent_model`): the promoted store version when there is one, else the
+index head.  Every prediction names it (:attr:`IntentModel.model_id`), and :meth:`IntentModel.describe`
+says it in words for ``analyze``, ``eval`` and the status bar, so the model in use is never a surprise.
+
+Storage format 2 (a directory): ``meta.json`` (format, labels, threshold, model id, encoder spec,
+training report) + ``head.npz`` (``coef`` ``(n_labels, dim)``, ``intercept``) + optional
+``encoder/`` (a transformers directory).  Format 1 directories (the old index head, and the old
+fine-tuned layout with ``head.pt``) are read too.
+
+Out of scope: an utterance is OOS when the best probability is below the model's threshold (tuned
+on held-out predictions at training time).  :meth:`IntentModel.scores` also exposes the per-class
+probabilities and the embeddings, for detectors that combine them with other evidence.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
 from csassist.core.atomic import atomic_directory
-from csassist.core.errors import DataError, ModelMissingError
+from csassist.core.errors import ModelMissingError
 from csassist.core.knowledge.embedder import Encoder
 from csassist.core.types import IntentExample, IntentPrediction, IntentScore
-from csassist.core.understand.intent_data import OOS_LABEL, check_trainable
 
-HEAD_FORMAT = 1
+FORMAT = 2
 TOP_K = 3
 #: Longest text (characters) given to the encoder: it truncates to 256 tokens anyway, and tokenising
 #: 100 KB of pasted log output would cost tens of milliseconds for nothing.
 MAX_CHARS = 2000
-#: Inverse regularisation of the logistic regression.  Embeddings are unit vectors, so logits are
-#: small; a weak penalty gives both the best BANKING77 accuracy and usable (not flat) probabilities.
-DEFAULT_C = 20.0
-#: Above this many in-scope examples, one hold-out fold replaces full cross-validation (time).
-FULL_CV_LIMIT = 3000
-
-
-@runtime_checkable
-class IntentModel(Protocol):
-    """Anything that classifies a customer message into intents (head or fine-tuned encoder)."""
-
-    model_id: str
-
-    def predict(self, text: str) -> IntentPrediction:
-        """Top 3 intents (probabilities sum <= 1, never NaN) and the out-of-scope verdict."""
-        ...
-
-    def predict_batch(self, texts: Sequence[str]) -> list[IntentPrediction]:
-        """:meth:`predict` for many texts at once (faster: one encoder batch)."""
-        ...
+#: Where a model came from: the head beside the index, or a version of the intent model store.
+ORIGIN_INDEX = "index"
+ORIGIN_STORE = "store"
 
 
 def clean_text(text: str) -> str:
@@ -86,255 +82,293 @@ def empty_prediction(threshold: float, model_id: str) -> IntentPrediction:
     return IntentPrediction(top=(), out_of_scope=True, threshold=float(threshold), model=model_id)
 
 
-# --------------------------------------------------------------------------------------------- fitting
+@dataclass(frozen=True)
+class LinearHead:
+    """``softmax(embedding @ coef.T + intercept)`` over ``labels``: the classifier on top of the encoder."""
+
+    labels: tuple[str, ...]
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.coef.ndim != 2 or self.coef.shape[0] != len(self.labels) or self.intercept.shape != (len(self.labels),):
+            raise ModelMissingError(
+                f"intent head shapes do not match its {len(self.labels)} labels: coef {self.coef.shape}, "
+                f"intercept {self.intercept.shape}"
+            )
+
+    @property
+    def dimension(self) -> int:
+        """The embedding size the head expects."""
+        return int(self.coef.shape[1])
+
+    def probs(self, embeddings: np.ndarray) -> np.ndarray:
+        """Class probabilities for a batch of embeddings (rows sum to 1, never NaN)."""
+        return softmax(np.asarray(embeddings, dtype=np.float32) @ self.coef.T + self.intercept)
 
 
-def _assign_folds(labels: Sequence[str], k: int, rng: np.random.Generator) -> np.ndarray:
-    """Stratified fold ids; intents with a single example get -1 (always in training)."""
-    folds = np.full(len(labels), -1, dtype=np.int64)
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_label.setdefault(label, []).append(i)
-    for idx in by_label.values():
-        if len(idx) < 2:
-            continue
-        perm = rng.permutation(len(idx))
-        start = int(rng.integers(k))
-        for j, p in enumerate(perm):
-            folds[idx[p]] = (start + j) % k
-    return folds
+@dataclass(frozen=True)
+class IntentScores:
+    """The raw output for a batch: what a prediction is made of, for detectors built on top of it.
 
-
-def _fit_lr(x: np.ndarray, y: np.ndarray, seed: int, c: float) -> Any:
-    """A multinomial logistic regression (lbfgs); imported lazily so predicting never needs sklearn."""
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(C=c, max_iter=1000, random_state=seed)
-    model.fit(x, y)
-    return model
-
-
-def _full_probs(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
-    """Probabilities over all ``n_classes`` even when a fold model saw only some of them."""
-    out = np.zeros((len(x), n_classes), dtype=np.float64)
-    if len(x):
-        out[:, model.classes_] = model.predict_proba(x)
-    return out
-
-
-def choose_threshold(
-    in_scope_best: np.ndarray, in_scope_correct: np.ndarray, oos_best: np.ndarray, n_classes: int
-) -> tuple[float, dict[str, float | None]]:
-    """Pick the OOS threshold from held-out best-probabilities; return it and what it achieves.
-
-    With OOS examples: maximise overall accuracy with "out of scope" counted as one more class (the
-    CLINC150 convention): in-scope rows must be correct *and* accepted, OOS rows must be rejected.
-    Counting rows (not averaging the two rates) keeps a handful of OOS examples from pushing the
-    threshold so high that ordinary requests get rejected; OOS rows get at least a quarter of the
-    weight so that a few of them still matter.
-    Without: the 5th percentile of correct predictions' confidence, so ~95 % of them stay in scope,
-    clipped to [1.5 / n_classes, 0.5] so that it neither rejects everything nor nothing.
+    ``probs[i]`` is over ``labels``; ``embeddings[i]`` is the encoder's vector; rows of empty texts
+    are all zero (and ``empty[i]`` is true).
     """
-    floor = min(0.5, 1.5 / max(n_classes, 2))
-    if len(in_scope_best) == 0:
-        return floor, {"in_scope_accuracy": None, "oos_recall": None}
-    if len(oos_best):
-        candidates = np.unique(np.concatenate([in_scope_best, oos_best, [0.0, 1.0 + 1e-9]]))
-        best_t, best_score = floor, -1.0
-        w_oos = max(0.25, len(oos_best) / (len(oos_best) + len(in_scope_best)))
-        for t in candidates:
-            acc = float(np.mean(in_scope_correct & (in_scope_best >= t)))
-            rec = float(np.mean(oos_best < t))
-            score = (1.0 - w_oos) * acc + w_oos * rec
-            if score > best_score + 1e-12:
-                best_t, best_score = float(t), score
-        threshold = best_t
-    else:
-        correct = in_scope_best[in_scope_correct]
-        threshold = float(np.percentile(correct, 5)) if len(correct) else floor
-        threshold = float(min(0.5, max(floor, threshold)))
-    accepted = float(np.mean(in_scope_correct & (in_scope_best >= threshold)))
-    recall = float(np.mean(oos_best < threshold)) if len(oos_best) else None
-    return threshold, {"in_scope_accuracy": accepted, "oos_recall": recall}
+
+    labels: tuple[str, ...]
+    probs: np.ndarray
+    embeddings: np.ndarray
+    empty: np.ndarray
 
 
-def fit_intent_head(
-    examples: Sequence[IntentExample],
-    encoder: Encoder,
-    out_dir: Path,
-    seed: int = 13,
-    *,
-    c: float = DEFAULT_C,
-) -> dict[str, Any]:
-    """Fit the intent head from labelled examples, tune the OOS threshold, save it atomically.
+@dataclass
+class IntentModel:
+    """Encoder + linear head + OOS threshold; how the app, the CLI and the benches classify intents.
 
-    Called by ``csassist index`` with ``out_dir = <index_dir>/intent``.  Raises :class:`DataError`
-    when there are fewer than two in-scope intents.  Returns a report (counts, held-out accuracy,
-    threshold, OOS recall, seconds) that is also stored in ``meta.json``.
+    ``origin`` is :data:`ORIGIN_INDEX` or :data:`ORIGIN_STORE`; ``version`` the store version name
+    (``None`` for the index head); ``report`` the training report saved with it.
     """
-    started = time.perf_counter()
-    texts = [clean_text(e.text) for e in examples]
-    kept = [(t, e.intent.strip()) for t, e in zip(texts, examples, strict=True) if t and e.intent.strip()]
-    in_scope = [(t, label) for t, label in kept if label != OOS_LABEL]
-    oos_texts = [t for t, label in kept if label == OOS_LABEL]
-    counts = check_trainable([IntentExample(text=t, intent=label) for t, label in kept])
-    labels = sorted(counts)
-    index = {label: i for i, label in enumerate(labels)}
-    y = np.array([index[label] for _, label in in_scope], dtype=np.int64)
-    x = np.asarray(encoder.encode([t for t, _ in in_scope]), dtype=np.float32)
-    xo = (
-        np.asarray(encoder.encode(oos_texts), dtype=np.float32)
-        if oos_texts
-        else np.zeros((0, x.shape[1]), dtype=np.float32)
-    )
-    if not np.isfinite(x).all() or not np.isfinite(xo).all():
-        raise DataError("the encoder returned non-finite embeddings; check the embedder model")
-    embed_s = time.perf_counter() - started
 
-    # Held-out predictions for the threshold: k folds (or one fold when the data is large).
-    rng = np.random.default_rng(seed)
-    k = 5
-    folds = _assign_folds([label for _, label in in_scope], k, rng)
-    oos_folds = rng.integers(0, k, size=len(xo)) if len(xo) else np.zeros(0, dtype=np.int64)
-    eval_folds = [f for f in range(k) if np.any(folds == f)]
-    if len(in_scope) > FULL_CV_LIMIT:
-        eval_folds = eval_folds[:1]
-    held_best: list[np.ndarray] = []
-    held_correct: list[np.ndarray] = []
-    oos_best: list[np.ndarray] = []
-    for f in eval_folds:
-        train, test = folds != f, folds == f
-        if len(np.unique(y[train])) < 2:
-            continue
-        fold_model = _fit_lr(x[train], y[train], seed, c)
-        p = _full_probs(fold_model, x[test], len(labels))
-        held_best.append(p.max(axis=1))
-        held_correct.append(p.argmax(axis=1) == y[test])
-        xo_f = xo[oos_folds == f] if len(eval_folds) > 1 else xo
-        if len(xo_f):
-            oos_best.append(_full_probs(fold_model, xo_f, len(labels)).max(axis=1))
-    best_arr = np.concatenate(held_best) if held_best else np.zeros(0)
-    correct_arr = np.concatenate(held_correct) if held_correct else np.zeros(0, dtype=bool)
-    oos_arr = np.concatenate(oos_best) if oos_best else np.zeros(0)
-    threshold, achieved = choose_threshold(best_arr, correct_arr, oos_arr, len(labels))
+    encoder: Encoder
+    head: LinearHead
+    threshold: float
+    model_id: str
+    origin: str = ORIGIN_INDEX
+    version: str | None = None
+    report: dict[str, Any] = field(default_factory=dict)
 
-    model = _fit_lr(x, y, seed, c)
-    coef = np.zeros((len(labels), x.shape[1]), dtype=np.float32)
-    intercept = np.zeros(len(labels), dtype=np.float32)
-    if len(model.classes_) == 2 and model.coef_.shape[0] == 1:  # sklearn's binary shape
-        coef[1], intercept[1] = model.coef_[0], model.intercept_[0]
-    else:
-        coef[model.classes_] = model.coef_
-        intercept[model.classes_] = model.intercept_
-    digest = hashlib.sha256(coef.tobytes() + json.dumps(labels).encode()).hexdigest()[:10]
-    model_id = f"head-{digest}"
-    report: dict[str, Any] = {
-        "kind": "head",
-        "model_id": model_id,
-        "encoder": encoder.model_id,
-        "examples": len(in_scope),
-        "oos_examples": len(oos_texts),
-        "skipped": len(examples) - len(kept),
-        "intents": len(labels),
-        "min_examples_per_intent": int(min(counts.values())),
-        "heldout_examples": int(len(best_arr)),
-        "heldout_accuracy": float(np.mean(correct_arr)) if len(correct_arr) else None,
-        "threshold": float(threshold),
-        "threshold_tuned": bool(len(best_arr)),
-        "in_scope_accuracy": achieved["in_scope_accuracy"],
-        "oos_recall": achieved["oos_recall"],
-        "embed_seconds": round(embed_s, 3),
-        "train_seconds": round(time.perf_counter() - started, 3),
-        "seed": seed,
-        "C": c,
-    }
-    meta = {"format": HEAD_FORMAT, "labels": labels, "threshold": float(threshold), "report": report}
-    with atomic_directory(Path(out_dir)) as tmp:
-        np.savez(tmp / "head.npz", coef=coef, intercept=intercept)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    return report
+    def __post_init__(self) -> None:
+        if self.head.dimension != self.encoder.dimension:
+            raise ModelMissingError(
+                f"intent model {self.model_id}: head expects {self.head.dimension}-d embeddings, "
+                f"encoder {self.encoder.model_id!r} gives {self.encoder.dimension}-d"
+            )
+        if not math.isfinite(self.threshold):
+            self.threshold = 0.5
 
+    @property
+    def labels(self) -> list[str]:
+        """The intents the model knows, in head order."""
+        return list(self.head.labels)
 
-# --------------------------------------------------------------------------------------------- predicting
+    @property
+    def bundles_encoder(self) -> bool:
+        """Whether the encoder is part of the model (fine-tuned) rather than the configured embedder."""
+        return not _is_reference(self.encoder)
 
+    def short_name(self) -> str:
+        """A few words for the status bar: ``index head`` or ``v0003-… fine-tuned``."""
+        if self.origin == ORIGIN_INDEX:
+            return "index head"
+        kind = {"finetuned": "fine-tuned", "refit": "refitted head"}.get(str(self.report.get("kind")), "")
+        return f"{self.version or self.model_id} {kind}".strip()
 
-class HeadIntentModel:
-    """The fitted head plus the encoder that produced its training embeddings."""
+    def describe(self) -> str:
+        """Which model this is, in words: ``index head (head-…)`` or ``fine-tuned v0003-… (store)``."""
+        if self.origin == ORIGIN_INDEX:
+            return f"index head {self.model_id} on {self.encoder.model_id}"
+        kind = {"finetuned": "fine-tuned", "refit": "refitted head"}.get(str(self.report.get("kind")), "model")
+        return f"{kind} {self.version or self.model_id} (intent model store)"
 
-    def __init__(
-        self, labels: Sequence[str], coef: np.ndarray, intercept: np.ndarray, threshold: float,
-        encoder: Encoder, model_id: str,
-    ) -> None:
-        self.labels = list(labels)
-        self.coef = np.asarray(coef, dtype=np.float32)
-        self.intercept = np.asarray(intercept, dtype=np.float32)
-        self.threshold = float(threshold)
-        self.encoder = encoder
-        self.model_id = model_id
+    def scores(self, texts: Sequence[str]) -> IntentScores:
+        """Per-class probabilities and embeddings for ``texts`` (one encoder call for the batch)."""
+        cleaned = [clean_text(t) for t in texts]
+        todo = [i for i, t in enumerate(cleaned) if t]
+        probs = np.zeros((len(cleaned), len(self.head.labels)), dtype=np.float64)
+        emb = np.zeros((len(cleaned), self.encoder.dimension), dtype=np.float32)
+        if todo:
+            vectors = np.asarray(self.encoder.encode([cleaned[i] for i in todo]), dtype=np.float32)
+            emb[todo] = vectors
+            probs[todo] = self.head.probs(vectors)
+        empty = np.ones(len(cleaned), dtype=bool)
+        empty[todo] = False
+        return IntentScores(labels=self.head.labels, probs=probs, embeddings=emb, empty=empty)
 
     def predict(self, text: str) -> IntentPrediction:
-        """Classify one message."""
+        """Classify one message: top 3 intents (probabilities sum <= 1, never NaN) and the OOS verdict."""
         return self.predict_batch([text])[0]
 
     def predict_batch(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Classify many messages with one encoder call; empty ones are out of scope with no candidates."""
-        cleaned = [clean_text(t) for t in texts]
-        todo = [i for i, t in enumerate(cleaned) if t]
-        out = [empty_prediction(self.threshold, self.model_id) for _ in cleaned]
-        if todo:
-            emb = np.asarray(self.encoder.encode([cleaned[i] for i in todo]), dtype=np.float32)
-            probs = softmax(emb @ self.coef.T + self.intercept)
-            for row, i in enumerate(todo):
-                out[i] = prediction_from_probs(probs[row], self.labels, self.threshold, self.model_id)
-        return out
+        scored = self.scores(texts)
+        return [
+            empty_prediction(self.threshold, self.model_id)
+            if scored.empty[i]
+            else prediction_from_probs(scored.probs[i], self.labels, self.threshold, self.model_id)
+            for i in range(len(texts))
+        ]
 
 
-def load_head(head_dir: Path, encoder: Encoder | None = None) -> HeadIntentModel:
-    """Load a head saved by :func:`fit_intent_head`; the encoder must be the one it was fitted with."""
-    meta_path = Path(head_dir) / "meta.json"
+# ------------------------------------------------------------------------------------------ saving
+
+
+def write_model(model: IntentModel, directory: Path) -> None:
+    """Write ``model`` in format 2 into an existing (temporary) ``directory``.
+
+    The encoder is bundled under ``encoder/`` when it is not the configured embedder (a fine-tuned
+    body); otherwise only its id is stored and loading checks it.
+    """
+    from csassist.core.understand.intent_encoder import TransformerEncoder
+
+    encoder = model.encoder
+    spec: dict[str, Any] = {"id": encoder.model_id, "dimension": encoder.dimension, "bundled": False}
+    if isinstance(encoder, TransformerEncoder):
+        encoder.save(directory / "encoder")
+        spec.update({"bundled": True, "max_length": encoder.max_length, "normalize": encoder.normalize})
+    elif not _is_reference(encoder):
+        raise ModelMissingError(f"cannot save an intent model whose encoder is a {type(encoder).__name__}")
+    np.savez(directory / "head.npz", coef=model.head.coef, intercept=model.head.intercept)
+    meta = {
+        "format": FORMAT,
+        "model_id": model.model_id,
+        "labels": list(model.head.labels),
+        "threshold": float(model.threshold),
+        "encoder": spec,
+        "report": model.report,
+    }
+    (directory / "meta.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+
+
+def save_model(model: IntentModel, directory: Path) -> None:
+    """Replace ``directory`` with ``model`` atomically (the index head lives at ``<index>/intent``)."""
+    with atomic_directory(Path(directory)) as tmp:
+        write_model(model, tmp)
+
+
+def _is_reference(encoder: Encoder) -> bool:
+    """Whether ``encoder`` is one the app loads by id (the configured embedder), not a bundled body."""
+    from csassist.core.understand.intent_encoder import TransformerEncoder
+
+    return not isinstance(encoder, TransformerEncoder)
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def read_model(
+    directory: Path, encoder: Encoder | None = None, *, origin: str = ORIGIN_INDEX, version: str | None = None
+) -> IntentModel:
+    """Load an intent model directory (format 2, or either format-1 layout).
+
+    ``encoder`` is the configured embedder; a model that references another embedder is refused with
+    :class:`ModelMissingError` (its head would read foreign vectors).  When ``encoder`` is ``None``
+    the referenced embedder is loaded.
+    """
+    directory = Path(directory)
+    meta_path = directory / "meta.json"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        arrays = np.load(Path(head_dir) / "head.npz")
-        coef, intercept = arrays["coef"], arrays["intercept"]
+    except (OSError, ValueError) as exc:
+        raise ModelMissingError(f"{directory}: intent model unreadable ({exc}); run `csassist index`") from exc
+    if not isinstance(meta, dict):
+        raise ModelMissingError(f"{meta_path}: not an intent model; run `csassist index`")
+    fmt = meta.get("format")
+    if fmt == 1 and (directory / "head.pt").is_file():
+        return _read_legacy_finetuned(directory, meta, version)
+    if fmt not in (1, FORMAT):
+        raise ModelMissingError(f"{meta_path}: unknown intent model format {fmt!r}; run `csassist index`")
+    report = dict(meta.get("report") or {})
+    spec = meta.get("encoder") or {"id": report.get("encoder", ""), "bundled": False}
+    try:
+        arrays = np.load(directory / "head.npz")
+        head = LinearHead(
+            tuple(str(label) for label in meta["labels"]),
+            np.asarray(arrays["coef"], dtype=np.float32),
+            np.asarray(arrays["intercept"], dtype=np.float32),
+        )
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelMissingError(f"{head_dir}: intent head unreadable ({exc}); run `csassist index`") from exc
-    if meta.get("format") != HEAD_FORMAT:
-        raise ModelMissingError(f"{meta_path}: unknown intent head format; run `csassist index`")
-    report = meta.get("report", {})
-    wanted = report.get("encoder", "")
+        raise ModelMissingError(f"{directory}: intent head unreadable ({exc}); run `csassist index`") from exc
+    model_id = str(meta.get("model_id") or report.get("model_id") or "head")
+    if spec.get("bundled"):
+        from csassist.core.understand.intent_encoder import DEFAULT_MAX_LENGTH, TransformerEncoder
+
+        body: Encoder = TransformerEncoder.load(
+            directory / "encoder",
+            str(spec.get("id") or model_id),
+            max_length=int(spec.get("max_length") or DEFAULT_MAX_LENGTH),
+            normalize=bool(spec.get("normalize", False)),
+        )
+    else:
+        body = _referenced_encoder(directory, str(spec.get("id") or ""), encoder)
+    threshold = _finite(meta.get("threshold"))
+    return IntentModel(body, head, threshold, model_id, origin=origin, version=version, report=report)
+
+
+def _referenced_encoder(directory: Path, wanted: str, encoder: Encoder | None) -> Encoder:
+    """The configured embedder, checked against the one the head was fitted on."""
     if encoder is None:
         from csassist.core.knowledge.embedder import DEFAULT_EMBEDDER, load_encoder
 
         encoder = load_encoder(None if wanted in ("", DEFAULT_EMBEDDER) else wanted)
     if wanted and encoder.model_id != wanted:
         raise ModelMissingError(
-            f"{head_dir}: the intent head was fitted with embedder {wanted!r}, not {encoder.model_id!r}; "
+            f"{directory}: the intent head was fitted with embedder {wanted!r}, not {encoder.model_id!r}; "
             "run `csassist index` to refit it"
         )
-    if coef.shape[1] != encoder.dimension:
-        raise ModelMissingError(f"{head_dir}: intent head dimension mismatch; run `csassist index`")
-    threshold = float(meta.get("threshold", 0.5))
-    if not math.isfinite(threshold):
-        threshold = 0.5
-    return HeadIntentModel(meta["labels"], coef, intercept, threshold, encoder, report.get("model_id", "head"))
+    return encoder
 
 
-def load_intent_model(index_dir: Path, encoder: Encoder | None = None) -> IntentModel:
-    """The intent model the app should use.
+def _read_legacy_finetuned(directory: Path, meta: dict[str, Any], version: str | None) -> IntentModel:
+    """The format-1 fine-tuned layout: ``encoder/`` + ``head.pt`` (a torch ``nn.Linear`` state dict)."""
+    import torch
 
-    A promoted fully fine-tuned model (``paths.intent_models_dir()/current``) wins; otherwise the head
-    fitted beside the index in ``index_dir/intent``; with neither, :class:`ModelMissingError` telling
-    the user to run ``csassist index``.
+    from csassist.core.understand.intent_encoder import TransformerEncoder
+
+    name = version or directory.name
+    try:
+        state = torch.load(directory / "head.pt", map_location="cpu", weights_only=True)
+        head = LinearHead(
+            tuple(str(label) for label in meta["labels"]),
+            state["weight"].float().numpy(),
+            state["bias"].float().numpy(),
+        )
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise ModelMissingError(f"{directory}: fine-tuned intent model unreadable ({exc})") from exc
+    body = TransformerEncoder.load(directory / "encoder", f"finetuned:{name}", max_length=int(meta.get("max_length", 64)))
+    report = {"kind": "finetuned", "base": meta.get("base", "")}
+    return IntentModel(body, head, _finite(meta.get("threshold")), f"finetuned:{name}", ORIGIN_STORE, name, report)
+
+
+def _finite(value: Any, default: float = 0.5) -> float:
+    """A finite float threshold (a corrupt value must not make everything out of scope)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) else default
+
+
+def load_head(head_dir: Path, encoder: Encoder | None = None) -> IntentModel:
+    """Load the index head saved by ``csassist index``; the encoder must be the one it was fitted with."""
+    return read_model(head_dir, encoder, origin=ORIGIN_INDEX)
+
+
+def load_intent_model(index_dir: Path, encoder: Encoder | None = None, *, store_root: Path | None = None) -> IntentModel:
+    """The intent model the app uses: the promoted store version, else the head beside the index.
+
+    A promoted version that references another embedder than ``encoder`` (the configuration changed
+    since) is skipped for the index head, and the fallback is said in ``report["fallback"]`` so that
+    callers can show it; with neither, :class:`ModelMissingError` telling the user to run
+    ``csassist index``.
     """
-    from csassist.core.learn import intent_finetune
+    from csassist.core.learn.store import intent_store
 
-    promoted = intent_finetune.current_model_dir()
-    if promoted is not None:
-        return intent_finetune.load_finetuned(promoted)
+    fallback = ""
+    current = intent_store(store_root).current()
+    if current is not None:
+        try:
+            return read_model(current.path, encoder, origin=ORIGIN_STORE, version=current.name)
+        except ModelMissingError as exc:
+            fallback = f"promoted intent model {current.name} not usable ({exc}); using the index head"
     head_dir = Path(index_dir) / "intent"
     if (head_dir / "meta.json").exists():
-        return load_head(head_dir, encoder)
-    raise ModelMissingError(f"no intent model in {head_dir}: run `csassist index` to fit one from kb/intents.csv")
+        model = load_head(head_dir, encoder)
+        if fallback:
+            model.report = {**model.report, "fallback": fallback}
+        return model
+    raise ModelMissingError(
+        fallback or f"no intent model in {head_dir}: run `csassist index` to fit one from kb/intents.csv"
+    )
 
 
 def label_counts(examples: Sequence[IntentExample]) -> Counter[str]:
