@@ -76,8 +76,10 @@ class FakeAssistant:
         return Analysis(prediction, entities, urgency, redacted_text=text, latency_ms=1.0)
 
     def retrieve(self, text: str, k: int | None = None, history: Sequence[Message] = ()) -> list[Passage]:
-        """The matching article first, the others after it with lower scores."""
+        """The matching article first, the others after it with lower scores; nothing for an empty query."""
         k = 5 if k is None else k
+        if not text.strip():
+            return []
         topic = self._topic(text)
         order = [topic] + [t for t in ARTICLES if t != topic]
         out = []
