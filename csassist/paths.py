@@ -17,6 +17,8 @@ APP_NAME = "csassist"
 HOME_ENV = "CSASSIST_HOME"
 #: The repository checkout this module was imported from (holds kb/ and themes/ in a source tree).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Where an installed wheel keeps the demo KB and the themes (setup.py copies them there at build time).
+PACKAGED_DATA = Path(__file__).resolve().parent / "_bundled"
 
 
 def _override() -> Path | None:
@@ -83,14 +85,22 @@ def outbox_file() -> Path:
     return data_dir() / "outbox.jsonl"
 
 
+def _shipped(name: str) -> Path:
+    """``kb``/``themes`` inside an installed package, else at the top of the checkout (source, editable)."""
+    packaged = PACKAGED_DATA / name
+    return packaged if packaged.is_dir() else PROJECT_ROOT / name
+
+
 def bundled_kb_dir() -> Path:
-    """The demo knowledge base shipped with the project (``kb/`` at the top of the checkout)."""
-    return PROJECT_ROOT / "kb"
+    """The demo knowledge base shipped with the project (``kb/`` at the top of the checkout, in the wheel
+    ``csassist/_bundled/kb``)."""
+    return _shipped("kb")
 
 
 def bundled_themes_dir() -> Path:
-    """The theme files shipped with the project (``themes/`` at the top of the checkout)."""
-    return PROJECT_ROOT / "themes"
+    """The theme files shipped with the project (``themes/`` at the top of the checkout, in the wheel
+    ``csassist/_bundled/themes``)."""
+    return _shipped("themes")
 
 
 def ensure_dir(path: Path) -> Path:
