@@ -186,9 +186,11 @@ class Workspace:
         The head is loaded with ``encoder`` (default: the configured one), so a head fitted with another
         embedder is refused with advice instead of answering nonsense.  Raises ``ModelMissingError``.
         """
-        from csassist.core.understand.intent import load_intent_model
+        from csassist.core.learn.intent_promotion import load_intent_model
 
-        return load_intent_model(index_dir or self.index_dir, encoder if encoder is not None else self.encoder())
+        return load_intent_model(
+            index_dir or self.index_dir, encoder if encoder is not None else self.encoder(), store_root=self.intent_models_dir
+        )
 
     def analyzer(self, intent_model: IntentModel | None) -> Analyzer:
         """Intent + entities + urgency + redaction with this company's order/tracking id patterns."""

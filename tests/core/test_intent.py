@@ -11,8 +11,9 @@ import pytest
 
 from csassist.core.errors import DataError, ModelMissingError
 from csassist.core.learn.intent_head import choose_threshold, fit_intent_head
+from csassist.core.learn.intent_promotion import load_intent_model
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import load_head, load_intent_model
+from csassist.core.understand.intent import load_head
 from csassist.core.understand.intent_data import load_labelled_file
 
 TOPICS = {

@@ -18,9 +18,10 @@ from csassist.core.learn import intent_finetune as ft
 from csassist.core.learn import intent_promotion
 from csassist.core.learn.intent_eval import evaluate_intents
 from csassist.core.learn.intent_head import fit_intent_head
+from csassist.core.learn.intent_promotion import load_intent_model
 from csassist.core.learn.store import intent_store
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import ORIGIN_INDEX, ORIGIN_STORE, load_intent_model, read_model
+from csassist.core.understand.intent import ORIGIN_INDEX, ORIGIN_STORE, read_model
 from tests.core.test_intent import OOS, TOPICS, _examples
 from tests.fakes import FakeEncoder
 

@@ -1,4 +1,4 @@
-"""Intent model versions: save, promote when not worse, roll back, and refit the model in use.
+"""Intent model versions: which one is in use, save, promote when not worse, roll back, refit the one in use.
 
 Every intent model that is not the index head is a version of the one intent model store
 (:func:`csassist.core.learn.store.intent_store`), so ``--rollback`` means the same thing whatever
@@ -30,7 +30,7 @@ from csassist.core.learn.intent_head import fit_head
 from csassist.core.learn.log_pairs import norm
 from csassist.core.learn.store import ModelStore, Version, intent_store
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import ORIGIN_STORE, IntentModel, load_intent_model, read_model, write_model
+from csassist.core.understand.intent import ORIGIN_STORE, IntentModel, load_head, read_model, write_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from csassist.core.knowledge.embedder import Encoder
@@ -100,6 +100,32 @@ def finetune_intents(
         store.promote(version.name)
         report["promoted"] = True
     return report
+
+
+def load_intent_model(index_dir: Path, encoder: Encoder | None = None, *, store_root: Path | None = None) -> IntentModel:
+    """The intent model the app uses: the promoted store version, else the head beside the index.
+
+    A promoted version that references another embedder than ``encoder`` (the configuration changed
+    since) is skipped for the index head, and the fallback is said in ``report["fallback"]`` so that
+    callers can show it; with neither, :class:`ModelMissingError` telling the user to run
+    ``csassist index``.
+    """
+    fallback = ""
+    current = intent_store(store_root).current()
+    if current is not None:
+        try:
+            return read_model(current.path, encoder, origin=ORIGIN_STORE, version=current.name)
+        except ModelMissingError as exc:
+            fallback = f"promoted intent model {current.name} not usable ({exc}); using the index head"
+    head_dir = Path(index_dir) / "intent"
+    if (head_dir / "meta.json").exists():
+        model = load_head(head_dir, encoder)
+        if fallback:
+            model.report = {**model.report, "fallback": fallback}
+        return model
+    raise ModelMissingError(
+        fallback or f"no intent model in {head_dir}: run `csassist index` to fit one from kb/intents.csv"
+    )
 
 
 def rollback(out_root: Path | None = None) -> Version | None:

@@ -12,8 +12,9 @@ Two ways to get one, one type and one storage format for both:
   (:func:`csassist.core.learn.store.intent_store`) with the encoder *bundled* in ``encoder/``
   when it is not the configured embedder.
 
-Which one answers (:func:`load_intent_model`): the promoted store version when there is one, else the
-index head.  Every prediction names it (:attr:`IntentModel.model_id`), and :meth:`IntentModel.describe`
+Which one answers (:func:`csassist.core.learn.intent_promotion.load_intent_model`, what the workspace
+calls): the promoted store version when there is one, else the index head.  This module does not
+know about the store (``understand`` never imports ``learn``): it defines the type and the format.  Every prediction names it (:attr:`IntentModel.model_id`), and :meth:`IntentModel.describe`
 says it in words for ``analyze``, ``eval`` and the status bar, so the model in use is never a surprise.
 
 Storage format 2 (a directory): ``meta.json`` (format, labels, threshold, model id, encoder spec,
@@ -341,34 +342,6 @@ def _finite(value: Any, default: float = 0.5) -> float:
 def load_head(head_dir: Path, encoder: Encoder | None = None) -> IntentModel:
     """Load the index head saved by ``csassist index``; the encoder must be the one it was fitted with."""
     return read_model(head_dir, encoder, origin=ORIGIN_INDEX)
-
-
-def load_intent_model(index_dir: Path, encoder: Encoder | None = None, *, store_root: Path | None = None) -> IntentModel:
-    """The intent model the app uses: the promoted store version, else the head beside the index.
-
-    A promoted version that references another embedder than ``encoder`` (the configuration changed
-    since) is skipped for the index head, and the fallback is said in ``report["fallback"]`` so that
-    callers can show it; with neither, :class:`ModelMissingError` telling the user to run
-    ``csassist index``.
-    """
-    from csassist.core.learn.store import intent_store
-
-    fallback = ""
-    current = intent_store(store_root).current()
-    if current is not None:
-        try:
-            return read_model(current.path, encoder, origin=ORIGIN_STORE, version=current.name)
-        except ModelMissingError as exc:
-            fallback = f"promoted intent model {current.name} not usable ({exc}); using the index head"
-    head_dir = Path(index_dir) / "intent"
-    if (head_dir / "meta.json").exists():
-        model = load_head(head_dir, encoder)
-        if fallback:
-            model.report = {**model.report, "fallback": fallback}
-        return model
-    raise ModelMissingError(
-        fallback or f"no intent model in {head_dir}: run `csassist index` to fit one from kb/intents.csv"
-    )
 
 
 def label_counts(examples: Sequence[IntentExample]) -> Counter[str]:
