@@ -96,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from csassist.core.errors import CsassistError
 
         if isinstance(exc, CsassistError):
-            print(f"csassist: {exc}", file=sys.stderr)
+            from csassist.core.sanitize import make_safe_for_terminal
+
+            print(f"csassist: {make_safe_for_terminal(str(exc))}", file=sys.stderr)  # may quote file names
             return EXIT_ERROR
         raise
 

@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_plain(r: dict) -> None:
     """Human-readable output; customer text is printed as plain text, never interpreted as markup."""
+    from csassist.core.sanitize import make_safe_for_terminal, safe_line
+
     if r["note"]:
-        print(f"intent:    (unavailable) {r['note']}")
+        print(f"intent:    (unavailable) {safe_line(r['note'])}")
     elif not r["top"]:
         print("intent:    (nothing to classify)")
     else:
@@ -86,10 +88,10 @@ def _print_plain(r: dict) -> None:
     if r["entities"]:
         print("entities:")
         for e in r["entities"]:
-            print(f"           {e['type']:<14} {e['value']:<28} ({e['text']!r})")
+            print(f"           {e['type']:<14} {safe_line(e['value']):<28} ({safe_line(repr(e['text']))})")
     else:
         print("entities:  (none)")
     reasons = "; ".join(r["urgency"]["reasons"])
     print(f"urgency:   {r['urgency']['level']}" + (f"  ({reasons})" if reasons else ""))
-    print(f"redacted:  {r['redacted_text']}")
+    print(f"redacted:  {make_safe_for_terminal(r['redacted_text'])}")  # escapes shown, never run
     print(f"took:      {r['latency_ms']:.1f} ms")

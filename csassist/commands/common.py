@@ -17,8 +17,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def print_warnings(warnings: tuple[str, ...] | list[str], prefix: str = "warning") -> None:
     """Each warning on its own stderr line, as plain text (config values are never markup)."""
+    from csassist.core.sanitize import safe_line
+
     for warning in warnings:
-        print(f"{prefix}: {warning}", file=sys.stderr)
+        print(f"{prefix}: {safe_line(warning)}", file=sys.stderr)
 
 
 def open_workspace(settings: Settings | None = None, *, quiet: bool = True) -> Workspace:

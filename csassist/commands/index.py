@@ -113,6 +113,8 @@ def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any
     from rich.table import Table
     from rich.text import Text
 
+    from csassist.core.sanitize import safe_line
+
     table = Table(title="csassist index", title_justify="left", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -142,9 +144,9 @@ def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any
     else:
         rows.append(("intent head", intent.get("reason", intent["status"])))
     for name, value in rows:
-        table.add_row(name, Text(value))
+        table.add_row(name, Text(safe_line(value)))  # paths and reasons may hold a file's name
     console.print(table)
     if report.problems:
         console.print(Text(f"Skipped {len(report.problems)} problem(s) in the KB:", style="yellow"))
         for problem in report.problems:
-            console.print(Text(f"  {problem}"))
+            console.print(Text(f"  {safe_line(problem)}"))

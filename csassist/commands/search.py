@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from csassist.cli import EXIT_USAGE
     from csassist.commands.common import open_workspace
+    from csassist.core.sanitize import safe_line
     from csassist.core.textnorm import normalize_text
 
     workspace = open_workspace()
@@ -75,17 +76,17 @@ def run(args: argparse.Namespace) -> int:
     if not hits:
         console.print("No hits (empty query or empty index).")
         return 0
-    table = Table(title=Text(f"search: {query}"), title_justify="left")
+    table = Table(title=Text(f"search: {safe_line(query)}"), title_justify="left")
     for column in ("#", "score", "article", "title", "snippet", "source"):
         table.add_column(column, justify="right" if column in ("#", "score") else "left")
     for rank, hit in enumerate(hits, start=1):
         table.add_row(
             str(rank),
             f"{hit.score:.3f}",
-            Text(hit.article_id),
-            Text(hit.title),
-            Text(snippet(hit.text)),
-            Text(hit.source),
+            Text(safe_line(hit.article_id)),  # KB text is untrusted: no escape reaches the terminal
+            Text(safe_line(hit.title)),
+            Text(safe_line(snippet(hit.text))),
+            Text(safe_line(hit.source)),
         )
     console.print(table)
     return 0

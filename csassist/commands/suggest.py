@@ -147,18 +147,21 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return 0
 
-    ids = list(dict.fromkeys(p.article_id for p in passages))
+    from csassist.core.sanitize import make_safe_for_terminal, safe_line
+
+    ids = list(dict.fromkeys(safe_line(p.article_id) for p in passages))
     print(f"intent: {analysis.intent.intent or '-'}   sources: {', '.join(ids) or '-'}")
     for i, s in enumerate(suggestions, start=1):
         timing = f"{s.latency_ms:.0f} ms" + (f", first token {s.first_token_ms:.0f} ms" if s.first_token_ms else "")
         print(
-            f"\n[{i}] {s.backend}{' ' + s.model if s.model else ''} ({timing}) sources: {', '.join(s.source_ids) or '-'}"
+            f"\n[{i}] {s.backend}{' ' + s.model if s.model else ''} ({timing}) "
+            f"sources: {safe_line(', '.join(s.source_ids)) or '-'}"
         )
-        print(s.text)
+        print(make_safe_for_terminal(s.text))  # a draft quotes customer and KB text: escapes shown, not run
         for flag in s.flags:
-            print(f"  ! {flag}")
+            print(f"  ! {safe_line(flag)}")
         for sentence in s.grounding.unsupported if s.grounding else ():
-            print(f"  ? not in the KB: {sentence.text}")
+            print(f"  ? not in the KB: {safe_line(sentence.text)}")
     for error in errors:
-        print(f"\n{error}", file=sys.stderr)
+        print(f"\n{safe_line(error)}", file=sys.stderr)
     return 0

@@ -108,3 +108,17 @@ def make_safe_for_terminal(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> 
 def is_terminal_safe(text: str) -> bool:
     """Whether ``text`` contains nothing :func:`make_safe_for_terminal` would replace (length aside)."""
     return _UNSAFE.search(text) is None
+
+
+#: Shown in place of a line break inside text printed on one line (a table cell, a warning).
+LINE_BREAK_MARK = "\u23ce"
+
+
+def safe_line(text: object, *, max_chars: int = 2_000) -> str:
+    """Untrusted text for one line of CLI output: made terminal-safe, line breaks shown as ``⏎``.
+
+    The CLI prints KB titles, file names, config values and problems as plain text; without this
+    an ESC in a file name or an OSC 52 in a KB article reached the terminal raw (issue 10.11).
+    """
+    safe = make_safe_for_terminal(str(text), max_chars=max_chars)
+    return safe.replace("\n", LINE_BREAK_MARK).replace("\t", " ")
