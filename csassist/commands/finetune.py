@@ -18,8 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--intents", metavar="DATA.csv|jsonl", help="labelled utterances (text,label; label oos = out of scope)")
     what.add_argument("--from-log", action="store_true", help="learn from accepted/edited suggestions in the feedback log")
-    what.add_argument("--rollback", action="store_true", help="return to the previously promoted model/adapter")
-    p.add_argument("--rollback-target", choices=("adapter", "intent"), default="adapter", help="what --rollback returns (default adapter)")
+    what.add_argument("--rollback", action="store_true", help="return to the model/adapter promoted before the current one")
+    what.add_argument("--promote", metavar="VERSION", help="make a saved version current again (see `csassist models`)")
+    p.add_argument("--rollback-target", choices=("adapter", "intent"), default="adapter",
+                   help="which store --rollback/--promote act on (default adapter)")
     p.add_argument("--val", metavar="DATA", help="--intents: validation file (default: carved from train)")
     p.add_argument("--base", metavar="MODEL", help="base model (intent encoder or generator)")
     p.add_argument("--epochs", type=int, help="maximum epochs")
@@ -69,9 +71,29 @@ def parse_duration(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to the intent or generator fine-tuning command."""
+    """Dispatch to the intent or generator fine-tuning command (or promote a saved version)."""
+    if args.promote:
+        return _promote(args)
     if args.intents or (args.rollback and args.rollback_target == "intent"):
         module = importlib.import_module("csassist.commands.finetune_intents")
     else:
         module = importlib.import_module("csassist.commands.finetune_log")
     return int(module.run(args))
+
+
+def _promote(args: argparse.Namespace) -> int:
+    """``--promote VERSION``: push a saved version on its store's promotion stack (rollback pops it again)."""
+    import json
+    from pathlib import Path
+
+    from csassist.core.learn.store import adapter_store, intent_store
+
+    root = Path(args.out).expanduser() if args.out else None
+    store = intent_store(root) if args.rollback_target == "intent" else adapter_store(root)
+    before = store.current()
+    version = store.promote(args.promote)
+    if args.json:
+        print(json.dumps({"current": version.name, "previous": before.name if before else None}))
+    else:
+        print(f"promoted: now using {version.name} ({store.kind}; was {before.name if before else 'the base model'})")
+    return 0

@@ -73,6 +73,15 @@ def test_finetune_json_progress_then_analyze_and_eval_name_the_version(
     assert json.loads(capsys.readouterr().out) == {"current": None, "previous": version}
     assert main(["analyze", "where is my parcel", "--json"]) == 0
     assert "no intent model" in json.loads(capsys.readouterr().out)["note"]  # back to the (missing) index head
+    assert main(["finetune", "--promote", version, "--rollback-target", "intent", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"current": version, "previous": None}
+    assert main(["analyze", "where is my parcel", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["intent_model"] == f"finetuned:{version}"
+
+
+def test_promote_unknown_version_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["finetune", "--promote", "v0042-nope", "--rollback-target", "intent"]) == 1
+    assert "not a saved intent model version" in capsys.readouterr().err
 
 
 @pytest.mark.real_model
