@@ -11,6 +11,7 @@ from csassist.ui.screens.intent import IntentScreen
 from csassist.ui.screens.reject import RejectScreen
 from csassist.ui.widgets.assist_panel import AssistPanel
 from csassist.ui.widgets.composer import Composer
+from csassist.ui.widgets.conversation_list import ConversationList
 from csassist.ui.widgets.suggestions import SuggestionList
 from csassist.ui.widgets.transcript import Transcript
 from tests.ui.conftest import SIZE, customer, settle
@@ -231,7 +232,7 @@ async def test_mouse_selects_conversation_and_accepts_suggestion(app_factory) ->
         app.ingest(customer("c2", "I want a refund", name="Bo"))
         await settle(pilot, app)
         assert app.selected == "c1"
-        await pilot.click("#inbox-rows", offset=(4, 1))  # second row
+        await pilot.click(ConversationList, offset=(4, 3))  # border, header, first row, second row
         await settle(pilot, app)
         assert app.selected == "c2"
         await pilot.click("#suggestion-2", offset=(5, 2))
