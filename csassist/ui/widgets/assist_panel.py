@@ -33,6 +33,7 @@ class AssistPanel(VerticalScroll):
     def on_mount(self) -> None:
         """Nothing shown until the first analysis."""
         self._key: tuple[int, int, str | None] | None = None
+        self._bodies: dict[int, str] = {}  # KB answer text shown per rank
         for rank in range(1, self.MAX_PASSAGES + 1):
             self.query_one(f"#kb-{rank}", Collapsible).display = False
 
@@ -44,19 +45,29 @@ class AssistPanel(VerticalScroll):
         self._key = key
         self.query_one("#intents", Static).update(self._intents(analysis, correction), layout=False)  # fixed height
         self.query_one("#entities", Static).update(self._entities(analysis), layout=False)
+        # Layout (a reflow of the whole screen) only where a height can change: the KB notice is one
+        # line, and a collapsed answer's body is not on screen until it is expanded (which reflows).
         empty = self.query_one("#kb-empty", Static)
-        empty.display = not passages
-        empty.update(Text("waiting for a customer message…" if analysis is None else "no KB match", style="dim"))
+        if empty.display != (not passages):
+            empty.display = not passages
+        empty.update(Text("waiting for a customer message…" if analysis is None else "no KB match", style="dim"),
+                     layout=False)
         for rank in range(1, self.MAX_PASSAGES + 1):
             box = self.query_one(f"#kb-{rank}", Collapsible)
             if rank > len(passages):
-                box.display = False
+                if box.display:
+                    box.display = False
                 continue
             passage = passages[rank - 1]
-            box.display = True
+            if not box.display:
+                box.display = True
             title = safe_content(f"{rank}. {one_line(passage.title, 30)}  {passage.score:.2f}")  # literal
-            box.title = title  # type: ignore[assignment]  # Collapsible accepts Content
-            self.query_one(f"#kb-body-{rank}", Static).update(safe_text(passage.text, max_chars=4000))
+            if title != box.title:
+                box.title = title  # type: ignore[assignment]  # Collapsible accepts Content
+            if self._bodies.get(rank) != passage.text:  # the same answer again (a follow-up): nothing to do
+                self._bodies[rank] = passage.text
+                self.query_one(f"#kb-body-{rank}", Static).update(safe_text(passage.text, max_chars=4000),
+                                                                   layout=not box.collapsed)
 
     def _intents(self, analysis: Analysis | None, correction: str | None) -> Text:
         """Top-3 intents with bars, the out-of-scope verdict and urgency with its reasons."""

@@ -23,13 +23,14 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message as TextualMessage
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from csassist.ui.render import format_wait, one_line, theme_colour
 from csassist.ui.state import ConversationState
+from csassist.ui.widgets.scrolling import update_scrollbars, virtual_size_without_reflow
 
 URGENCY_GLYPH = {0: "·", 1: "▲", 2: "‼"}
 URGENCY_VARIABLE = {0: "csassist-normal", 1: "csassist-elevated", 2: "csassist-urgent"}
@@ -54,8 +55,10 @@ class ConversationList(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     ConversationList {
         overflow-x: hidden;
+        scrollbar-size-vertical: 1;  /* the rows fill the width: the last column's spare cell holds it */
     }
     """
+    virtual_size = virtual_size_without_reflow()  # a new row repaints the list, it does not reflow the screen
 
     BINDINGS = [
         Binding("down,j", "cursor(1)", "Down", show=False, id="list.down", tooltip="Inbox: next conversation"),
@@ -100,6 +103,10 @@ class ConversationList(ScrollView, can_focus=True):
         if size != self.virtual_size:
             self.virtual_size = size
 
+    def watch_virtual_size(self, old: Size, new: Size) -> None:
+        """Scrollbars follow the growing inbox without a screen layout."""
+        update_scrollbars(self, new)
+
     def _row_key(self, conv: ConversationState) -> RowKey:
         """What the row of ``conv`` shows now (cheap: no rendering)."""
         wait = self._now - conv.waiting_since if conv.waiting_since else None
@@ -128,10 +135,15 @@ class ConversationList(ScrollView, can_focus=True):
             self.refresh()
 
     # -- rendering ---------------------------------------------------------------------------
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Look up the widget's style once per repaint (``rich_style`` walks the DOM: ~1 ms a call)."""
+        self._base = self.rich_style
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         """Line ``y`` of the viewport: the header, or the row under it at the current scroll."""
         width = self.size.width
-        base = self.rich_style
+        base = getattr(self, "_base", None) or self.rich_style
         if y == 0:
             return self._strip(("header",), self._header, base, width)
         index = int(self.scroll_offset.y) + y - 1

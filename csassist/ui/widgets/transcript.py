@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.geometry import Size
 from textual.widgets import RichLog
 
 from csassist.core.types import Message
 from csassist.ui.render import clock_time, safe_text, theme_colour
+from csassist.ui.widgets.scrolling import update_scrollbars, virtual_size_without_reflow
 
 
 class Transcript(RichLog):
-    """An append-only log of message blocks; switching conversations rewrites it."""
+    """An append-only log of message blocks; switching conversations rewrites it (no screen reflow per line)."""
 
+    virtual_size = virtual_size_without_reflow()  # a new line repaints the log, it does not reflow the screen
     MAX_REPLAYED = 12  # messages re-rendered when a conversation is opened (older ones stay in the state)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=20, **kwargs)  # type: ignore[arg-type]
         self.shown_id: str | None = None
         self.shown_count = 0
+
+    def watch_virtual_size(self, old: Size, new: Size) -> None:
+        """Scrollbars follow the growing log without a screen layout."""
+        update_scrollbars(self, new)
 
     def _block(self, message: Message) -> Text:
         """Header line (speaker, name, time) plus the literal body."""
