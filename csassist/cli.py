@@ -82,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _offline_defaults()
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Everything this process writes (feedback log, outbox, indexes, models - also through FAISS and
+    # torch) is the user's private data: files 0600, folders 0700 (issue 10.14).
+    previous_umask = os.umask(0o077)
     try:
         if args.command is None:
             from csassist.ui.app import run_app
@@ -101,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"csassist: {make_safe_for_terminal(str(exc))}", file=sys.stderr)  # may quote file names
             return EXIT_ERROR
         raise
+    finally:
+        os.umask(previous_umask)
 
 
 if __name__ == "__main__":  # pragma: no cover

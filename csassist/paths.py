@@ -104,6 +104,7 @@ def bundled_themes_dir() -> Path:
 
 
 def ensure_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if needed and return it."""
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Create ``path`` (and missing parents) as private 0700 folders if needed and return it."""
+    from csassist.core.private_files import make_private_dir
+
+    return make_private_dir(path)

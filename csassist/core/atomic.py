@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from csassist.core.private_files import make_private_dir, make_tree_private
+
 
 def _fsync_dir(path: Path) -> None:
     """Persist a rename on POSIX (no-op where directories cannot be opened)."""
@@ -25,8 +27,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Replace ``target`` with ``data`` atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Replace ``target`` with ``data`` atomically (mode 0600, from ``mkstemp``)."""
+    make_private_dir(target.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -57,11 +59,12 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     removed and ``target`` is untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     old = target.with_name(f".{target.name}.old")
     try:
         yield tmp
+        make_tree_private(tmp)  # libraries (FAISS, torch) write with the umask's modes
         if old.exists():
             shutil.rmtree(old, ignore_errors=True)
         if target.exists():

@@ -38,6 +38,7 @@ from typing import Any
 from csassist import paths
 from csassist.core.atomic import atomic_write_bytes
 from csassist.core.errors import CsassistError
+from csassist.core.private_files import make_private_dir
 
 try:  # POSIX advisory locks keep two app instances from interleaving bytes of one line
     import fcntl
@@ -98,12 +99,16 @@ def append_line_durably(path: Path, line: bytes) -> None:
     If a previous run died mid-line (the file does not end with a newline), a newline is written
     first so the torn fragment stays a separate, skippable line and the new record stays intact.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     created = not path.exists()
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         with _locked(fd):
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if st.st_mode & 0o077:  # left group/other-readable by an older version
+                with contextlib.suppress(OSError, AttributeError):
+                    os.fchmod(fd, 0o600)
+            size = st.st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 line = b"\n" + line
             view = memoryview(line)

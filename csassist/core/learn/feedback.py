@@ -15,9 +15,12 @@ a clear message instead of being misread.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import io
 import json
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -29,6 +32,7 @@ from typing import IO, Any, get_args
 from csassist import paths
 from csassist.core.atomic import atomic_write_text
 from csassist.core.errors import CsassistError, DataError
+from csassist.core.private_files import create_private_file, make_private_dir, tighten
 from csassist.core.types import Outcome
 
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
@@ -167,7 +171,11 @@ class FeedbackLog:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path is not None else paths.feedback_db()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
+        # SQLite gives -wal/-shm the database file's mode, so a 0600 database keeps them 0600 too.
+        create_private_file(self.path)
+        for journal in ("-wal", "-shm"):
+            tighten(self.path.with_name(self.path.name + journal))  # left 0644 by an older csassist
         self._lock = threading.RLock()
         try:
             self._conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
@@ -175,8 +183,34 @@ class FeedbackLog:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            self._id_key = self._pseudonym_key()
         except sqlite3.DatabaseError as exc:
             raise CsassistError(f"{self.path}: not a readable csassist feedback log ({exc})") from exc
+
+    def _pseudonym_key(self) -> bytes:
+        """This log's random key for pseudonymous conversation ids (created on first use).
+
+        A table of its own rather than a schema migration: older csassist versions ignore it.
+        """
+        with self._lock:
+            self._conn.execute("CREATE TABLE IF NOT EXISTS pseudonym_key (key BLOB NOT NULL)")
+            row = self._conn.execute("SELECT key FROM pseudonym_key LIMIT 1").fetchone()
+            if row is not None:
+                return bytes(row[0])
+            key = secrets.token_bytes(32)
+            self._conn.execute("INSERT INTO pseudonym_key (key) VALUES (?)", (key,))
+            return key
+
+    def stored_conversation_id(self, conversation_id: str) -> str:
+        """The id as written to the log: unchanged, unless it is personal data (an e-mail, a phone...).
+
+        Help desks often key chats by the customer's address or number; such an id becomes
+        ``pii-<16 hex>``, a keyed hash that still groups a conversation's events but names nobody.
+        """
+        if _redactor()(conversation_id) == conversation_id:
+            return conversation_id
+        digest = hmac.new(self._id_key, conversation_id.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return "pii-" + digest.hexdigest()[:16]
 
     # -- schema -----------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -233,7 +267,7 @@ class FeedbackLog:
 
         row = (
             event.ts or time.time(),
-            event.conversation_id,
+            self.stored_conversation_id(event.conversation_id),
             int(event.turn),
             int(event.slot),
             redact(event.suggestion_text),
@@ -283,7 +317,7 @@ class FeedbackLog:
             params.append(until)
         if conversation_id is not None:
             clauses.append("conversation_id = ?")
-            params.append(conversation_id)
+            params.append(self.stored_conversation_id(conversation_id))
         sql = f"SELECT {', '.join(_COLUMNS)} FROM events"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
