@@ -51,54 +51,53 @@ def run(args: argparse.Namespace) -> int:
     with FeedbackLog(Path(args.log) if args.log else workspace.feedback_path) as log:
         stats = compute_stats(log, since=since)
     if args.json:
-        print(json.dumps(stats, indent=2))
+        print(json.dumps(stats.to_dict(), indent=2))
         return 0
 
     from rich.console import Console
     from rich.table import Table
 
+    from csassist.core.learn.stats import GroupStats
+
     console = Console()
-    if not stats["total"]:
+    if not stats.total:
         console.print("No suggestions logged yet: accept, edit or reject some in the app first.")
         return 0
 
-    def group_table(title: str, groups: dict[str, dict[str, object]], label: str) -> Table:
+    def group_table(title: str, groups: dict[str, GroupStats], label: str) -> Table:
         table = Table(title=title, title_justify="left")
         for column in (label, "shown", "as-is", "edited", "rejected", "ignored", "edit dist", "p50 ms", "p95 ms"):
             table.add_column(column, justify="left" if column == label else "right")
         for name, g in groups.items():
-            rates = g["rates"]
-            lat = g["latency_ms"]
-            assert isinstance(rates, dict) and isinstance(lat, dict)
             table.add_row(
                 name,
-                str(g["total"]),
-                _fmt_pct(rates["accepted"]),
-                _fmt_pct(rates["edited"]),
-                _fmt_pct(rates["rejected"]),
-                _fmt_pct(rates["ignored"]),
-                _fmt_num(g["mean_edit_distance"]),  # type: ignore[arg-type]
-                _fmt_num(lat["p50"], 0),
-                _fmt_num(lat["p95"], 0),
+                str(g.total),
+                _fmt_pct(g.rates["accepted"]),
+                _fmt_pct(g.rates["edited"]),
+                _fmt_pct(g.rates["rejected"]),
+                _fmt_pct(g.rates["ignored"]),
+                _fmt_num(g.mean_edit_distance),
+                _fmt_num(g.latency_ms.p50, 0),
+                _fmt_num(g.latency_ms.p95, 0),
             )
         return table
 
     console.print(group_table("Overall", {"all": stats}, ""))
-    console.print(group_table("By intent", stats["by_intent"], "intent"))
-    console.print(group_table("By backend:model", stats["by_model"], "backend:model"))
-    if stats["reject_reasons"]:
+    console.print(group_table("By intent", stats.by_intent, "intent"))
+    console.print(group_table("By backend:model", stats.by_model, "backend:model"))
+    if stats.reject_reasons:
         reasons = Table(title="Reject reasons", title_justify="left")
         reasons.add_column("reason")
         reasons.add_column("count", justify="right")
-        for reason, count in stats["reject_reasons"].items():
+        for reason, count in stats.reject_reasons.items():
             reasons.add_row(reason, str(count))
         console.print(reasons)
-    daily = stats["daily"]
+    daily = stats.daily
     if daily:
         console.print(
-            f"per day {daily[0]['day']}..{daily[-1]['day']}  shown {_spark([d['total'] for d in daily])}  "
-            f"accepted {_spark([d['acceptance_rate'] for d in daily])}",
+            f"per day {daily[0].day}..{daily[-1].day}  shown {_spark([d.total for d in daily])}  "
+            f"accepted {_spark([d.acceptance_rate for d in daily])}",
             markup=False,
         )
-    console.print(f"intent corrections: {stats['intent_corrections']}", markup=False)
+    console.print(f"intent corrections: {stats.intent_corrections}", markup=False)
     return 0

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from rich.segment import Segment
 
+from csassist.core.engine import EngineInfo
+from csassist.core.learn.stats import GroupStats, StatsReport
 from csassist.core.sanitize import is_terminal_safe
 from csassist.core.types import (
     Analysis,
@@ -96,10 +98,10 @@ class EchoingAssistant(FakeAssistant):
                                suggestion=Suggestion(text, (), text[:40], text, 1.0, None, "p"))
         yield SuggestionUpdate(2, "", "local", done=True, error=text)
 
-    def describe(self) -> dict[str, str]:
+    def describe(self) -> EngineInfo:
         """Model names from config are data too."""
-        return {"engine": "[/]", "backend": "[@click=app.quit]CLICK[/]", "device": "\x1b]52;c;eA==\x07",
-                "generator": "[Customer Name]", "intent_model": "\u202eevil"}
+        return EngineInfo(backend="[@click=app.quit]CLICK[/]", device="\x1b]52;c;eA==\x07",
+                          generator="[Customer Name]", embedder="[/]", intent_model="\u202eevil")
 
 
 def screen_problems(app: CsassistApp) -> list[str]:
@@ -231,9 +233,8 @@ async def test_every_widget_and_notification_renders_the_corpus(app_factory, tmp
         assert screen_problems(app) == []
         assert "[Customer Name] gone?" in " ".join(n.message for n in app._notifications)
 
-        app.push_screen(StatsScreen({"total": 3, "by_intent": {text: {"total": 1, "acceptance_rate": 1.0,
-                                                                        "mean_edit_distance": None}
-                                                                 for text in SHORT.values()}}))
+        app.push_screen(StatsScreen(StatsReport(total=3, by_intent={
+            text: GroupStats(total=1, acceptance_rate=1.0) for text in SHORT.values()})))
         await settle(pilot, app)
         assert screen_problems(app) == []
         assert "[@click=app.quit]CLICK[/]" in screen_text(app)

@@ -82,7 +82,7 @@ async def test_stats_screen_after_a_send(app_factory) -> None:  # type: ignore[n
         await pilot.press("s")
         await settle(pilot, app)
         assert isinstance(app.screen, StatsScreen)
-        assert app.screen.stats["total"] == 3 and app.screen.stats["counts"]["accepted"] == 1
+        assert app.screen.stats.total == 3 and app.screen.stats.counts["accepted"] == 1
 
 
 def test_problem_relay_buffers_until_attached() -> None:
