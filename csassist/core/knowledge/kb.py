@@ -23,6 +23,7 @@ import io
 import json
 import os
 import re
+import reprlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +235,15 @@ def _read_text(path: Path, problems: _Problems, max_file_bytes: int = DEFAULT_MA
     return normalize_text(text)  # NFC and \n line ends, like every other entry point
 
 
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxstring, _BRIEF.maxother = 2, 4, 4, 60, 60
+
+
+def _brief(value: Any) -> str:
+    """A short repr for a problem line (nested YAML aliases must not expand into the report)."""
+    return _BRIEF.repr(value)[:120]
+
+
 def _as_strings(value: Any, field: str, line: int, problems: _Problems) -> tuple[str, ...]:
     """Front-matter list field -> tuple of non-empty strings (a single string counts as one item)."""
     if value is None:
@@ -248,7 +258,8 @@ def _as_strings(value: Any, field: str, line: int, problems: _Problems) -> tuple
         if isinstance(item, (str, int, float)) and not isinstance(item, bool) and str(item).strip():
             out.append(str(item).strip())
         else:
-            problems.add(line, f"{field!r} holds a non-text item {item!r}; ignored")
+            # reprlib: an aliased YAML structure ("billion laughs") must not expand into the report
+            problems.add(line, f"{field!r} holds a non-text item {_brief(item)}; ignored")
     return tuple(out)
 
 
@@ -269,6 +280,9 @@ def _parse_markdown(text: str, rel: str, problems: _Problems) -> list[tuple[Arti
         line = mark.line + 2 if mark is not None else 1  # +1 for the opening '---', +1 for 1-based
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         problems.add(line, f"broken front matter (YAML): {reason}")
+        return []
+    except (ValueError, OverflowError, RecursionError) as exc:  # a 5,000-digit int, month 13, deep nesting
+        problems.add(1, f"broken front matter (YAML): unreadable value ({str(exc)[:80]})")
         return []
     if meta is None:
         meta = {}
