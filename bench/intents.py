@@ -37,7 +37,8 @@ from csassist.core.learn.intent_promotion import finetune_intents  # noqa: E402
 from csassist.core.understand.intent import ORIGIN_STORE, load_head, read_model  # noqa: E402
 from csassist.core.understand.intent_data import load_labelled_file  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "datasets" / "banking77"
+#: The datasets folder beside the checkout; CSASSIST_DATASETS points elsewhere (e.g. from a worktree).
+DATA = Path(os.environ.get("CSASSIST_DATASETS") or ROOT.parent / "shared" / "datasets") / "banking77"
 RESULTS = ROOT / "bench" / "results" / "intents.json"
 
 
@@ -70,7 +71,9 @@ def part_b(train, test, threads: int, budget: float, epochs: int, lr: float, bat
     last = {"t": time.perf_counter()}
 
     def progress(event: dict) -> None:
-        if event["event"] == "eval":
+        if event["event"] in ("start", "estimate", "budget"):
+            print(f"  {event}", flush=True)
+        elif event["event"] == "eval":
             print(f"  eval step {event['step']} epoch {event['epoch']}: val acc {event['val_accuracy']:.4f}", flush=True)
         elif event["step"] % 50 == 0:
             now = time.perf_counter()
