@@ -90,6 +90,7 @@ class Passage:
     source: str
     score: float
     intents: tuple[str, ...] = ()
+    evidence: str = ""  # the sentence of ``text`` closest to the query ("" when not computed)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,15 @@ class IntentScore:
 
 
 @dataclass(frozen=True)
+class Neighbour:
+    """A training example close to the message: why the model believes what it believes."""
+
+    text: str
+    intent: str
+    similarity: float  # cosine similarity of the two embeddings
+
+
+@dataclass(frozen=True)
 class IntentPrediction:
     """Top intents (best first) plus the out-of-scope verdict."""
 
@@ -118,6 +128,9 @@ class IntentPrediction:
     out_of_scope: bool
     threshold: float
     model: str = ""  # which intent model produced it (head id or fine-tuned version)
+    oos_score: float | None = None  # out-of-scope detector's probability (None: softmax cut-off only)
+    reason: str = ""  # why the verdict, in words an agent can check
+    neighbours: tuple[Neighbour, ...] = ()  # nearest training examples (best first)
 
     @property
     def intent(self) -> str | None:

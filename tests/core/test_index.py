@@ -67,11 +67,12 @@ def test_second_run_reembeds_only_what_changed(tmp_path: Path) -> None:
     out = tmp_path / "index"
     encoder = FakeEncoder()
     build_index(kb, out, encoder)
-    assert encoder.calls == 6
+    assert encoder.calls == 12  # 6 chunks + their 6 sentences (evidence)
 
     report = build_index(kb, out, encoder)
     assert (report.embedded, report.reused, report.removed) == (0, 6, 0)
-    assert encoder.calls == 6  # nothing new was encoded
+    assert report.extra["sentences_embedded"] == 0
+    assert encoder.calls == 12  # nothing new was encoded
 
     (kb / "articles" / "gift-cards.md").write_text(
         "---\nid: gift-cards\ntitle: Gift cards\n---\nGift cards are valid for three years.\n", encoding="utf-8"
@@ -79,7 +80,7 @@ def test_second_run_reembeds_only_what_changed(tmp_path: Path) -> None:
     (kb / "articles" / "cancel-order.md").unlink()
     report = build_index(kb, out, encoder)
     assert (report.embedded, report.reused, report.removed, report.chunks) == (1, 4, 2, 5)
-    assert encoder.calls == 7
+    assert encoder.calls == 14  # one new chunk, one new sentence
     hits = Retriever.open(out, encoder).search("gift cards three years", k=1)
     assert hits[0].article_id == "gift-cards" and "three years" in hits[0].text
 
@@ -114,7 +115,7 @@ def test_interrupt_during_embedding_keeps_previous_index(tmp_path: Path) -> None
     out = tmp_path / "index"
     encoder = FakeEncoder()
     build_index(kb, out, encoder)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob('*') if p.is_file()}
 
     (kb / "articles" / "new.md").write_text("---\nid: new\ntitle: New\n---\nBrand new article.\n")
 
@@ -124,7 +125,7 @@ def test_interrupt_during_embedding_keeps_previous_index(tmp_path: Path) -> None
 
     with pytest.raises(KeyboardInterrupt):
         build_index(kb, out, encoder, progress=interrupt)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob('*') if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index", "kb"]  # no temp or .old dirs
     assert Retriever.open(out, encoder).size == 6
 
@@ -136,7 +137,7 @@ def test_interrupt_while_writing_keeps_previous_index(tmp_path: Path, monkeypatc
     out = tmp_path / "index"
     encoder = FakeEncoder()
     build_index(kb, out, encoder)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob('*') if p.is_file()}
 
     def boom(*args: object) -> None:
         raise KeyboardInterrupt
@@ -144,7 +145,7 @@ def test_interrupt_while_writing_keeps_previous_index(tmp_path: Path, monkeypatc
     monkeypatch.setattr(faiss, "write_index", boom)
     with pytest.raises(KeyboardInterrupt):
         build_index(kb, out, encoder, rebuild=True)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob('*') if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index", "kb"]
 
 

@@ -47,7 +47,7 @@ def test_search_many_matches_single_searches(built: Path, fake_encoder: FakeEnco
     assert many[2][0].article_id == "gift-cards"
 
 
-def test_one_long_article_does_not_crowd_out_others(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+def test_one_article_is_listed_once(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     kb = make_kb(tmp_path / "kb")
     sections = "\n\n".join(f"## Refund case {i}\n\n" + "refund money back card refund days " * 25 for i in range(5))
     (kb / "articles" / "refund-guide.md").write_text(f"---\nid: refund-guide\ntitle: Refund guide\n---\n{sections}\n")
@@ -56,10 +56,10 @@ def test_one_long_article_does_not_crowd_out_others(tmp_path: Path, fake_encoder
     retriever = Retriever.open(out, fake_encoder)
     hits = retriever.search("refund card days", k=3)
     articles = [h.article_id for h in hits]
-    assert articles == ["refund-guide", "refund-guide", "refund-time"]  # 2 chunks, then the other article
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    hits = retriever.search("refund card days", k=10)  # 6 other articles + 4 guide chunks
-    assert sum(h.article_id == "refund-guide" for h in hits) == 4  # further chunks fill the remaining slots
+    assert articles[0] == "refund-guide" and "refund-time" in articles  # its 5 chunks fill one slot
+    assert len(set(articles)) == len(articles) == 3
+    hits = retriever.search("refund card days", k=10)  # fewer articles than k: never a second chunk
+    assert sum(h.article_id == "refund-guide" for h in hits) == 1 and len(hits) == 7
 
 
 def test_missing_index_says_to_run_index(tmp_path: Path, fake_encoder: FakeEncoder) -> None:

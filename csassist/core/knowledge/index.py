@@ -9,7 +9,12 @@ assistant, benchmarks):
 * ``manifest.json`` -- format version, embedder id and dimension, index type and parameters,
   per-chunk content hashes, counts and build time.  Readers refuse an index whose manifest does not
   match them instead of returning silently wrong neighbours.
-* ``intent/``       -- written by the intent head, preserved across rebuilds.
+* ``lexical/``      -- BM25 views of the same chunks (:mod:`~csassist.core.knowledge.lexical`), the
+  exact-word half of hybrid retrieval;
+* ``sentences.jsonl`` + ``sentences.npy`` -- every chunk's sentences and their vectors, so a search
+  can say which sentence of an answer matched without encoding anything at query time;
+* ``intent/``, ``oos/`` -- written by the intent head and the out-of-scope detector, preserved
+  across rebuilds.
 
 Builds are atomic: everything is written into a temporary directory that replaces the live one in a
 single rename, so Ctrl-C or a crash at any point leaves the previous index usable.
@@ -32,8 +37,11 @@ import numpy as np
 
 from csassist.core.atomic import atomic_directory
 from csassist.core.errors import IndexUnusableError, KBError
+from csassist.core.knowledge.chunking import content_hash
 from csassist.core.knowledge.embedder import Encoder
 from csassist.core.knowledge.kb import KBContents, load_kb
+from csassist.core.knowledge.lexical import LEXICAL_SUBDIR, LexicalIndex
+from csassist.core.knowledge.sentences import split_sentences
 from csassist.core.progress import ProgressCallback, ProgressEvent
 from csassist.core.types import Chunk, IntentExample, KBProblem
 
@@ -43,6 +51,11 @@ CHUNKS_FILE = "chunks.jsonl"
 VECTORS_FILE = "vectors.npy"
 MANIFEST_FILE = "manifest.json"
 INTENT_SUBDIR = "intent"
+OOS_SUBDIR = "oos"
+SENTENCES_FILE = "sentences.jsonl"
+SENTENCE_VECTORS_FILE = "sentences.npy"
+#: Model directories fitted beside the index; a rebuild carries them over unchanged.
+PRESERVED_SUBDIRS = (INTENT_SUBDIR, OOS_SUBDIR)
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 
 #: "auto" switches from exact (flat) to approximate (HNSW) search at this many vectors: below it a
@@ -252,6 +265,10 @@ def build_index(
     removed = sum(1 for digest in previous if digest not in used)
 
     index = make_faiss_index(vectors, resolved_type)
+    lexical = LexicalIndex.build(texts)
+    sentence_records, sentence_vectors, sentences_embedded = _sentence_vectors(
+        contents.chunks, encoder, {} if rebuild else _previous_sentence_vectors(out_dir, encoder)
+    )
     manifest = {
         "format_version": FORMAT_VERSION,
         "embedder": {"model_id": encoder.model_id, "dimension": encoder.dimension},
@@ -272,8 +289,9 @@ def build_index(
             "intent_examples": len(contents.intent_examples),
         },
         "content_hashes": {c.chunk_id: c.content_hash for c in contents.chunks},
+        "sentences": {"count": len(sentence_records)},
     }
-    _write(out_dir, index, vectors, contents.chunks, manifest)
+    _write(out_dir, index, vectors, contents.chunks, manifest, lexical, (sentence_records, sentence_vectors))
     return IndexReport(
         out_dir=out_dir,
         index_type=resolved_type,
@@ -290,6 +308,7 @@ def build_index(
         seconds=time.perf_counter() - started,
         embed_seconds=embed_seconds,
         full_rebuild_reason=reason,
+        extra={"sentences": len(sentence_records), "sentences_embedded": sentences_embedded},
     )
 
 
@@ -298,7 +317,7 @@ def _check_replaceable(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise IndexUnusableError(f"{out_dir} exists and is not a directory: choose another --out")
     if out_dir.is_dir() and not (out_dir / MANIFEST_FILE).exists():
-        foreign = [p.name for p in out_dir.iterdir() if p.name != INTENT_SUBDIR]
+        foreign = [p.name for p in out_dir.iterdir() if p.name not in PRESERVED_SUBDIRS]
         if foreign:
             raise IndexUnusableError(
                 f"{out_dir} is not empty and holds no csassist index ({', '.join(sorted(foreign)[:3])}...): "
@@ -328,24 +347,83 @@ def _embed(encoder: Encoder, texts: Sequence[str], progress: ProgressCallback | 
     return out / np.maximum(norms, 1e-12)
 
 
-def _write(out_dir: Path, index: Any, vectors: np.ndarray, chunks: Sequence[Chunk], manifest: dict[str, Any]) -> None:
-    """Write all files into a temp dir (keeping the intent head) and swap it in with one rename."""
+def _sentence_vectors(
+    chunks: Sequence[Chunk], encoder: Encoder, previous: dict[str, np.ndarray]
+) -> tuple[list[dict[str, Any]], np.ndarray, int]:
+    """Every chunk's sentences (``{"row", "text"}``) and their unit vectors, re-embedding only new ones."""
+    records = [{"row": row, "text": s} for row, chunk in enumerate(chunks) for s in split_sentences(chunk.text)]
+    hashes = [content_hash(r["text"]) for r in records]
+    todo = sorted({h: i for i, h in reversed(list(enumerate(hashes))) if h not in previous}.values())
+    fresh = _embed(encoder, [records[i]["text"] for i in todo], None)
+    by_hash = {hashes[i]: fresh[n] for n, i in enumerate(todo)}
+    vectors = np.empty((len(records), encoder.dimension), dtype=np.float32)
+    for row, digest in enumerate(hashes):
+        vectors[row] = by_hash[digest] if digest in by_hash else previous[digest]
+    return records, vectors, len(todo)
+
+
+def _previous_sentence_vectors(out_dir: Path, encoder: Encoder) -> dict[str, np.ndarray]:
+    """Sentence vectors of the live index keyed by text hash ({} when absent or from another embedder)."""
+    try:
+        manifest = read_manifest(out_dir)
+        embedder = manifest.get("embedder", {})
+        if embedder.get("model_id") != encoder.model_id or embedder.get("dimension") != encoder.dimension:
+            return {}
+        vectors = np.load(out_dir / SENTENCE_VECTORS_FILE, allow_pickle=False)
+        records = read_sentence_records(out_dir)
+    except (IndexUnusableError, OSError, ValueError, json.JSONDecodeError):
+        return {}
+    if vectors.ndim != 2 or vectors.shape != (len(records), encoder.dimension):
+        return {}
+    return {content_hash(str(r.get("text", ""))): vectors[i] for i, r in enumerate(records)}
+
+
+def read_sentence_records(index_dir: Path) -> list[dict[str, Any]]:
+    """The ``{"row", "text"}`` sentence records of an index directory, in vector order."""
+    path = Path(index_dir) / SENTENCES_FILE
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _write_lines(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    """One JSON object a line, fsynced (the directory swap must not publish a half-written file)."""
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` followed by fsync."""
+    with path.open("wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write(
+    out_dir: Path,
+    index: Any,
+    vectors: np.ndarray,
+    chunks: Sequence[Chunk],
+    manifest: dict[str, Any],
+    lexical: LexicalIndex,
+    sentences: tuple[list[dict[str, Any]], np.ndarray],
+) -> None:
+    """Write all files into a temp dir (keeping fitted models) and swap it in with one rename."""
     import faiss
 
     with atomic_directory(out_dir) as tmp:
-        intent_dir = out_dir / INTENT_SUBDIR
-        if intent_dir.is_dir():
-            shutil.copytree(intent_dir, tmp / INTENT_SUBDIR)
+        for name in PRESERVED_SUBDIRS:
+            if (out_dir / name).is_dir():
+                shutil.copytree(out_dir / name, tmp / name)
         faiss.write_index(index, str(tmp / INDEX_FILE))
-        with (tmp / VECTORS_FILE).open("wb") as handle:
-            np.save(handle, vectors, allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with (tmp / CHUNKS_FILE).open("w", encoding="utf-8") as handle:
-            for chunk in chunks:
-                handle.write(json.dumps(_chunk_record(chunk), ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        _save_array(tmp / VECTORS_FILE, vectors)
+        _write_lines(tmp / CHUNKS_FILE, [_chunk_record(chunk) for chunk in chunks])
+        _write_lines(tmp / SENTENCES_FILE, sentences[0])
+        _save_array(tmp / SENTENCE_VECTORS_FILE, sentences[1])
+        manifest["lexical"] = lexical.save(tmp / LEXICAL_SUBDIR)
         # The manifest goes last: a directory with a manifest is a complete one.
         with (tmp / MANIFEST_FILE).open("w", encoding="utf-8") as handle:
             json.dump(manifest, handle, ensure_ascii=False, indent=1)

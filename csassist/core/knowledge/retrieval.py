@@ -1,4 +1,12 @@
-"""Search a built index: the query is embedded by the same model that built it, then FAISS finds neighbours.
+"""Search a built index: hybrid dense + BM25 retrieval, fused by rank, one result per article.
+
+The query is embedded by the same model that built the index; FAISS gives the nearest chunks, BM25
+(:mod:`~csassist.core.knowledge.lexical`) the chunks sharing its rare words and letter groups, and
+:mod:`~csassist.core.knowledge.fusion` merges them (plus the predicted intent and, for long messages,
+each sentence on its own).  Every hit carries its dense cosine as ``score`` (what thresholds such as
+the extractive reply's grounding floor are calibrated on) and the sentence of the chunk closest to
+the query as ``evidence``.  A cross-encoder reranker would be the next step, but none with
+bundled weights is installable offline (see the README): the fusion is the reranker.
 
 :meth:`Retriever.open` checks the manifest against what it is about to use (format version, embedder,
 dimension, files present and consistent) and refuses with advice to re-index on any mismatch: a
@@ -8,7 +16,7 @@ vector from another model lives in another space, and searching it would return 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,36 +24,67 @@ import numpy as np
 
 from csassist.core.errors import IndexUnusableError
 from csassist.core.knowledge.embedder import DEFAULT_EMBEDDER, Encoder, load_encoder
+from csassist.core.knowledge.fusion import (
+    LONG_MESSAGE_CHARS,
+    RetrievalOptions,
+    group_by_article,
+    intent_bonus,
+    ranked,
+    reciprocal_rank_fusion,
+)
 from csassist.core.knowledge.index import (
     CHUNKS_FILE,
     FORMAT_VERSION,
     HNSW_EF_SEARCH,
     INDEX_FILE,
     IVF_NPROBE,
+    SENTENCE_VECTORS_FILE,
+    SENTENCES_FILE,
+    VECTORS_FILE,
     configure_faiss_threads,
     read_chunk_records,
     read_manifest,
+    read_sentence_records,
 )
+from csassist.core.knowledge.lexical import LEXICAL_SUBDIR, LexicalIndex
+from csassist.core.knowledge.sentences import split_sentences
 from csassist.core.types import Passage
 
 _REINDEX = "re-index with `csassist index KB --rebuild`"
-#: Candidates fetched per requested hit, so one article's many chunks cannot crowd out the others.
-_OVERFETCH = 4
-#: Chunks of one article allowed in the results before other articles' chunks take precedence.
-PER_ARTICLE = 2
+#: Longest query text (characters) encoded: the encoder truncates at 256 tokens anyway.
+MAX_QUERY_CHARS = 2000
+#: At most this many sentences of a long message are searched on their own.
+MAX_QUERY_SENTENCES = 6
+
+IntentDistribution = Mapping[str, float]
+
+
 
 
 class Retriever:
-    """A loaded index plus its encoder; ``search`` is thread-safe (FAISS reads, a locked encoder)."""
+    """A loaded index plus its encoder; ``search`` is thread-safe (read-only arrays, a locked encoder)."""
 
     def __init__(
-        self, index_dir: Path, manifest: dict[str, Any], index: Any, records: list[dict[str, Any]], encoder: Encoder
+        self,
+        index_dir: Path,
+        manifest: dict[str, Any],
+        index: Any,
+        records: list[dict[str, Any]],
+        encoder: Encoder,
+        *,
+        vectors: np.ndarray | None = None,
+        lexical: LexicalIndex | None = None,
+        sentences: tuple[list[dict[str, Any]], np.ndarray] | None = None,
+        options: RetrievalOptions | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.manifest = manifest
         self.encoder = encoder
+        self.options = options or RetrievalOptions()
+        self.lexical = lexical
         self._index = index
         self._records = records
+        self._vectors = vectors
         self._passages = [
             Passage(
                 chunk_id=str(r["chunk_id"]),
@@ -58,14 +97,32 @@ class Retriever:
             )
             for r in records
         ]
+        self._article_of = [p.article_id for p in self._passages]
+        self._sentence_texts: list[str] = []
+        self._sentence_vectors = np.zeros((0, encoder.dimension), dtype=np.float32)
+        self._sentences_of: dict[int, list[int]] = {}
+        if sentences is not None:
+            sentence_records, sentence_vectors = sentences
+            self._sentence_texts = [str(r.get("text", "")) for r in sentence_records]
+            self._sentence_vectors = sentence_vectors
+            for i, r in enumerate(sentence_records):
+                self._sentences_of.setdefault(int(r.get("row", -1)), []).append(i)
+        self._sentence_rows = np.zeros(0, dtype=np.int64)
+        if sentences is not None:
+            self._sentence_rows = np.array([int(r.get("row", 0)) for r in sentences[0]], dtype=np.int64)
 
     @property
     def size(self) -> int:
         """Number of indexed chunks."""
         return len(self._records)
 
+    @property
+    def hybrid(self) -> bool:
+        """Whether the index carries the BM25 views (indexes built before them are dense only)."""
+        return self.lexical is not None
+
     @classmethod
-    def open(cls, index_dir: Path, encoder: Encoder | None = None) -> Retriever:
+    def open(cls, index_dir: Path, encoder: Encoder | None = None, options: RetrievalOptions | None = None) -> Retriever:
         """Load and validate an index; ``encoder=None`` loads the embedder named in the manifest."""
         import faiss
 
@@ -115,20 +172,57 @@ class Retriever:
         ivf = manifest.get("ivf") or {}
         if ivf and hasattr(index, "nprobe"):
             index.nprobe = int(ivf.get("nprobe", IVF_NPROBE))
-        return cls(index_dir, manifest, index, records, encoder)
+        vectors = _load_rows(index_dir / VECTORS_FILE, len(records), dimension)
+        lexical = None
+        if manifest.get("lexical"):
+            lexical = LexicalIndex.load(index_dir / LEXICAL_SUBDIR, manifest["lexical"], len(records))
+        sentences = None
+        if manifest.get("sentences"):
+            sentences = _load_sentences(index_dir, int(manifest["sentences"].get("count", -1)), dimension)
+        return cls(
+            index_dir, manifest, index, records, encoder,
+            vectors=vectors, lexical=lexical, sentences=sentences, options=options,
+        )
 
-    def search(self, query: str, k: int = 5) -> list[Passage]:
-        """The ``k`` best passages for ``query`` (best first); an empty query gives ``[]``."""
-        return self.search_many([query], k)[0]
+    # ------------------------------------------------------------------ searching
+    def search(
+        self, query: str, k: int = 5, *, intents: IntentDistribution | None = None,
+        options: RetrievalOptions | None = None,
+    ) -> list[Passage]:
+        """The ``k`` best articles for ``query`` (best chunk each, best first); an empty query gives ``[]``.
 
-    def search_many(self, queries: Sequence[str], k: int = 5) -> list[list[Passage]]:
-        """Search several queries with one encoder call (used by batch evaluation and benchmarks)."""
+        ``intents`` (intent -> probability, e.g. the classifier's top 3) boosts the articles whose
+        front matter names them.
+        """
+        return self.search_many([query], k, intents=[intents] if intents else None, options=options)[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 5,
+        *,
+        intents: Sequence[IntentDistribution | None] | None = None,
+        options: RetrievalOptions | None = None,
+    ) -> list[list[Passage]]:
+        """Search several queries with one encoder call (batch evaluation, benchmarks)."""
+        opts = options or self.options
         results: list[list[Passage]] = [[] for _ in queries]
         wanted = [i for i, q in enumerate(queries) if q and q.strip()]
         if not wanted or k <= 0 or not self._records:
             return results
-        vectors = self.encoder.encode([queries[i].strip() for i in wanted])
-        return self.search_vectors(np.asarray(vectors, dtype=np.float32), k, positions=wanted, out=results)
+        texts = [queries[i].strip()[:MAX_QUERY_CHARS] for i in wanted]
+        parts = [self._sentences_of_query(t) if opts.per_sentence else [] for t in texts]
+        flat = [s for p in parts for s in p]
+        vectors = np.asarray(self.encoder.encode(texts + flat), dtype=np.float32)
+        offset = len(texts)
+        for row, position in enumerate(wanted):
+            sentence_vectors = vectors[offset : offset + len(parts[row])]
+            offset += len(parts[row])
+            distribution = intents[position] if intents is not None and position < len(intents) else None
+            results[position] = self._search_one(
+                texts[row], vectors[row], parts[row], sentence_vectors, k, distribution, opts
+            )
+        return results
 
     def search_vectors(
         self,
@@ -138,36 +232,87 @@ class Retriever:
         positions: Sequence[int] | None = None,
         out: list[list[Passage]] | None = None,
     ) -> list[list[Passage]]:
-        """Search already-embedded (unit-norm) query vectors; ``positions`` place results into ``out``."""
+        """Dense-only search of already-embedded (unit-norm) query vectors, one hit per article."""
         positions = list(positions) if positions is not None else list(range(len(vectors)))
         results = out if out is not None else [[] for _ in positions]
-        fetch = min(self.size, max(k * _OVERFETCH, k))
-        scores, ids = self._index.search(np.ascontiguousarray(vectors, dtype=np.float32), fetch)
         for row, position in enumerate(positions):
-            hits = [(float(s), int(i)) for s, i in zip(scores[row], ids[row], strict=False) if i >= 0]
-            results[position] = self._select(hits, k)
+            dense = self._dense_ranking(vectors[row], self.options.candidates)
+            fused = reciprocal_rank_fusion([(dense, 1.0)], self.options.rrf_k)
+            results[position] = self._passages_for(fused, vectors[row], (), k, None, self.options)
         return results
 
-    def _select(self, hits: list[tuple[float, int]], k: int) -> list[Passage]:
-        """Top ``k`` by score, with at most :data:`PER_ARTICLE` chunks of one article ahead of other articles.
+    def _sentences_of_query(self, text: str) -> list[str]:
+        """The sentences of a long message worth searching alone ([] for short messages)."""
+        if len(text) < LONG_MESSAGE_CHARS:
+            return []
+        sentences = split_sentences(text)
+        return sentences[:MAX_QUERY_SENTENCES] if len(sentences) >= 2 else []
 
-        Several chunks of one article are kept (they are distinct passages), yet a long article cannot
-        fill every slot and push a different relevant article out; its further chunks only fill slots
-        nothing else wants.  The result is sorted by score, so articles appear in the order of their
-        best chunk.
-        """
-        per_article: dict[str, int] = {}
-        first: list[tuple[float, int]] = []
-        rest: list[tuple[float, int]] = []
-        for score, idx in sorted(hits, key=lambda h: -h[0]):
-            article = self._passages[idx].article_id
-            per_article[article] = per_article.get(article, 0) + 1
-            (first if per_article[article] <= PER_ARTICLE else rest).append((score, idx))
-        chosen = (first + rest)[:k]
-        chosen.sort(key=lambda h: -h[0])
+    def _dense_ranking(self, vector: np.ndarray, depth: int) -> list[int]:
+        """Chunk rows nearest to ``vector`` (FAISS; flat, HNSW or IVF as built)."""
+        fetch = min(self.size, depth)
+        _, ids = self._index.search(np.ascontiguousarray(vector[None, :], dtype=np.float32), fetch)
+        return [int(i) for i in ids[0] if i >= 0]
+
+    def _sentence_ranking(self, vector: np.ndarray, depth: int) -> list[int]:
+        """Chunk rows ranked by their best sentence's similarity to ``vector``."""
+        sims = self._sentence_vectors @ vector
+        best = np.full(self.size, -1.0, dtype=np.float32)
+        np.maximum.at(best, self._sentence_rows, sims)
+        return ranked(best, depth)
+
+    def _search_one(
+        self,
+        text: str,
+        vector: np.ndarray,
+        sentences: Sequence[str],
+        sentence_vectors: np.ndarray,
+        k: int,
+        distribution: IntentDistribution | None,
+        opts: RetrievalOptions,
+    ) -> list[Passage]:
+        """Fuse every enabled signal for one query into at most ``k`` article-level passages."""
+        depth = opts.candidates
+        lists: list[tuple[list[int], float]] = [(self._dense_ranking(vector, depth), 1.0)]
+        use_lexical = self.lexical is not None and opts.lexical
+        use_chars = self.lexical is not None and opts.chars
+        if use_lexical:
+            assert self.lexical is not None
+            lists.append((ranked(self.lexical.scores(text, "word"), depth, positive_only=True), opts.lexical_weight))
+        if use_chars:
+            assert self.lexical is not None
+            lists.append((ranked(self.lexical.scores(text, "char"), depth, positive_only=True), opts.chars_weight))
+        if opts.kb_sentences > 0 and len(self._sentence_texts):
+            lists.append((self._sentence_ranking(vector, depth), opts.kb_sentences))
+        for sentence, sentence_vector in zip(sentences, sentence_vectors, strict=True):
+            lists.append((self._dense_ranking(sentence_vector, depth), opts.sentence_weight))
+            if use_lexical:
+                assert self.lexical is not None
+                words = ranked(self.lexical.scores(sentence, "word"), depth, positive_only=True)
+                lists.append((words, opts.sentence_weight * opts.lexical_weight))
+        fused = reciprocal_rank_fusion(lists, opts.rrf_k)
+        return self._passages_for(fused, vector, sentence_vectors, k, distribution, opts)
+
+    def _passages_for(
+        self,
+        fused: Mapping[int, float],
+        vector: np.ndarray,
+        sentence_vectors: np.ndarray | Sequence[np.ndarray],
+        k: int,
+        distribution: IntentDistribution | None,
+        opts: RetrievalOptions,
+    ) -> list[Passage]:
+        """Group fused chunk scores by article, add the intent boost, and build the passages."""
+        groups = group_by_article(fused, self._article_of)
+        if distribution and opts.intent_boost > 0:
+            boosted = [
+                (a, c, s + intent_bonus(self._passages[c].intents, distribution, opts.intent_boost, opts.rrf_k))
+                for a, c, s in groups
+            ]
+            groups = sorted(boosted, key=lambda t: (-t[2], t[1]))
         out = []
-        for score, idx in chosen:
-            base = self._passages[idx]
+        for _article, chunk, _score in groups[:k]:
+            base = self._passages[chunk]
             out.append(
                 Passage(
                     chunk_id=base.chunk_id,
@@ -175,8 +320,47 @@ class Retriever:
                     title=base.title,
                     text=base.text,
                     source=base.source,
-                    score=score,
+                    score=self._cosine(chunk, vector),
                     intents=base.intents,
+                    evidence=self._evidence(chunk, vector, sentence_vectors),
                 )
             )
         return out
+
+    def _cosine(self, chunk: int, vector: np.ndarray) -> float:
+        """Dense similarity of the query and a chunk (exact, from the stored vectors)."""
+        if self._vectors is None:
+            return float(self._index.reconstruct(chunk) @ vector)
+        return float(np.dot(self._vectors[chunk], vector))
+
+    def _evidence(self, chunk: int, vector: np.ndarray, extra: np.ndarray | Sequence[np.ndarray]) -> str:
+        """The chunk's sentence nearest to the query (or to one of its sentences); '' without sentences."""
+        rows = self._sentences_of.get(chunk)
+        if not rows:
+            return ""
+        queries = np.vstack([vector[None, :], *(np.asarray(v)[None, :] for v in extra)])
+        sims = self._sentence_vectors[rows] @ queries.T
+        return self._sentence_texts[rows[int(np.argmax(sims.max(axis=1)))]]
+
+
+def _load_rows(path: Path, rows: int, dimension: int) -> np.ndarray | None:
+    """The stored chunk vectors (memory-mapped), or None when absent or not matching the chunks."""
+    try:
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if vectors.shape != (rows, dimension):
+        raise IndexUnusableError(f"{path} holds {vectors.shape} vectors for {rows} chunks: {_REINDEX}")
+    return vectors  # type: ignore[no-any-return]
+
+
+def _load_sentences(index_dir: Path, count: int, dimension: int) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Sentence records and vectors, checked against the manifest's count."""
+    try:
+        records = read_sentence_records(index_dir)
+        vectors = np.load(index_dir / SENTENCE_VECTORS_FILE, allow_pickle=False)
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        raise IndexUnusableError(f"sentence data at {index_dir} is unreadable ({exc}): {_REINDEX}") from exc
+    if len(records) != count or vectors.shape != (count, dimension):
+        raise IndexUnusableError(f"sentence data at {index_dir} ({SENTENCES_FILE}) is inconsistent: {_REINDEX}")
+    return records, np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,44 @@
+"""Split text into sentences: the unit of per-sentence query scoring and of "which sentence matched".
+
+Two jobs share this splitter.  A long customer message ("Hi, I ordered a lamp on the 3rd, order
+LK-1234 ... anyway, I was charged twice") carries its request in one sentence; the whole-message
+embedding is diluted by the story around it, so retrieval also scores each sentence on its own.  And
+an agent trusts a KB answer faster when the sentence that matched is shown, so every chunk's
+sentences are embedded at index time.
+
+Markdown is flattened first (headings, list bullets, bold markers) so that a bullet list counts as
+separate sentences and its markers are never shown as evidence.
+"""
+
+from __future__ import annotations
+
+import re
+
+_MARKERS = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
+_BOUNDARY = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+#: Pieces shorter than this are glued to their neighbour ("Hi." carries nothing on its own).
+MIN_CHARS = 12
+#: Sentences longer than this are cut (the encoder truncates anyway; evidence must stay readable).
+MAX_CHARS = 400
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text`` without Markdown markers; short fragments merged into the next one."""
+    lines = [_MARKERS.sub("", line) for line in (text or "").splitlines()]
+    flat = "\n".join(line.replace("**", "").replace("__", "") for line in lines)
+    pieces = [p.strip() for p in _BOUNDARY.split(flat) if p and p.strip()]
+    out: list[str] = []
+    carry = ""
+    for piece in pieces:
+        joined = f"{carry} {piece}".strip() if carry else piece
+        if len(joined) < MIN_CHARS:
+            carry = joined
+            continue
+        out.append(joined[:MAX_CHARS])
+        carry = ""
+    if carry:
+        if out:
+            out[-1] = f"{out[-1]} {carry}"[:MAX_CHARS]
+        else:
+            out.append(carry[:MAX_CHARS])
+    return out
