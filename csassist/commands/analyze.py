@@ -1,7 +1,8 @@
 """`csassist analyze "text"`: show what the engine understands from one customer message.
 
-Intent (top 3 and the out-of-scope verdict), entities, urgency with reasons, and the redacted text.
-Without an intent model it says to run ``csassist index`` and still prints the rest.
+Intent (top 3 and the out-of-scope verdict with its reason), the nearest training examples of the
+intent, the best KB answers with the sentence that matched, entities, urgency with reasons, and the
+redacted text.  Without an intent model it says to run ``csassist index`` and still prints the rest.
 """
 
 from __future__ import annotations
@@ -17,16 +18,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--index", metavar="DIR", help="index directory holding the intent head (default: configured)")
 
 
-def _analysis_dict(analysis, note: str | None, description: str | None = None) -> dict:  # type: ignore[no-untyped-def]
-    """A JSON-ready view of an Analysis."""
+def _analysis_dict(analysis, note: str | None, description: str | None = None, passages=()) -> dict:  # type: ignore[no-untyped-def]
+    """A JSON-ready view of an Analysis (and the KB answers found for the message)."""
     pred = analysis.intent
     return {
         "intent": pred.intent,
         "top": [{"intent": s.intent, "probability": round(s.probability, 4)} for s in pred.top],
         "out_of_scope": pred.out_of_scope,
+        "oos_score": None if pred.oos_score is None else round(pred.oos_score, 4),
+        "oos_reason": pred.reason or None,
         "threshold": round(pred.threshold, 4),
         "intent_model": pred.model or None,
         "intent_model_description": description,
+        "nearest_examples": [
+            {"text": n.text, "intent": n.intent, "similarity": round(n.similarity, 4)} for n in pred.neighbours
+        ],
+        "kb": [
+            {"id": p.article_id, "title": p.title, "score": round(p.score, 4), "matched_sentence": p.evidence}
+            for p in passages
+        ],
         "entities": [
             {"type": e.type, "text": e.text, "value": e.value, "start": e.start, "end": e.end}
             for e in analysis.entities
@@ -47,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from csassist.commands.common import open_workspace
     from csassist.core.errors import DataError, ModelMissingError
     from csassist.core.textnorm import normalize_text
+    from csassist.core.understand.stack import intent_distribution, load_understanding
 
     # argv with invalid UTF-8 arrives with surrogate escapes: normalise like every other entry point
     text = normalize_text(sys.stdin.read() if args.text == "-" else args.text)
@@ -63,7 +74,20 @@ def run(args: argparse.Namespace) -> int:
     description = model.describe() if model is not None else None
     if model is not None and model.report.get("fallback"):
         print(f"warning: {model.report['fallback']}", file=sys.stderr)
-    result = _analysis_dict(workspace.analyzer(model).analyze(text), note, description)
+    retriever = None
+    if not workspace.index_missing(index_dir):
+        # The retrieval embedder (not necessarily the intent model's encoder) feeds the KB search and
+        # the out-of-scope detector; it is one cached load when the intent head shares it.
+        parts = load_understanding(index_dir, workspace.encoder(), intent_model=model)
+        model, retriever = parts.intent_model, parts.retriever
+        for extra in parts.notes:
+            print(f"warning: {extra}", file=sys.stderr)
+    analysis = workspace.analyzer(model).analyze(text)
+    passages = []
+    if retriever is not None:
+        top_k = workspace.settings.retrieval.top_k
+        passages = retriever.search(text, top_k, intents=intent_distribution(analysis.intent))
+    result = _analysis_dict(analysis, note, description, passages)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
@@ -85,6 +109,15 @@ def _print_plain(r: dict) -> None:
         print(f"model:     {r['intent_model_description'] or r['intent_model']}")
         for s in r["top"]:
             print(f"           {s['probability']:6.1%}  {s['intent']}")
+        if r["oos_reason"]:
+            print(f"why:       {r['oos_reason']}")
+        for n in r["nearest_examples"]:
+            print(f"           {n['similarity']:.2f}  {n['text']!r} ({n['intent']})")
+    for rank, hit in enumerate(r["kb"], start=1):
+        label = "kb:" if rank == 1 else ""
+        print(f"{label:<11}{rank}. {hit['title']} ({hit['id']}, {hit['score']:.2f})")
+        if hit["matched_sentence"]:
+            print(f"              matched: {hit['matched_sentence']!r}")
     if r["entities"]:
         print("entities:")
         for e in r["entities"]:

@@ -2,7 +2,8 @@
 
 Shows a progress bar while embedding and a summary table at the end; broken KB files are listed
 with file:line and the exit code is 3 (partial) so scripts notice, while everything else is indexed.
-After a successful build the intent head is fitted from the KB's ``intents.csv`` into ``<out>/intent``.
+After a successful build the intent head is fitted from the KB's ``intents.csv`` into ``<out>/intent``
+and the out-of-scope detector (``intents.csv`` against ``offtopic.csv``) into ``<out>/oos``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     workspace.configure_threads()
     encoder = workspace.encoder(args.embedder)
     build = _build_with_progress(workspace, kb_dir, out_dir, encoder, args, err)
-    report, intent = build.report, build.intents.as_dict()
+    report, intent, oos = build.report, build.intents.as_dict(), build.oos.as_dict()
     promoted = workspace.intent_store().current()
     if promoted is not None and intent["status"] == "fitted":  # say so: this head is not what the app uses
         intent["in_use_instead"] = promoted.name
@@ -74,11 +75,12 @@ def run(args: argparse.Namespace) -> int:
             "problems": [{"file": p.source, "line": p.line, "message": p.message} for p in report.problems],
             "intent_examples": len(report.intent_examples),
             "intent_head": intent,
+            "oos_detector": oos,
             "exit_code": exit_code,
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return exit_code
-    _print_summary(Console(), report, kb_dir, intent)
+    _print_summary(Console(), report, kb_dir, intent, oos)
     return exit_code
 
 
@@ -108,7 +110,7 @@ def _build_with_progress(workspace: Any, kb_dir: Any, out_dir: Any, encoder: Any
         )
 
 
-def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any]) -> None:
+def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any], oos: dict[str, Any]) -> None:
     """The end-of-build table, then the list of skipped input with file:line."""
     from rich.table import Table
     from rich.text import Text
@@ -143,6 +145,11 @@ def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any
                                                  "--rollback-target intent` returns to this head)"))
     else:
         rows.append(("intent head", intent.get("reason", intent["status"])))
+    if oos["status"] == "fitted":
+        rows.append(("out-of-scope detector", f"fitted ({oos['off_topic_examples']} off-topic examples, "
+                     f"cv recall {oos['cv_oos_recall']:.2f} at {oos['cv_in_scope_flagged']:.2f} in-scope flagged)"))
+    else:
+        rows.append(("out-of-scope detector", str(oos.get("reason", oos["status"]))))
     for name, value in rows:
         table.add_row(name, Text(safe_line(value)))  # paths and reasons may hold a file's name
     console.print(table)

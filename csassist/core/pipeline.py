@@ -153,10 +153,31 @@ class Assistant:
             return _empty_analysis(text)
 
     def retrieve(self, text: str, k: int | None = None, history: Sequence[Message] = ()) -> list[Passage]:
-        """The best KB passages for the customer's turn ending in ``text`` (empty without an index)."""
+        """The best KB articles for the customer's turn ending in ``text`` (empty without an index).
+
+        The intent model's candidates boost the articles written for them (the embedding of the turn
+        is memoised, so predicting here costs a matrix product, not a second encoding).
+        """
         if self.retriever is None or not text.strip():
             return []
-        return list(self.retriever.search(customer_turn_text(text, history), k or self.settings.retrieval.top_k))
+        turn = customer_turn_text(text, history)
+        k = k or self.settings.retrieval.top_k
+        intents = self._intent_distribution(turn)
+        if intents:
+            return list(self.retriever.search(turn, k, intents=intents))
+        return list(self.retriever.search(turn, k))
+
+    def _intent_distribution(self, turn: str) -> dict[str, float]:
+        """``{intent: probability}`` of the turn's in-scope candidates ({} without a model or when OOS)."""
+        if self.intent_model is None:
+            return {}
+        try:
+            prediction = self.intent_model.predict(turn)
+        except Exception:  # noqa: BLE001 - boosting is optional; retrieval must still answer
+            return {}
+        if prediction.out_of_scope:
+            return {}
+        return {s.intent: s.probability for s in prediction.top}
 
     def suggest(
         self,

@@ -80,6 +80,7 @@ class IndexBuild:
 
     report: IndexReport
     intents: IntentFit
+    oos: IntentFit = IntentFit("skipped", "not fitted")  # the out-of-scope detector beside the index
 
     def summary(self) -> str:
         """One line for a notification: chunks, articles, time, intent head."""
@@ -201,6 +202,15 @@ class Workspace:
             intent_model, order_patterns=company.order_patterns, tracking_patterns=company.tracking_patterns
         )
 
+    def with_oos_detector(
+        self, intent_model: IntentModel, encoder: Encoder, retriever: Retriever | None, index_dir: Path | None = None
+    ) -> IntentModel:
+        """``intent_model`` wrapped with the out-of-scope detector beside the index (itself when there is none)."""
+        from csassist.core.understand.oos import load_oos_model
+
+        similarity = retriever.best_similarity if retriever is not None else None
+        return load_oos_model(intent_model, index_dir or self.index_dir, encoder, similarity)
+
     def open_retriever(self, encoder: Encoder | None = None, index_dir: Path | None = None) -> Retriever:
         """The KB index, validated against its manifest; ``encoder=None`` loads the one the index names.
 
@@ -255,7 +265,8 @@ class Workspace:
         report = build_index(
             kb_root, index_dir or self.index_dir, enc, rebuild=rebuild, index_type=kind, progress=progress, kb=kb
         )
-        return IndexBuild(report, self.fit_intents(report.intent_examples, enc, report.out_dir))
+        intents = self.fit_intents(report.intent_examples, enc, report.out_dir)
+        return IndexBuild(report, intents, self.fit_oos(kb_root, report.intent_examples, enc, report.out_dir))
 
     def ensure_index(self, progress: ProgressCallback | None = None, *, rebuild: bool = False) -> IndexBuild | None:
         """Build the configured index when it is missing (or ``rebuild``); ``None`` when it was there."""
@@ -279,6 +290,32 @@ class Workspace:
             return IntentFit("failed", str(exc))
         details = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
         return IntentFit("fitted", details=details)
+
+    def fit_oos(
+        self, kb_dir: Path, examples: Sequence[IntentExample], encoder: Encoder, index_dir: Path
+    ) -> IntentFit:
+        """Fit the out-of-scope detector into ``<index_dir>/oos`` (KB examples vs ``offtopic.csv``).
+
+        Never raises a CsassistError; without off-topic examples a stale detector is removed, so the
+        intent model's own cut-off applies instead of a detector fitted on another KB.
+        """
+        import shutil
+
+        from csassist.core.knowledge.index import OOS_SUBDIR
+        from csassist.core.understand.oos import fit_oos_detector, load_off_topic
+
+        target = index_dir / OOS_SUBDIR
+        try:
+            negatives = load_off_topic(kb_dir)
+            if not negatives and not any(e.intent == "oos" for e in examples):
+                shutil.rmtree(target, ignore_errors=True)
+                return IntentFit("skipped", "the KB has no off-topic examples (offtopic.csv, intent=oos)")
+            retriever = self.open_retriever(encoder, index_dir)
+            result = fit_oos_detector([*examples, *negatives], encoder, target, kb_similarity=retriever.best_similarity)
+        except CsassistError as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            return IntentFit("failed", str(exc))
+        return IntentFit("fitted", details={k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))})
 
     # ------------------------------------------------------------------ the engine
     def assistant(self, *, generator: Generator | None | _Configured = CONFIGURED) -> Assistant:
@@ -313,6 +350,11 @@ class Workspace:
                     warnings.append(str(intent_model.report["fallback"]))
             except Exception as exc:  # noqa: BLE001
                 warnings.append(f"no intent model ({exc}); intents will not be shown")
+            if intent_model is not None:
+                try:  # the out-of-scope detector (verdict, reason, nearest examples) fitted beside the index
+                    intent_model = self.with_oos_detector(intent_model, encoder, retriever)
+                except Exception as exc:  # noqa: BLE001
+                    warnings.append(f"out-of-scope detector unusable ({exc}); using the intent model's cut-off")
         gen = self.load_generator_or_warn(warnings) if isinstance(generator, _Configured) else generator
         return Assistant(
             self.settings,

@@ -241,6 +241,17 @@ class Retriever:
             results[position] = self._passages_for(fused, vectors[row], (), k, None, self.options)
         return results
 
+    def best_similarity(self, vectors: np.ndarray) -> np.ndarray:
+        """Per query vector, the best cosine to any chunk or KB sentence (how well the KB covers it)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if not len(vectors) or not self.size:
+            return np.zeros(len(vectors), dtype=np.float32)
+        scores, _ = self._index.search(vectors, 1)
+        best = scores[:, 0]
+        if len(self._sentence_texts):
+            best = np.maximum(best, (vectors @ self._sentence_vectors.T).max(axis=1))
+        return best  # type: ignore[no-any-return]
+
     def _sentences_of_query(self, text: str) -> list[str]:
         """The sentences of a long message worth searching alone ([] for short messages)."""
         if len(text) < LONG_MESSAGE_CHARS:

@@ -1,0 +1,411 @@
+"""Out-of-scope detection that is not a softmax cut-off, and the evidence shown with every verdict.
+
+Why not the intent head's top probability alone: measured on the dev set, the probabilities of real
+and off-topic messages overlap (a crypto scam scored 0.6 "double_charged"), so no threshold separates
+them.  A softmax always sums to one over the shop's intents; it cannot say "none of these".  Three
+other questions can:
+
+* how close is the message to the nearest *in-scope* training example (kNN on the embeddings)?
+* how close is it to the nearest *off-topic* example the shop has seen (job applications, spam,
+  other companies' orders, small talk -- ``kb/offtopic.csv``)?
+* does any KB sentence or passage match it well?
+
+:class:`OOSDetector` feeds those similarities together with the intent model's top probability and
+margin into a small logistic regression (scikit-learn), fitted on the KB's in-scope examples against
+the off-topic ones.  The in-scope rows' features are computed as they would be for an unseen message
+(intent probabilities from cross-validation folds, nearest neighbours excluding the row itself), so
+the model is not fitted to its own training memory.  The decision threshold is picked on those
+cross-validated scores to keep real questions in scope (at most :data:`TARGET_FLAGGED` of them
+flagged) and then catch as many off-topic ones as possible.
+
+:class:`OOSAwareIntentModel` extends any intent model (head or fine-tuned) and replaces its verdict,
+adding the detector's probability, a reason an agent can check ("nearest example 0.62 away; no KB
+answer above 0.40") and the nearest training examples of the predicted intent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from csassist.core.atomic import atomic_directory
+from csassist.core.errors import DataError, ModelMissingError
+from csassist.core.knowledge.embedder import Encoder
+from csassist.core.types import IntentExample, IntentPrediction, Neighbour
+from csassist.core.understand.intent import IntentModel, clean_text, empty_prediction, prediction_from_probs
+from csassist.core.understand.intent_data import OOS_LABEL
+
+FORMAT = 1
+#: Root-level KB files of off-topic negatives (``text,intent=oos``).
+OFF_TOPIC_FILES = ("offtopic.csv", "offtopic.jsonl")
+#: Inverse regularisation of the cross-validation heads (the index head's value: probabilities alike).
+HEAD_C = 20.0
+FEATURES = ("top_probability", "margin", "nearest_in_scope", "mean3_in_scope", "nearest_off_topic", "kb_match")
+#: Real questions the threshold may flag on cross-validated training data (the dev target is 0.05;
+#: unseen wording is harder than held-out training rows, so the training budget is tighter).
+TARGET_FLAGGED = 0.03
+#: Nearest training examples shown with a prediction.
+NEIGHBOURS = 3
+#: Below this KB similarity the reason says "no KB answer above ...".
+WEAK_KB = 0.40
+
+#: Best KB similarity (max cosine over passages and their sentences) for each row of query vectors.
+KBSimilarity = Callable[[np.ndarray], np.ndarray]
+
+
+def _top_k_mean(sims: np.ndarray, k: int) -> np.ndarray:
+    """Mean of the ``k`` largest values per row (fewer when a row is shorter)."""
+    k = max(1, min(k, sims.shape[1]))
+    part = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+    return part.mean(axis=1)  # type: ignore[no-any-return]
+
+
+def _prob_features(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top probability and margin to the runner-up, per row."""
+    ordered = -np.sort(-probs, axis=1)
+    second = ordered[:, 1] if probs.shape[1] > 1 else np.zeros(len(probs))
+    return ordered[:, 0], ordered[:, 0] - second
+
+
+class OOSDetector:
+    """kNN + KB-match + intent-confidence features into a calibrated logistic regression."""
+
+    def __init__(
+        self,
+        *,
+        examples: np.ndarray,
+        example_texts: Sequence[str],
+        example_labels: Sequence[str],
+        negatives: np.ndarray,
+        coef: np.ndarray,
+        intercept: float,
+        mean: np.ndarray,
+        scale: np.ndarray,
+        threshold: float,
+        encoder_id: str,
+        report: dict[str, Any] | None = None,
+    ) -> None:
+        self.examples = np.asarray(examples, dtype=np.float32)
+        self.example_texts = list(example_texts)
+        self.example_labels = list(example_labels)
+        self.negatives = np.asarray(negatives, dtype=np.float32)
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = float(intercept)
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.threshold = float(threshold)
+        self.encoder_id = encoder_id
+        self.report = report or {}
+
+    # ------------------------------------------------------------------ features and scores
+    def features(self, vectors: np.ndarray, probs_top: np.ndarray, margin: np.ndarray, kb: np.ndarray,
+                 *, exclude_self: np.ndarray | None = None, exclude_negative: np.ndarray | None = None) -> np.ndarray:
+        """The feature matrix (columns :data:`FEATURES`) for query ``vectors``.
+
+        ``exclude_self[i] = j`` hides in-scope example ``j`` from row ``i`` (and ``exclude_negative``
+        the same for off-topic examples): used while fitting, so a row is not its own neighbour.
+        """
+        sims = vectors @ self.examples.T if len(self.examples) else np.zeros((len(vectors), 1))
+        if exclude_self is not None:
+            rows = np.nonzero(exclude_self >= 0)[0]
+            sims[rows, exclude_self[rows]] = -1.0
+        neg = vectors @ self.negatives.T if len(self.negatives) else np.zeros((len(vectors), 1))
+        if exclude_negative is not None:
+            rows = np.nonzero(exclude_negative >= 0)[0]
+            neg[rows, exclude_negative[rows]] = -1.0
+        return np.column_stack(
+            [probs_top, margin, sims.max(axis=1), _top_k_mean(sims, 3), neg.max(axis=1), kb]
+        ).astype(np.float64)
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(out of scope) per feature row."""
+        z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))  # type: ignore[no-any-return]
+
+    def neighbours(self, vector: np.ndarray, intent: str | None, k: int = NEIGHBOURS) -> tuple[Neighbour, ...]:
+        """The ``k`` training examples nearest to ``vector``, from ``intent`` when it has examples."""
+        if not len(self.examples):
+            return ()
+        sims = self.examples @ vector
+        pool = [i for i, label in enumerate(self.example_labels) if label == intent] if intent else []
+        candidates = np.array(pool) if pool else np.arange(len(self.examples))
+        order = candidates[np.argsort(-sims[candidates], kind="stable")[:k]]
+        return tuple(Neighbour(self.example_texts[i], self.example_labels[i], float(sims[i])) for i in order)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: Path) -> None:
+        """Write atomically to ``directory`` (``detector.npz`` + ``meta.json``)."""
+        with atomic_directory(Path(directory)) as tmp:
+            np.savez(
+                tmp / "detector.npz",
+                examples=self.examples.astype(np.float16),
+                negatives=self.negatives.astype(np.float16),
+                coef=self.coef,
+                mean=self.mean,
+                scale=self.scale,
+            )
+            meta = {
+                "format": FORMAT,
+                "features": list(FEATURES),
+                "encoder": self.encoder_id,
+                "intercept": self.intercept,
+                "threshold": self.threshold,
+                "example_texts": self.example_texts,
+                "example_labels": self.example_labels,
+                "report": self.report,
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path, encoder: Encoder) -> OOSDetector:
+        """Load a detector fitted with ``encoder``'s model; :class:`ModelMissingError` otherwise."""
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+            arrays = np.load(directory / "detector.npz", allow_pickle=False)
+            examples, negatives = arrays["examples"].astype(np.float32), arrays["negatives"].astype(np.float32)
+            coef, mean, scale = arrays["coef"], arrays["mean"], arrays["scale"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelMissingError(f"{directory}: out-of-scope detector unreadable ({exc}); run `csassist index`") from exc
+        if meta.get("format") != FORMAT or meta.get("features") != list(FEATURES):
+            raise ModelMissingError(f"{directory}: out-of-scope detector of another format; run `csassist index`")
+        if meta.get("encoder") != encoder.model_id or examples.shape[1:] != (encoder.dimension,):
+            raise ModelMissingError(
+                f"{directory}: the out-of-scope detector was fitted with embedder {meta.get('encoder')!r}, "
+                f"not {encoder.model_id!r}; run `csassist index`"
+            )
+        texts, labels = meta.get("example_texts", []), meta.get("example_labels", [])
+        if len(texts) != len(examples) or len(labels) != len(examples):
+            raise ModelMissingError(f"{directory}: out-of-scope detector is inconsistent; run `csassist index`")
+        return cls(
+            examples=examples, example_texts=texts, example_labels=labels, negatives=negatives, coef=coef,
+            intercept=float(meta["intercept"]), mean=mean, scale=scale, threshold=float(meta["threshold"]),
+            encoder_id=encoder.model_id, report=meta.get("report", {}),
+        )
+
+
+# ------------------------------------------------------------------------------------------------ fitting
+
+
+def _cv_probabilities(x: np.ndarray, y: np.ndarray, negatives: np.ndarray, n_classes: int, seed: int,
+                      folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out intent probabilities for in-scope rows and for off-topic rows (5-fold linear heads)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    fold_of = rng.integers(0, folds, size=len(x))
+    neg_fold = rng.integers(0, folds, size=len(negatives))
+    p_in = np.zeros((len(x), n_classes))
+    p_neg = np.zeros((len(negatives), n_classes))
+    for f in range(folds):
+        train, test = fold_of != f, fold_of == f
+        if len(np.unique(y[train])) < 2 or not test.any():
+            continue
+        model = LogisticRegression(C=HEAD_C, max_iter=1000, random_state=seed).fit(x[train], y[train])
+        p_in[np.ix_(test, model.classes_)] = model.predict_proba(x[test])
+        mask = neg_fold == f
+        if mask.any():
+            p_neg[np.ix_(mask, model.classes_)] = model.predict_proba(negatives[mask])
+    return p_in, p_neg
+
+
+def choose_oos_threshold(p_in: np.ndarray, p_neg: np.ndarray, target_flagged: float = TARGET_FLAGGED) -> float:
+    """The lowest threshold that flags at most ``target_flagged`` of in-scope rows (max OOS recall)."""
+    if not len(p_in):
+        return 0.5
+    candidates = np.unique(np.concatenate([p_in, p_neg, [1.0 + 1e-9]]))
+    for t in candidates:
+        if float(np.mean(p_in >= t)) <= target_flagged:
+            return float(t)
+    return 1.0 + 1e-9
+
+
+def fit_oos_detector(
+    examples: Sequence[IntentExample],
+    encoder: Encoder,
+    out_dir: Path,
+    *,
+    kb_similarity: KBSimilarity | None = None,
+    seed: int = 13,
+) -> dict[str, Any]:
+    """Fit the detector from labelled examples (``oos`` rows are the negatives) and save it to ``out_dir``.
+
+    ``kb_similarity`` gives the best KB match of each vector (the index's
+    :meth:`~csassist.core.knowledge.retrieval.Retriever.best_similarity`); without it the feature is 0.
+    Raises :class:`DataError` without off-topic examples or with fewer than two intents.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    started = time.perf_counter()
+    rows = [(clean_text(e.text), e.intent.strip()) for e in examples]
+    rows = [(t, label) for t, label in rows if t and label]
+    in_scope = [(t, label) for t, label in rows if label != OOS_LABEL]
+    off_topic = list(dict.fromkeys(t for t, label in rows if label == OOS_LABEL))
+    labels = sorted({label for _, label in in_scope})
+    if len(labels) < 2:
+        raise DataError("the out-of-scope detector needs in-scope examples of at least two intents")
+    if len(off_topic) < 5:
+        raise DataError("the out-of-scope detector needs off-topic examples (kb/offtopic.csv, intent=oos)")
+    x = np.asarray(encoder.encode([t for t, _ in in_scope]), dtype=np.float32)
+    xn = np.asarray(encoder.encode(off_topic), dtype=np.float32)
+    y = np.array([labels.index(label) for _, label in in_scope])
+    p_in, p_neg = _cv_probabilities(x, y, xn, len(labels), seed)
+    kb_in = kb_similarity(x) if kb_similarity is not None else np.zeros(len(x))
+    kb_neg = kb_similarity(xn) if kb_similarity is not None else np.zeros(len(xn))
+
+    probe = OOSDetector(
+        examples=x, example_texts=[t for t, _ in in_scope], example_labels=[label for _, label in in_scope],
+        negatives=xn, coef=np.zeros(len(FEATURES)), intercept=0.0, mean=np.zeros(len(FEATURES)),
+        scale=np.ones(len(FEATURES)), threshold=0.5, encoder_id=encoder.model_id,
+    )
+    top_in, margin_in = _prob_features(p_in)
+    top_neg, margin_neg = _prob_features(p_neg)
+    f_in = probe.features(x, top_in, margin_in, kb_in, exclude_self=np.arange(len(x)))
+    f_neg = probe.features(xn, top_neg, margin_neg, kb_neg, exclude_negative=np.arange(len(xn)))
+    features = np.vstack([f_in, f_neg])
+    target = np.concatenate([np.zeros(len(f_in)), np.ones(len(f_neg))])
+    mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
+    z = (features - mean) / scale
+
+    # Cross-validated scores for the threshold (the final model is fitted on everything).
+    rng = np.random.default_rng(seed)
+    fold_of = rng.integers(0, 5, size=len(z))
+    held = np.zeros(len(z))
+    for f in range(5):
+        train, test = fold_of != f, fold_of == f
+        if len(np.unique(target[train])) < 2 or not test.any():
+            continue
+        lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(z[train], target[train])
+        held[test] = lr.predict_proba(z[test])[:, 1]
+    threshold = choose_oos_threshold(held[target == 0], held[target == 1])
+    final = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(z, target)
+    report = {
+        "in_scope_examples": len(x),
+        "off_topic_examples": len(xn),
+        "threshold": round(threshold, 4),
+        "cv_in_scope_flagged": float(np.mean(held[target == 0] >= threshold)),
+        "cv_oos_recall": float(np.mean(held[target == 1] >= threshold)),
+        "coefficients": {name: round(float(c), 3) for name, c in zip(FEATURES, final.coef_[0], strict=True)},
+        "kb_feature": kb_similarity is not None,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    detector = OOSDetector(
+        examples=x, example_texts=probe.example_texts, example_labels=probe.example_labels, negatives=xn,
+        coef=final.coef_[0], intercept=float(final.intercept_[0]), mean=mean, scale=scale, threshold=threshold,
+        encoder_id=encoder.model_id, report=report,
+    )
+    detector.save(out_dir)
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ using
+
+
+def _reason(out_of_scope: bool, p: float, nearest: Neighbour | None, off_topic: float, kb: float,
+            top: float, kb_known: bool) -> str:
+    """One line an agent can check: what was close, what was not."""
+    parts = []
+    if nearest is not None:
+        parts.append(f"nearest example {1 - nearest.similarity:.2f} away ({nearest.intent})")
+    if off_topic > (nearest.similarity if nearest else 0.0):
+        parts.append(f"closer to an off-topic example ({1 - off_topic:.2f} away)")
+    if kb_known:
+        parts.append(f"no KB answer above {WEAK_KB:.1f}" if kb < WEAK_KB else f"KB match {kb:.2f}")
+    parts.append(f"top intent {top:.0%}")
+    verdict = "out of scope" if out_of_scope else "in scope"
+    return f"{verdict} (p={p:.2f}): " + "; ".join(parts)
+
+
+@dataclass
+class OOSAwareIntentModel(IntentModel):
+    """An intent model whose out-of-scope verdict comes from an :class:`OOSDetector`, with explanations.
+
+    It *is* the wrapped intent model (same encoder, head, id and description, so the model in use is
+    still named correctly) plus the detector; only :meth:`predict_batch` changes.  When the intent
+    model's encoder is the embedder the detector was fitted with (the index head), its embeddings are
+    reused; a fine-tuned encoder's are not comparable, so ``detector_encoder`` embeds again.
+    """
+
+    detector: OOSDetector | None = None
+    detector_encoder: Encoder | None = None
+    kb_similarity: KBSimilarity | None = None
+
+    @classmethod
+    def wrap(cls, inner: IntentModel, detector: OOSDetector, encoder: Encoder,
+             kb_similarity: KBSimilarity | None = None) -> OOSAwareIntentModel:
+        """``inner`` with ``detector`` (fitted on ``encoder``'s embeddings) deciding out of scope."""
+        base = {f.name: getattr(inner, f.name) for f in fields(IntentModel)}
+        return cls(**base, detector=detector, detector_encoder=encoder, kb_similarity=kb_similarity)
+
+    def predict_batch(self, texts: Sequence[str]) -> list[IntentPrediction]:
+        """Classify, then let the detector decide out of scope and explain (one encoder call when shared)."""
+        detector = self.detector
+        scored = self.scores(texts)
+        preds = [
+            empty_prediction(self.threshold, self.model_id)
+            if scored.empty[i]
+            else prediction_from_probs(scored.probs[i], self.labels, self.threshold, self.model_id)
+            for i in range(len(texts))
+        ]
+        todo = [i for i in range(len(texts)) if not scored.empty[i]]
+        if detector is None or not todo:
+            return preds
+        if self.detector_encoder is None or self.detector_encoder.model_id == self.encoder.model_id:
+            vectors = scored.embeddings[todo]
+        else:
+            vectors = np.asarray(self.detector_encoder.encode([clean_text(texts[i]) for i in todo]), dtype=np.float32)
+        kb_known = self.kb_similarity is not None
+        kb = self.kb_similarity(vectors) if self.kb_similarity is not None else np.zeros(len(todo))
+        top, margin = _prob_features(scored.probs[todo]) if len(self.labels) else (np.zeros(len(todo)),) * 2
+        features = detector.features(vectors, top, margin, kb)
+        probs = detector.probability(features)
+        for row, i in enumerate(todo):
+            base = preds[i]
+            flagged = bool(probs[row] >= detector.threshold)
+            nearest = detector.neighbours(vectors[row], None, 1)
+            preds[i] = IntentPrediction(
+                top=base.top,
+                out_of_scope=flagged,
+                threshold=detector.threshold,
+                model=base.model,
+                oos_score=float(probs[row]),
+                reason=_reason(flagged, float(probs[row]), nearest[0] if nearest else None,
+                               float(features[row, 4]), float(kb[row]), float(top[row]), kb_known),
+                neighbours=detector.neighbours(vectors[row], base.top[0].intent if base.top else None),
+            )
+        return preds
+
+
+def load_oos_model(inner: IntentModel, index_dir: Path, encoder: Encoder,
+                   kb_similarity: KBSimilarity | None = None) -> IntentModel:
+    """``inner`` wrapped with the detector fitted beside the index, or ``inner`` itself when there is none."""
+    directory = Path(index_dir) / "oos"
+    if not (directory / "meta.json").exists():
+        return inner
+    if isinstance(inner, OOSAwareIntentModel):  # never stack two detectors
+        inner = IntentModel(**{f.name: getattr(inner, f.name) for f in fields(IntentModel)})
+    return OOSAwareIntentModel.wrap(inner, OOSDetector.load(directory, encoder), encoder, kb_similarity)
+
+
+def load_off_topic(kb_dir: Path) -> list[IntentExample]:
+    """The shop's off-topic negatives (``offtopic.csv`` / ``offtopic.jsonl`` at the KB root), all labelled ``oos``.
+
+    They are not intent examples (the KB loader skips them) and not articles; only the detector
+    learns from them.  A missing file gives ``[]``; a broken one raises :class:`DataError`.
+    """
+    from csassist.core.understand.intent_data import load_labelled_file
+
+    out: list[IntentExample] = []
+    for name in OFF_TOPIC_FILES:
+        path = Path(kb_dir) / name
+        if path.is_file():
+            examples, _problems = load_labelled_file(path)
+            out.extend(IntentExample(e.text, OOS_LABEL, e.source, e.line) for e in examples)
+    return out
+
