@@ -351,10 +351,11 @@ def _sentence_vectors(
     chunks: Sequence[Chunk], encoder: Encoder, previous: dict[str, np.ndarray]
 ) -> tuple[list[dict[str, Any]], np.ndarray, int]:
     """Every chunk's sentences (``{"row", "text"}``) and their unit vectors, re-embedding only new ones."""
-    records = [{"row": row, "text": s} for row, chunk in enumerate(chunks) for s in split_sentences(chunk.text)]
-    hashes = [content_hash(r["text"]) for r in records]
+    pairs = [(row, s) for row, chunk in enumerate(chunks) for s in split_sentences(chunk.text)]
+    records: list[dict[str, Any]] = [{"row": row, "text": s} for row, s in pairs]
+    hashes = [content_hash(s) for _, s in pairs]
     todo = sorted({h: i for i, h in reversed(list(enumerate(hashes))) if h not in previous}.values())
-    fresh = _embed(encoder, [records[i]["text"] for i in todo], None)
+    fresh = _embed(encoder, [pairs[i][1] for i in todo], None)
     by_hash = {hashes[i]: fresh[n] for n, i in enumerate(todo)}
     vectors = np.empty((len(records), encoder.dimension), dtype=np.float32)
     for row, digest in enumerate(hashes):

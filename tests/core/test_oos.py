@@ -1,0 +1,83 @@
+"""The out-of-scope detector: fitting with off-topic negatives, save/load, verdict, reason, neighbours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from csassist.core.errors import DataError, ModelMissingError
+from csassist.core.types import IntentExample
+from csassist.core.understand.intent import fit_intent_head, load_head
+from csassist.core.understand.oos import (
+    OOSAwareIntentModel,
+    OOSDetector,
+    choose_oos_threshold,
+    fit_oos_detector,
+    load_oos_model,
+)
+from tests.core.test_intent import TOPICS
+from tests.fakes import FakeEncoder
+
+OFF_TOPIC = [
+    "what is the weather tomorrow", "tell me a joke", "who won the football game", "recipe for pancakes",
+    "are you hiring warehouse staff", "buy cheap crypto now", "my gym membership renewal", "best pizza nearby",
+    "translate this poem into french", "what time is sunset today",
+]
+
+
+def _examples() -> list[IntentExample]:
+    return [IntentExample(t, label) for label, texts in TOPICS.items() for t in texts] + [
+        IntentExample(t, "oos") for t in OFF_TOPIC
+    ]
+
+
+def test_threshold_keeps_real_questions_in_scope() -> None:
+    p_in = np.array([0.05, 0.1, 0.2, 0.3, 0.9])
+    p_neg = np.array([0.5, 0.8, 0.95])
+    assert choose_oos_threshold(p_in, p_neg, target_flagged=0.2) == pytest.approx(0.5)  # 0.9 is the 1 in 5 allowed
+    assert choose_oos_threshold(p_in, p_neg, target_flagged=0.0) > 0.9
+
+
+def test_fit_save_load_and_explain(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    fit_intent_head(_examples(), fake_encoder, tmp_path / "index" / "intent")
+    report = fit_oos_detector(_examples(), fake_encoder, tmp_path / "index" / "oos",
+                              kb_similarity=lambda v: np.full(len(v), 0.3))
+    assert report["in_scope_examples"] == 18 and report["off_topic_examples"] == len(OFF_TOPIC)
+    assert 0.0 <= report["cv_in_scope_flagged"] <= 0.2 and report["kb_feature"]
+    head = load_head(tmp_path / "index" / "intent", fake_encoder)
+    model = load_oos_model(head, tmp_path / "index", fake_encoder)
+    assert isinstance(model, OOSAwareIntentModel) and model.model_id == head.model_id
+    assert model.labels == head.labels
+    pred = model.predict("where is my parcel, it has not arrived")
+    assert pred.oos_score is not None and 0.0 <= pred.oos_score <= 1.0
+    assert pred.reason.startswith(("in scope", "out of scope")) and "nearest example" in pred.reason
+    assert pred.neighbours and all(n.intent == pred.top[0].intent for n in pred.neighbours)
+    sims = [n.similarity for n in pred.neighbours]
+    assert sims == sorted(sims, reverse=True)
+    empty = model.predict("   ")
+    assert empty.top == () and empty.out_of_scope
+    # An index without a detector leaves the model as it was.
+    assert load_oos_model(head, tmp_path / "elsewhere", fake_encoder) is head
+    # A detector from another embedder is refused with advice.
+    with pytest.raises(ModelMissingError, match="csassist index"):
+        OOSDetector.load(tmp_path / "index" / "oos", FakeEncoder(model_id="other"))
+
+
+def test_needs_negatives(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    in_scope = [e for e in _examples() if e.intent != "oos"]
+    with pytest.raises(DataError, match="offtopic"):
+        fit_oos_detector(in_scope, fake_encoder, tmp_path / "oos")
+
+
+@pytest.mark.real_model
+def test_real_detector_flags_off_topic_and_keeps_questions(tmp_path: Path, real_encoder) -> None:  # type: ignore[no-untyped-def]
+    fit_intent_head(_examples(), real_encoder, tmp_path / "intent")
+    fit_oos_detector(_examples(), real_encoder, tmp_path / "oos")
+    model = load_oos_model(load_head(tmp_path / "intent", real_encoder), tmp_path, real_encoder)
+    preds = model.predict_batch(["my parcel still hasn't come, where is it?", "can I get my money back please",
+                                 "what's the weather going to be like on saturday", "tell me a funny joke"])
+    assert [p.out_of_scope for p in preds] == [False, False, True, True]
+    assert preds[0].top[0].intent == "track_order" and preds[0].neighbours[0].intent == "track_order"
+    assert "away" in preds[2].reason and preds[2].oos_score is not None and preds[2].oos_score > preds[0].oos_score
