@@ -134,10 +134,7 @@ def run(args: argparse.Namespace) -> int:
         parts = load_understanding(index_dir, workspace.encoder(), intent_model=model)
         model = parts.intent_model
     texts = [q.text for q in queries]
-    if args.what == "retrieval":
-        report = _retrieval(parts, queries, texts, args.k)
-    else:
-        report = _intents(model, queries, texts)
+    report = _retrieval(parts, queries, texts, args.k) if args.what == "retrieval" else _intents(model, queries, texts)
     report["skipped_rows"] = len(problems)
     if args.json:
         print(json.dumps(report))

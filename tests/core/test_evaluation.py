@@ -18,6 +18,7 @@ from csassist.core.learn.evaluation import (
     retrieval_metrics,
 )
 from csassist.core.types import IntentPrediction, IntentScore
+from csassist.core.understand.oos import load_off_topic
 from tests.conftest import DEMO_KB, REPO_ROOT
 from tests.core.test_index import make_kb
 
@@ -107,12 +108,13 @@ def test_dev_set_is_kept_out_of_every_training_path(tmp_path: Path, fake_encoder
     contents = load_kb(kb)
     assert not contents.problems
     texts = {e.text for e in contents.intent_examples}
-    assert texts == {"where is my parcel", "are you hiring drivers"}
+    assert texts == {"where is my parcel"}  # off-topic negatives reach only the OOS detector:
+    assert [e.text for e in load_off_topic(kb)] == ["are you hiring drivers"]
     assert all(not a.source.startswith("eval/") for a in contents.articles)
     report = build_index(kb, tmp_path / "index", fake_encoder)
     chunks = (tmp_path / "index" / "chunks.jsonl").read_text(encoding="utf-8")
     assert "secret" not in chunks and "wher is my parcl" not in chunks
-    assert {e.text for e in report.intent_examples} == texts  # what `csassist index` fits the head and detector on
+    assert {e.text for e in report.intent_examples} == texts  # what `csassist index` fits the head on
 
     # The shipped KB: no dev-set message is a training example, an FAQ question or part of an article.
     shipped = DEMO_KB / "eval" / "queries.jsonl"

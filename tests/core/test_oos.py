@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 
 from csassist.core.errors import DataError, ModelMissingError
+from csassist.core.learn.intent_head import fit_intent_head
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import fit_intent_head, load_head
+from csassist.core.understand.intent import load_head
 from csassist.core.understand.oos import (
     OOSAwareIntentModel,
     OOSDetector,
     choose_oos_threshold,
     fit_oos_detector,
+    load_off_topic,
     load_oos_model,
 )
 from tests.core.test_intent import TOPICS
@@ -63,6 +65,13 @@ def test_fit_save_load_and_explain(tmp_path: Path, fake_encoder: FakeEncoder) ->
     # A detector from another embedder is refused with advice.
     with pytest.raises(ModelMissingError, match="csassist index"):
         OOSDetector.load(tmp_path / "index" / "oos", FakeEncoder(model_id="other"))
+
+
+def test_off_topic_file_is_read_as_oos(tmp_path: Path) -> None:
+    assert load_off_topic(tmp_path) == []
+    (tmp_path / "offtopic.csv").write_text("text,intent\nare you hiring,oos\n,oos\nbuy crypto,spam\n", encoding="utf-8")
+    found = load_off_topic(tmp_path)
+    assert [(e.text, e.intent) for e in found] == [("are you hiring", "oos"), ("buy crypto", "oos")]
 
 
 def test_needs_negatives(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
