@@ -163,6 +163,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.inbox:  # the big inbox: N new conversations in a burst
             phase["burst_start"] = time.perf_counter()
             for i in range(args.inbox):
+                if time.perf_counter() > deadline:
+                    break
                 due = phase["burst_start"] + i / args.burst_rate
                 delay = due - time.perf_counter()
                 if delay > 0:
@@ -173,6 +175,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             phase["burst_end"] = time.perf_counter()
         start = time.perf_counter()
         for i in range(args.messages):
+            if time.perf_counter() > deadline:  # a frozen app: stop feeding, report what was measured
+                phase["timed_out"] = time.perf_counter()
+                break
             due = start + i / args.rate
             delay = due - time.perf_counter()
             if delay > 0:
@@ -188,12 +193,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         done.set()
 
     load_start = [round(x, 2) for x in os.getloadavg()]
+    deadline = float("inf")  # set when the run starts
     async with app.run_test(size=(140, 45), message_hook=hook) as pilot:
         wrap("action_next_conversation", "n")
         wrap("action_previous_conversation", "p")
         wrap("action_accept", "1")
         mem["start_mb"] = rss_mb()
         started = time.perf_counter()
+        deadline = started + args.deadline_s
         ui_cpu_start = time.thread_time()  # this thread runs the app: its CPU time is the UI's work
         threading.Thread(target=feed, daemon=True).start()
         k = 0
@@ -207,7 +214,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             app.post_message(events.Key(key, key))
         feed_s = time.perf_counter() - started
         ui_cpu_s = time.thread_time() - ui_cpu_start
-        for _ in range(200):  # let the last analyses land
+        for _ in range(0 if "timed_out" in phase else 200):  # let the last analyses land
             await pilot.pause(0.05)
             if sum(c.analysed_turn == c.turn for c in app.inbox.conversations.values()) == len(app.inbox):
                 break
@@ -244,6 +251,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # Load-independent view of the UI's cost: CPU seconds the UI thread used while the feed ran.
         "ui_thread_cpu_s": round(ui_cpu_s, 2),
         "ui_thread_busy_share": round(ui_cpu_s / feed_s, 3),
+        "timed_out_after_s": (round(phase["timed_out"] - started, 1) if "timed_out" in phase else None),
+        "keypresses_unanswered_at_end": len(pending),
         "keypresses": len(key_lat),
         "keypress_ms": {"p50": pct(key_lat, 50), "p95": pct(key_lat, 95), "max": max(key_lat, default=None)},
         "keypress_during_burst_ms": (stats(burst_keys) if args.inbox else None),
@@ -275,6 +284,8 @@ def main() -> int:
     parser.add_argument("--inbox", type=int, default=0,
                         help="first open this many conversations in a burst (issue 10: 3000); the feed then spans them")
     parser.add_argument("--burst-rate", type=float, default=1150.0, help="messages/s of the --inbox burst")
+    parser.add_argument("--deadline-s", type=float, default=300.0,
+                        help="stop feeding after this long (a frozen app still gets a result, marked timed out)")
     parser.add_argument("--key-interval", type=float, default=0.25)
     parser.add_argument("--engine", choices=("real", "fake"), default="real")
     parser.add_argument("--backend", choices=("local", "extractive"), default="local")
