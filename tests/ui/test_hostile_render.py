@@ -38,6 +38,7 @@ from csassist.settings import Settings, UISettings
 from csassist.ui import messages as m
 from csassist.ui.app import CsassistApp
 from csassist.ui.render import clean, one_line, safe_content, safe_text, theme_colour
+from csassist.ui.screens.handover import HandoverScreen
 from csassist.ui.screens.help import HelpScreen
 from csassist.ui.screens.intent import IntentScreen
 from csassist.ui.screens.kb_search import KBSearchScreen
@@ -101,7 +102,7 @@ class EchoingAssistant(FakeAssistant):
     def describe(self) -> EngineInfo:
         """Model names from config are data too."""
         return EngineInfo(backend="[@click=app.quit]CLICK[/]", device="\x1b]52;c;eA==\x07",
-                          generator="[Customer Name]", embedder="[/]", intent_model="\u202eevil")
+                          generator="[Customer Name]", embedder="[/]", intent_model="\u202eevil", index="[b]x")
 
 
 def screen_problems(app: CsassistApp) -> list[str]:
@@ -214,7 +215,7 @@ async def test_every_widget_and_notification_renders_the_corpus(app_factory, tmp
             await settle(pilot, app, rounds=1)
 
         screens: list[tuple[str, type[Any]]] = [("question_mark", HelpScreen), ("slash", KBSearchScreen),
-                                                ("i", IntentScreen), ("x", RejectScreen)]
+                                                ("i", IntentScreen), ("x", RejectScreen), ("h", HandoverScreen)]
         for key, screen_type in screens:
             await pilot.press(key)
             await settle(pilot, app)

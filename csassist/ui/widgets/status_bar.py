@@ -23,19 +23,24 @@ class StatusBar(Static):
     def set_engine(self, description: dict[str, str]) -> None:
         """Backend, device and model names from ``Assistant.describe()``."""
         self.engine = dict(description)
-        self._render_line()
+        self.refresh()
 
     def set_latency(self, name: str, value: float | None) -> None:
-        """Record the latest latency of one stage (``analyse``, ``retrieve``, ``first token``)."""
+        """Record the latest latency of one stage (``analyse``, ``retrieve``, ``first token``).
+
+        Called several times per analysed message: it only marks the line dirty, and the line is
+        built once per repaint by :meth:`render`.
+        """
         self.latencies[name] = value
-        self._render_line()
+        self.refresh()
 
     def set_source(self, source: str) -> None:
         """Where messages come from (demo, a file, stdin, an HTTP address)."""
         self.source = source
-        self._render_line()
+        self.refresh()
 
-    def _render_line(self) -> None:
+    def render(self) -> Text:
+        """The status line from the current values (untrusted names go through ``one_line``)."""
         parts = Text()
         for key, value in self.engine.items():
             if key not in SHOWN_KEYS or value in ("", "-"):
@@ -50,4 +55,4 @@ class StatusBar(Static):
         if self.source:
             parts.append("src ", style="dim")
             parts.append(one_line(self.source, 80))
-        self.update(parts, layout=False)
+        return parts

@@ -33,19 +33,20 @@ class Transcript(RichLog):
         colour = theme_colour(self.app.theme_variables, var)
         header = Text.assemble(safe_text(who, style=f"bold {colour}".strip(), max_chars=80),
                                Text(f"  {clock_time(message.ts)}", style="dim"))
-        return Text("\n").join([header, safe_text(message.text)])
+        return Text("\n").join([header, safe_text(message.text), Text("")])  # a blank line after each
 
     def show(self, conversation_id: str | None, messages: list[Message]) -> None:
         """Display ``messages`` of ``conversation_id``; only new ones are appended when it is the same."""
+        blocks: list[Text] = []
         if conversation_id != self.shown_id or len(messages) < self.shown_count:
             self.clear()
             self.shown_id = conversation_id
             self.shown_count = max(0, len(messages) - self.MAX_REPLAYED)  # switching stays fast
             if self.shown_count:
-                self.write(Text(f"… {self.shown_count} earlier messages", style="dim italic"))
-        for message in messages[self.shown_count:]:
-            self.write(self._block(message))
-            self.write(Text(""))
+                blocks.append(Text(f"… {self.shown_count} earlier messages", style="dim italic"))
+        blocks += [self._block(message) for message in messages[self.shown_count:]]
+        if blocks:  # one write: one wrap pass, one scrollbar update, one scroll to the end
+            self.write(Text("\n").join(blocks))
         self.shown_count = len(messages)
 
     def plain_text(self) -> str:
