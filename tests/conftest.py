@@ -35,7 +35,9 @@ def fake_encoder() -> FakeEncoder:
 @pytest.fixture(scope="session")
 def real_encoder():  # type: ignore[no-untyped-def]
     """The real default embedder, loaded once per test session."""
-    from csassist.core.knowledge.embedder import configure_threads, load_encoder
+    from csassist.core.workspace import Workspace
+    from csassist.settings import Settings
 
-    configure_threads(1)
-    return load_encoder()
+    workspace = Workspace(Settings())  # defaults, not the developer's config.toml
+    workspace.configure_threads(1)
+    return workspace.encoder()
