@@ -129,15 +129,15 @@ class ConversationList(ScrollView, can_focus=True):
         if target != first:
             self.scroll_to(y=target, animate=False, immediate=True)
         frame = (self.cursor, self.has_focus, self.app.theme, int(self.scroll_offset.y), self.size)
-        rows = self._visible_range()
-        shown = (frame, *(self._row_key(self._conversations[i]) for i in rows))
+        visible = self._visible_range()
+        shown = (frame, *(self._row_key(self._conversations[i]) for i in visible))
         if shown == self._shown:
             return
         previous, self._shown = self._shown, shown
         if previous and previous[0] == frame and len(previous) == len(shown):
             # Same rows in the same place: repaint only the lines that changed (an unread count, a new
             # intent) - one line of work per arrival instead of the whole screenful.
-            for offset, index in enumerate(rows, start=1):
+            for offset, index in enumerate(visible, start=1):
                 if previous[offset] != shown[offset]:
                     self.refresh_lines(index + 1)  # row i is virtual line i + 1 (the header is line 0)
             return
