@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     systems: dict[str, dict[str, int]] = {}
     examples: list[dict[str, Any]] = []
+    generated: list[dict[str, str]] = []  # the model's drafts, kept so a reviewer can re-read every verdict
     t0 = time.perf_counter()
     for case in cases:
         passages = [by_id[a] for a in case["passages"]]
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                     raw = "".join(gen.stream(messages, max_new_tokens=args.max_new_tokens, temperature=temperature,
                                              seed=seed, cancel=CancelToken()))
                     drafts.append((system, clean_draft(raw), context))
+        generated.extend({"case": case["id"], "system": sy, "text": tx} for sy, tx, _ in drafts
+                         if sy.startswith("smollm2"))
         for system, text, context in drafts:
             stats = systems.setdefault(system, {"drafts": 0, "sentences": 0, "forbidden": 0, "flagged": 0,
                                                 "unflagged": 0, "other_flagged": 0, "drafts_risky": 0})
@@ -168,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "systems": systems,
         "unflagged_total": total_unflagged,
         "unflagged_examples": examples[:20],
+        "generated_drafts": generated,
         "seconds": round(time.perf_counter() - t0, 1),
         "note": "other_flagged = sentences flagged that no forbidden pattern marks (over-flagging, for information)",
     }

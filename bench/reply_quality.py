@@ -1,16 +1,22 @@
-"""Reply quality on the Bitext customer-support test split: extractive vs SmolLM2 zero-shot.
+"""Reply quality on the Bitext customer-support test split: extractive vs three ways of using SmolLM2.
 
-The "before" figure the learning loop must beat.  For each sampled test row (customer instruction ->
-reference agent response):
+The "before" figure the learning loop must beat, and the comparison that picks how the small model is
+used (issue 13).  For each sampled test row (customer instruction -> reference agent response):
 
 * Grounding, identical for every system: Bitext has no company KB, so the KB is built from the
   *train* split's responses.  The passage for a test row is the train response whose instruction is
   nearest (cosine, all-MiniLM-L6-v2) to the test instruction — as if the company's KB held one
   answer per past question.
 * Systems: ``retrieved`` (the passage verbatim: a retrieval ceiling for copy-paste), ``extractive``
-  (csassist's slot-0 reply built from that passage), ``smollm2`` (csassist's local backend, the
-  product's prompt with that one passage, the product's slot-1 sampling: temperature 0.35, seed =
-  row index, --max-new-tokens).
+  (csassist's slot-0 reply built from that passage), and SmolLM2-135M used three ways, all with the
+  product's slot-1 sampling (temperature 0.35, seed = row index):
+  ``free`` (the product's prompt with that one passage, the model writes the reply, --max-new-tokens),
+  ``rewrite`` (the model rewrites the extractive answer's KB sentences for this customer,
+  core.reply.rewrite.rewrite_messages), ``select`` (sentence selection + light rewriting: the extractive
+  reply with one model-written opening sentence, at most 32 new tokens, kept only when grounded).
+* Grounding (core.reply.grounding, passage + customer message as context): mean share of supported
+  sentences among non-conversational ones, share of drafts with an unsupported claim, and ROUGE-L
+  after dropping the unsupported sentences (what the agent's "d" key leaves).
 * ``{{placeholders}}`` in references and train responses are filled with the same plausible values
   (unknown ones become their inner words), so no system is rewarded for copying template syntax.
 * Metrics: ROUGE-L F1 and embedding cosine (all-MiniLM-L6-v2) to the reference, from
@@ -84,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--model", default="", help="generator (default: bundled SmolLM2-135M-Instruct)")
     parser.add_argument("--adapter", default="none", help="LoRA adapter: none (zero-shot) | auto | name")
+    parser.add_argument("--time-budget", type=float, default=0.0,
+                        help="stop taking new rows after this many seconds of generation (0 = no limit)")
+    parser.add_argument("--systems", default="free,rewrite,select", help="generated systems to run (comma list)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "reply_quality.json"))
     args = parser.parse_args(argv)
     n = 10 if args.quick else args.n
@@ -96,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     from csassist.core.knowledge.embedder import configure_threads, load_encoder
     from csassist.core.learn.textmetrics import embedding_cosine, rouge_l
-    from csassist.core.reply.extractive import extractive_reply
+    from csassist.core.reply.extractive import extractive_reply, key_sentences
     from csassist.core.reply.generation_local import LocalGenerator
+    from csassist.core.reply.grounding import drop_unsupported, ground
     from csassist.core.reply.models import load_causal_lm
     from csassist.core.reply.prompts import build_messages, clean_draft
-    from csassist.core.types import CancelToken, Passage
+    from csassist.core.reply.rewrite import compose_selected, first_sentence, opening_messages, rewrite_messages
+    from csassist.core.types import CancelToken, Message, Passage
     from csassist.settings import CompanySettings
 
     configure_threads(1)
@@ -109,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [test[i] for i in sample]
     encoder = load_encoder()
     t0 = time.perf_counter()
-    train_vecs = encoder.encode([r["instruction"] for r in train])
+    cache = Path(os.environ.get("TMPDIR", "/tmp")) / f"csassist-bitext-train-{len(train)}.npy"
+    if cache.exists():  # the same 20k-row encoding every run is minutes on a shared CPU
+        train_vecs = np.load(cache)
+    else:
+        train_vecs = encoder.encode([r["instruction"] for r in train])
+        np.save(cache, train_vecs)
     test_vecs = encoder.encode([r["instruction"] for r in rows])
     nearest = np.argmax(test_vecs @ train_vecs.T, axis=1)
     embed_s = time.perf_counter() - t0
@@ -124,9 +140,23 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_causal_lm(args.model, adapter=args.adapter)
     gen = LocalGenerator(loaded)
     refs: list[str] = []
-    outputs: dict[str, list[str]] = {"retrieved": [], "extractive": [], "smollm2": []}
-    gen_times: list[float] = []
+    wanted = [x for x in args.systems.split(",") if x]
+    outputs: dict[str, list[str]] = {"retrieved": [], "extractive": [], **{name: [] for name in wanted}}
+    contexts: list[tuple[list[Passage], list[Message]]] = []
+    gen_times: dict[str, list[float]] = {name: [] for name in wanted}
+
+    def generate(name: str, messages: list[dict[str, str]], tokens: int, seed: int) -> str:
+        start = time.perf_counter()
+        raw = "".join(gen.stream(messages, max_new_tokens=tokens, temperature=0.35, seed=seed, cancel=CancelToken()))
+        gen_times[name].append(time.perf_counter() - start)
+        return raw
+
+    gen_start = time.perf_counter()
     for idx, (row, j) in enumerate(zip(rows, nearest, strict=True)):
+        if args.time_budget and time.perf_counter() - gen_start > args.time_budget:
+            print(f"\ntime budget reached after {idx} rows", file=sys.stderr)
+            n, rows, sample = idx, rows[:idx], sample[:idx]
+            break
         refs.append(fill(row["response"]))
         answer = fill(train[int(j)]["response"])
         passage = Passage(
@@ -138,47 +168,73 @@ def main(argv: list[str] | None = None) -> int:
             1.0,
         )
         outputs["retrieved"].append(answer)
-        outputs["extractive"].append(extractive_reply(row["instruction"], [passage], None, company)[0])
-        messages = build_messages(
-            row["instruction"], [], [passage], None, company, token_budget=1024, count_tokens=gen.count_tokens
-        )
-        start = time.perf_counter()
-        raw = "".join(
-            gen.stream(messages, max_new_tokens=new_tokens, temperature=0.35, seed=sample[idx], cancel=CancelToken())
-        )
-        gen_times.append(time.perf_counter() - start)
-        outputs["smollm2"].append(clean_draft(raw))
-        print(f"\r{idx + 1}/{n} rows, last draft {gen_times[-1]:.1f} s", end="", file=sys.stderr, flush=True)
+        extractive = extractive_reply(row["instruction"], [passage], None, company)[0]
+        outputs["extractive"].append(extractive)
+        customer = [Message(f"row-{idx}", "customer", row["instruction"])]
+        contexts.append(([passage], customer))
+        if "free" in wanted:
+            messages = build_messages(
+                row["instruction"], [], [passage], None, company, token_budget=1024, count_tokens=gen.count_tokens
+            )
+            outputs["free"].append(clean_draft(generate("free", messages, new_tokens, sample[idx])))
+        if "rewrite" in wanted:
+            sentences = key_sentences(answer, row["instruction"]) or [answer]
+            messages = rewrite_messages(row["instruction"], sentences, company)
+            outputs["rewrite"].append(clean_draft(generate("rewrite", messages, new_tokens, sample[idx])))
+        if "select" in wanted:
+            raw = generate("select", opening_messages(row["instruction"], company), 32, sample[idx])
+            outputs["select"].append(compose_selected(extractive, first_sentence(clean_draft(raw)), [passage], customer))
+        last = max((t[-1] for t in gen_times.values() if t), default=0.0)
+        print(f"\r{idx + 1}/{n} rows, last draft {last:.1f} s", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
 
     results: dict[str, Any] = {}
+    groundings: dict[str, list[Any]] = {}
     for name, preds in outputs.items():
         rl = [rouge_l(p, r) for p, r in zip(preds, refs, strict=True)]
         cos = embedding_cosine(preds, refs, encoder)
+        gs = [ground(p, ctx[0], ctx[1]) for p, ctx in zip(preds, contexts, strict=True)]
+        groundings[name] = gs
+        dropped = [rouge_l(drop_unsupported(p, g), r) for p, g, r in zip(preds, gs, refs, strict=True)]
         results[name] = {
             "rouge_l": dict(zip(("mean", "ci_low", "ci_high"), (round(x, 4) for x in mean_ci(rl)), strict=True)),
             "cosine": dict(zip(("mean", "ci_low", "ci_high"), (round(x, 4) for x in mean_ci(cos)), strict=True)),
             "mean_words": round(statistics.fmean(len(p.split()) for p in preds), 1),
+            "supported_share": round(statistics.fmean(g.supported_share for g in gs), 4),
+            "drafts_with_unsupported_claim": round(statistics.fmean(float(g.risky) for g in gs), 4),
+            "rouge_l_after_dropping_unsupported": round(statistics.fmean(dropped), 4),
+            "empty_drafts": sum(1 for p in preds if not p.strip()),
         }
+    # the product's lead (slot 1 on screen) is the extractive reply unless it is risky; is it the best-grounded?
+    lead_best = []
+    for i in range(n):
+        shares = {name: groundings[name][i].supported_share for name in outputs if name != "retrieved"}
+        lead_best.append(float(shares["extractive"] >= max(shares.values()) - 1e-9))
+    lead_best_rate = statistics.fmean(lead_best)
     print(
         f"\nBitext test, n={n} rows (seed {args.seed}); passage = nearest train response "
         f"(same intent for {same_intent:.0%}); generator {loaded.model_id}, {new_tokens} new tokens max"
     )
-    print(f"{'system':<12} {'ROUGE-L':>8} {'95% CI':>16} {'cosine':>8} {'95% CI':>16} {'words':>6}")
+    print(f"{'system':<12} {'ROUGE-L':>8} {'95% CI':>16} {'cosine':>8} {'95% CI':>16} {'words':>6} "
+          f"{'supported':>9} {'w/ unsupp.':>10} {'RL dropped':>10}")
     for name, r in results.items():
         a, c = r["rouge_l"], r["cosine"]
         print(
             f"{name:<12} {a['mean']:>8.3f} [{a['ci_low']:.3f}, {a['ci_high']:.3f}] {c['mean']:>8.3f} "
-            f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}] {r['mean_words']:>6}"
+            f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}] {r['mean_words']:>6} {r['supported_share']:>9.2f} "
+            f"{r['drafts_with_unsupported_claim']:>10.2f} {r['rouge_l_after_dropping_unsupported']:>10.3f}"
         )
+    medians = {k: round(statistics.median(v), 2) for k, v in gen_times.items() if v}
     print(
         f"reference mean words: {statistics.fmean(len(r.split()) for r in refs):.1f}; "
-        f"generation {statistics.median(gen_times):.1f} s/draft median"
+        f"generation s/draft median: {medians}; lead (extractive) is best-grounded in {lead_best_rate:.0%} of rows"
     )
     payload = {
         "benchmark": "reply_quality",
         "dataset": "bitext test split (shared/datasets/bitext)",
         "n": n,
+        "n_requested": args.n if not args.quick else 10,
+        "time_budget_s": args.time_budget or None,
         "sample_seed": args.seed,
         "grounding": "nearest bitext train response by instruction embedding (all-MiniLM-L6-v2), same for all systems",
         "nearest_same_intent_rate": round(same_intent, 4),
@@ -188,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             "temperature": 0.35,
             "seed": "row index",
             "max_new_tokens": new_tokens,
-            "median_s_per_draft": round(statistics.median(gen_times), 2),
+            "median_s_per_draft": medians,
+            "select_max_new_tokens": 32,
         },
+        "lead_is_best_grounded_rate": round(lead_best_rate, 4),
         "embed_train_s": round(embed_s, 1),
         "results": results,
         "note": "CPU shared with other agents; metrics are deterministic given the seed, timings are not",

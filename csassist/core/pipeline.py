@@ -24,6 +24,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from csassist.core.engine import EngineInfo
@@ -39,6 +40,7 @@ from csassist.core.reply.prompts import (
     passage_ids_in,
     render_prompt,
 )
+from csassist.core.reply.rewrite import compose_selected, first_sentence, opening_messages, rewrite_messages
 from csassist.core.types import (
     Analysis,
     CancelToken,
@@ -59,6 +61,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Two drafts whose word sets overlap more than this are near-duplicates.
 DUPLICATE_JACCARD = 0.9
+#: How a generated slot may use the model (see :meth:`Assistant._slot_plan` and core.reply.rewrite).
+STRATEGIES = ("free", "rewrite", "select")
+#: New tokens for a "select" opening sentence: one short sentence, so it is also the fastest draft.
+OPENING_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    """One generated slot's job: the chat the model sees, its token limit, and how its text is finished."""
+
+    messages: list[dict[str, str]]
+    max_new_tokens: int
+    finish: Callable[[str], str] | None
 
 
 def approx_token_count(text: str) -> int:
@@ -196,10 +211,13 @@ class Assistant:
         try:
             messages = self._prompt_messages(message, history, analysis, passages)
             prompt = self._render(messages)
-            yield self._extractive_update(message, history, analysis, passages, prompt)
+            lead = self._extractive_update(message, history, analysis, passages, prompt)
+            yield lead
             if self.generator is None or total <= 1 or cancel.cancelled:
                 return
-            yield from self._generated_updates(message, history, passages, messages, prompt, cancel, total, seed)
+            yield from self._generated_updates(
+                message, history, passages, messages, prompt, cancel, total, seed, lead.text
+            )
         finally:
             self._release(message.conversation_id, cancel)
 
@@ -314,12 +332,14 @@ class Assistant:
         cancel: CancelToken,
         total: int,
         seed: int,
+        lead_text: str,
     ) -> Iterator[SuggestionUpdate]:
         gen = self.generator
         assert gen is not None
         cfg = self.settings.generation
         source_ids = passage_ids_in(messages, passages)
         context = [*history, message]
+        strategies = self._strategies()
         done_texts: list[str] = []
         attempt = 0
         failure: str | None = None
@@ -334,9 +354,11 @@ class Assistant:
                 temperature = cfg.temperature * (0.5 if slot == 1 and retry == 0 else 1.0 + 0.25 * (slot - 2 + retry))
                 attempt += 1
                 final: SuggestionUpdate | None = None
+                plan = self._slot_plan(strategies[min(slot, len(strategies)) - 1], message, messages, passages,
+                                       context, lead_text)
                 try:
                     for update in self._stream_slot(
-                        gen, messages, slot, temperature, seed + attempt, cancel, prompt, source_ids, passages, context
+                        gen, plan, slot, temperature, seed + attempt, cancel, prompt, source_ids, passages, context
                     ):
                         if update.done:
                             final = update
@@ -374,10 +396,47 @@ class Assistant:
             else:  # pragma: no cover - loop always breaks or returns
                 pass
 
+    def _strategies(self) -> list[str]:
+        """How each generated slot uses the model (``[generation] strategy``, one name per slot, the last repeats)."""
+        names = [x.strip().lower() for x in self.settings.generation.strategy.split(",") if x.strip()]
+        bad = [x for x in names if x not in STRATEGIES]
+        if bad:
+            self._warn_once(f"unknown generation strategy {', '.join(bad)} (known: {', '.join(STRATEGIES)}); using free")
+        return [x if x in STRATEGIES else "free" for x in names] or ["free"]
+
+    def _slot_plan(
+        self,
+        strategy: str,
+        message: Message,
+        messages: list[dict[str, str]],
+        passages: Sequence[Passage],
+        context: Sequence[Message],
+        lead_text: str,
+    ) -> SlotPlan:
+        """What the model is asked for in one slot, and how its text becomes the suggestion.
+
+        ``free``: the grounded prompt, the model writes the reply.  ``rewrite``: the model adapts the
+        lead's KB sentences to the customer.  ``select``: the lead's KB sentences stay verbatim and the
+        model writes only an opening sentence (kept only when grounded).
+        """
+        cfg = self.settings.generation
+        company = self.settings.company
+        if strategy == "rewrite":
+            body = lead_text.split("\n\n")[1] if lead_text.count("\n\n") >= 2 else lead_text
+            return SlotPlan(rewrite_messages(message.text, [body], company), cfg.max_new_tokens, None)
+        if strategy == "select":
+
+            def finish(text: str) -> str:
+                composed = compose_selected(lead_text, first_sentence(text), passages, context)
+                return "" if composed == lead_text else composed  # no grounded opening: nothing new to offer
+
+            return SlotPlan(opening_messages(message.text, company), min(cfg.max_new_tokens, OPENING_TOKENS), finish)
+        return SlotPlan(messages, cfg.max_new_tokens, None)
+
     def _stream_slot(
         self,
         gen: Generator,
-        messages: list[dict[str, str]],
+        plan: SlotPlan,
         slot: int,
         temperature: float,
         seed: int,
@@ -391,9 +450,8 @@ class Assistant:
         start = time.perf_counter()
         first_ms: float | None = None
         raw = ""
-        cfg = self.settings.generation
         pieces = gen.stream(
-            messages, max_new_tokens=cfg.max_new_tokens, temperature=temperature, seed=seed, cancel=cancel
+            plan.messages, max_new_tokens=plan.max_new_tokens, temperature=temperature, seed=seed, cancel=cancel
         )
         try:
             for piece in pieces:
@@ -417,8 +475,10 @@ class Assistant:
             yield SuggestionUpdate(slot=slot, text=raw.strip(), backend=gen.backend, done=True, error="cancelled")
             return
         text = clean_draft(raw)
+        if plan.finish is not None:
+            text = plan.finish(text)
         if not text:
-            yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error="the model wrote nothing")
+            yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error="the model wrote nothing usable")
             return
         grounding = ground(text, passages, context)
         suggestion = Suggestion(

@@ -48,6 +48,10 @@ MAX_CHARS = 20_000
 #: sentence (measured on the demo KB: extractive sentences score 1.0, paraphrases 0.5-0.8, off-topic
 #: model text below 0.35).
 MIN_COVERAGE = 0.5
+#: A promise (refund, discount ...) is supported by a passage sentence of the same category that also
+#: covers this share of the draft sentence's content words: "we refund the discount amount if you forgot
+#: your code" must not ground "our new policy lets us offer you a discount".
+PROMISE_COVERAGE = 0.34
 #: Source label for support found in the conversation rather than in a passage.
 CONVERSATION = "conversation"
 #: A fixed anchor for relative dates: only absolute dates are compared, so "today" never matters.
@@ -359,28 +363,53 @@ def _best_cover(words: frozenset[str], pool: Sequence[_Evidence]) -> tuple[float
     return best, best_ev
 
 
+def _promise_support(
+    claim: _Claim,
+    words: frozenset[str],
+    passages: Sequence[_Evidence],
+    convo: Sequence[_Evidence],
+    fact_evidence: Sequence[_Evidence],
+) -> _Evidence | None:
+    """The trusted sentence that allows this promise, or ``None``.
+
+    A category promise (refund, discount ...) needs a sentence of the same category that covers
+    :data:`PROMISE_COVERAGE` of the draft sentence's content words, each fact of the draft sentence
+    that this same evidence sentence supports counting as one covered word ("Your refund of €250" is
+    about the sentence that says "refunds of 250 EUR").  A generic "we will ..." needs
+    :data:`MIN_COVERAGE`.
+    """
+    trusted = [ev for ev in (*passages, *convo) if ev.trusted]
+    if claim.key == "commitment":
+        cover, ev = _best_cover(words, trusted)
+        return ev if cover >= MIN_COVERAGE else None
+    best: _Evidence | None = None
+    best_cover = 0.0
+    for ev in trusted:
+        if not any(c.kind == "promise" and c.key == claim.key for c in ev.claims):
+            continue
+        bonus = sum(1 for f in fact_evidence if f is ev)
+        cover = (len(words & ev.words) + bonus) / (len(words) + bonus) if words or bonus else 0.0
+        if cover > best_cover:
+            best, best_cover = ev, cover
+    return best if best_cover >= PROMISE_COVERAGE else None
+
+
 def _check_sentence(text: str, start: int, passages: Sequence[_Evidence], convo: Sequence[_Evidence]) -> SentenceGrounding:
     """The verdict for one draft sentence."""
     raw_claims = extract_claims(text)
     words = content_words(text)
-    claims: list[Claim] = []
-    sources: list[_Evidence] = []
-    for rc in raw_claims:
-        candidates = [ev for ev in (*passages, *convo) if _allowed(rc, ev) and (
-            rc.kind != "promise" or rc.key == "commitment" or any(
-                c.kind == "promise" and c.key == rc.key for c in ev.claims))]
-        if rc.kind == "promise" and rc.key == "commitment":
-            cover, ev = _best_cover(words, [e for e in candidates if e.trusted])
-            match = ev if cover >= MIN_COVERAGE else None
-        elif rc.kind == "promise":
-            _, match = _best_cover(words, candidates) if candidates else (0.0, None)
-            match = match or (candidates[0] if candidates else None)
-        else:
-            hits = [ev for ev in candidates if _claim_matches(rc, ev)]
-            match = max(hits, key=lambda e: len(words & e.words)) if hits else None
-        claims.append(Claim(rc.kind, rc.text, match is not None, match.source if match else ""))
-        if match is not None:
-            sources.append(match)
+    verdicts: dict[int, _Evidence | None] = {}
+    # facts first: a promise is judged with the facts the same passage sentence already vouches for
+    for i, rc in enumerate(raw_claims):
+        if rc.kind != "promise":
+            hits = [ev for ev in (*passages, *convo) if _allowed(rc, ev) and _claim_matches(rc, ev)]
+            verdicts[i] = max(hits, key=lambda e: len(words & e.words)) if hits else None
+    for i, rc in enumerate(raw_claims):
+        if rc.kind == "promise":
+            verdicts[i] = _promise_support(rc, words, passages, convo, [e for e in verdicts.values() if e])
+    claims = [Claim(rc.kind, rc.text, verdicts[i] is not None, verdicts[i].source if verdicts[i] else "")  # type: ignore[union-attr]
+              for i, rc in enumerate(raw_claims)]
+    sources = [ev for ev in verdicts.values() if ev is not None]
     end = start + len(text)
     if any(not c.supported for c in claims):
         return SentenceGrounding(text, start, end, "unsupported", tuple(claims))
