@@ -87,6 +87,21 @@ class ListenSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Where the feedback log and the outbox record go (``[store]``); empty ``url`` = local SQLite.
+
+    ``url = "postgresql://user@host/db"`` is the team mode (the password is better given in
+    ``CSASSIST_STORE_URL`` or libpq's ``~/.pgpass`` than written here).  ``agent_id`` names this
+    agent on every event (empty = the OS user).  ``max_pending`` bounds the local queue that holds
+    events while the database is unreachable.
+    """
+
+    url: str = ""
+    agent_id: str = ""
+    max_pending: int = 100_000
+
+
+@dataclass(frozen=True)
 class Settings:
     """All of config.toml; ``Settings()`` is the full set of defaults."""
 
@@ -95,6 +110,7 @@ class Settings:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     ui: UISettings = field(default_factory=UISettings)
     listen: ListenSettings = field(default_factory=ListenSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     #: Problems found while reading the file (unknown keys, wrong types); shown, never fatal.
     warnings: tuple[str, ...] = ()
 
@@ -113,6 +129,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "generation": GenerationSettings,
     "ui": UISettings,
     "listen": ListenSettings,
+    "store": StoreSettings,
 }
 
 
@@ -129,6 +146,7 @@ _RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("generation", "prompt_token_budget"): (64, 1_000_000),
     ("generation", "server_timeout_s"): (0.1, 3600.0),
     ("listen", "max_body_bytes"): (64, 16 * 1024 * 1024),
+    ("store", "max_pending"): (1, 100_000_000),
 }
 
 
@@ -233,4 +251,5 @@ def _apply_env(settings: Settings) -> Settings:
     backend = os.environ.get("CSASSIST_BACKEND", gen.backend)
     model = os.environ.get("CSASSIST_MODEL", gen.model)
     gen = dataclasses.replace(gen, server_url=url, server_api_key=key, backend=backend, model=model)
-    return dataclasses.replace(settings, generation=gen)
+    store = dataclasses.replace(settings.store, url=os.environ.get("CSASSIST_STORE_URL", settings.store.url))
+    return dataclasses.replace(settings, generation=gen, store=store)

