@@ -1,15 +1,14 @@
 """What the agent's keys do: accept, edit, send, reject, regenerate, move, search, correct, stats, help.
 
-A mixin of :class:`csassist.ui.app.CsassistApp` (kept apart so app.py stays about wiring).  Every
-outcome the agent produces is turned into feedback events by :mod:`csassist.ui.recorder` and
-persisted off the UI thread by the workers.
+A mixin of :class:`csassist.ui.app.CsassistApp` (kept apart so app.py stays about wiring).  Each action
+is a few lines: it calls one method of the conversation's :class:`~csassist.ui.turn.Turn` (which decides
+the feedback outcomes), hands what it returns to the recorder (:mod:`csassist.ui.recorder`, which writes
+off the UI thread) and redraws.
 """
 
 from __future__ import annotations
 
-from csassist.core.types import Message
 from csassist.ui.host import AppHost
-from csassist.ui.recorder import build_event, events_for_all, events_for_send
 from csassist.ui.screens.handover import HandoverScreen
 from csassist.ui.screens.help import HelpScreen, key_rows
 from csassist.ui.screens.intent import IntentScreen
@@ -18,7 +17,6 @@ from csassist.ui.screens.reject import RejectScreen
 from csassist.ui.screens.stats import StatsScreen
 from csassist.ui.widgets.composer import Composer
 from csassist.ui.widgets.conversation_list import ConversationList
-from csassist.ui.widgets.suggestions import SuggestionList
 from csassist.ui.workers import default_factory, with_backend
 
 
@@ -28,31 +26,34 @@ class AgentActions(AppHost):
     def action_accept(self, slot: int) -> None:
         """Put suggestion ``slot`` into the composer (one key)."""
         conv = self.current
-        state = conv.slots.get(slot) if conv and conv.slots_turn == conv.turn else None
-        if conv is None or state is None or not state.text or state.error:
+        text = conv.machine.accept(slot) if conv else None
+        if conv is None or text is None:
             self.notify(f"Suggestion {slot + 1} is not there yet", severity="warning")
             return
-        conv.picked, conv.picked_text = slot, state.text
-        self.ui(Composer).set_reply(state.text)
-        self.ui(SuggestionList).show(conv.slots, conv.picked)
+        self.ui(Composer).set_reply(text)
+        self.show_suggestions(conv)
 
     def action_drop_unsupported(self) -> None:
         """Put the chosen suggestion (or suggestion 1) in the composer without its unsupported sentences."""
         from csassist.core.reply.grounding import drop_unsupported
 
         conv = self.current
-        slot = conv.picked if conv and conv.picked is not None else 0
-        state = conv.slots.get(slot) if conv and conv.slots_turn == conv.turn else None
+        machine = conv.machine if conv else None
+        slot = machine.picked if machine and machine.picked is not None else 0
+        state = machine.slots.get(slot) if machine else None
         grounding = state.suggestion.grounding if state and state.suggestion else None
-        if conv is None or state is None or grounding is None:
+        if conv is None or machine is None or state is None or grounding is None:
             self.notify("No finished suggestion to trim", severity="warning")
             return
         if not grounding.unsupported:
             self.notify(f"Every sentence of suggestion {slot + 1} is supported", timeout=3)
             return
-        conv.picked, conv.picked_text = slot, state.text
-        self.ui(Composer).set_reply(drop_unsupported(state.text, grounding))
-        self.ui(SuggestionList).show(conv.slots, conv.picked)
+        text = machine.accept(slot)  # sent trimmed, it counts as 'edited'
+        if text is None:
+            self.notify(f"Suggestion {slot + 1} cannot be used", severity="warning")
+            return
+        self.ui(Composer).set_reply(drop_unsupported(text, grounding))
+        self.show_suggestions(conv)
         self.notify(f"Dropped {len(grounding.unsupported)} unsupported sentence(s)", timeout=3)
 
     def action_handover(self) -> None:
@@ -73,63 +74,51 @@ class AgentActions(AppHost):
         self.ui(Composer).focus()
 
     def action_send(self) -> None:
-        """Send the composer's text: outbox (flushed), feedback outcomes, transcript."""
+        """Send the composer's text: the turn decides the outcomes, the recorder writes reply and events."""
         conv, composer = self.current, self.ui(Composer)
         text = composer.text.strip()
         if conv is None or not text:
             self.notify("Nothing to send: use 1-3 or type a reply first", severity="warning")
             return
-        now = self.clock()
-        events = events_for_send(conv, text, now)
-        self._stop_generation(conv)
-        outcome = next((e.outcome for e in events if e.slot == conv.picked), "written")
-        meta = {"turn": conv.turn, "intent": conv.intent_label, "slot": conv.picked, "outcome": outcome}
-        sent = Message(conv.conversation_id, "agent", text, ts=now)
-        self.start_persist(self.outbox, self.feedback, (conv.conversation_id, sent, meta), events)
-        for source in self.sources:  # the demo customer answers once we have replied
-            replied = getattr(source, "agent_replied", None)
-            if callable(replied):
-                replied(conv.conversation_id)
-        conv.messages.append(sent)
-        conv.waiting_since, conv.picked, conv.draft, conv.slots = None, None, "", {}
+        reply = conv.machine.send(text, self.clock())
+        self.deliver(reply)
+        self.agent_replied(conv.conversation_id)
+        conv.draft = ""
         composer.set_reply("")
         self.ui(ConversationList).focus()
-        self._show_current()
+        self.show_current()
         self.refresh_list()
         self.notify(f"Sent to {conv.customer or conv.conversation_id}", markup=False, timeout=2)
 
     def action_reject(self) -> None:
         """Reject the chosen suggestion (or suggestion 1) with a reason from a modal."""
         conv = self.current
-        slot_no = conv.picked if conv and conv.picked is not None else 0
-        state = conv.slots.get(slot_no) if conv else None
-        if conv is None or state is None or not state.done or state.decided:
+        machine = conv.machine if conv else None
+        slot = machine.picked if machine and machine.picked is not None else 0
+        state = machine.slots.get(slot) if machine else None
+        if conv is None or machine is None or machine.drafted is None or state is None or state.decided \
+                or not state.usable:
             self.notify("No finished suggestion to reject", severity="warning")
             return
+        generation = machine.drafted.generation
 
         def rejected(reason: str | None) -> None:
-            if not reason or state.decided:
+            was_picked = machine.picked == slot
+            event = machine.reject(slot, reason, self.clock(), generation) if reason else None
+            if event is None:
                 return
-            self.start_persist(None, self.feedback, None,
-                               [build_event(conv, state, "rejected", reason=reason, ts=self.clock())])
-            state.decided = True
-            state.error = f"rejected: {reason}"
-            if conv.picked == slot_no:
-                conv.picked = None
+            self.record([event])
+            if was_picked:
                 self.ui(Composer).set_reply("")
-            if conv is self.current:
-                self.ui(SuggestionList).show(conv.slots, conv.picked)
+            self.show_suggestions(conv)
 
-        self.push_screen(RejectScreen(self.settings.ui.reject_reasons, slot_no), rejected)
+        self.push_screen(RejectScreen(self.settings.ui.reject_reasons, slot), rejected)
 
     def action_regenerate(self) -> None:
         """New drafts for the current turn (the shown ones count as rejected: 'regenerated')."""
         conv = self.current
-        if conv is None or conv.analysis is None:
+        if conv is None or not self.draft_for(conv, regenerate=True):
             self.notify("Nothing to regenerate yet", severity="warning")
-            return
-        self.start_persist(None, self.feedback, None, events_for_all(conv, "rejected", "regenerated", self.clock()))
-        self._ensure_suggestions(conv, seed=conv.generation + 1, force=True)
 
     def _move(self, step: int) -> None:
         """Select the neighbour conversation in display order."""
@@ -158,7 +147,7 @@ class AgentActions(AppHost):
 
         def use(text: str | None) -> None:
             if text and self.current is not None:
-                self.current.picked = None
+                self.current.machine.unpick()
                 self.ui(Composer).set_reply(text)
 
         self.push_screen(KBSearchScreen(self.assistant, last.text[:200] if last else ""), use)
@@ -173,8 +162,8 @@ class AgentActions(AppHost):
 
         def corrected(label: str | None) -> None:
             if label:
-                conv.intent_correction = label
-                self._show_current()
+                conv.machine.correct_intent(label)
+                self.show_current()
                 self.refresh_list()
 
         self.push_screen(IntentScreen(top + sorted(labels), conv.intent_label), corrected)

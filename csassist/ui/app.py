@@ -25,14 +25,21 @@ from textual.worker import Worker, WorkerState
 from csassist import paths
 from csassist.core.engine import Engine
 from csassist.core.learn.feedback import FeedbackLog, open_feedback_log
-from csassist.core.types import CancelToken, Message
+from csassist.core.types import Message
 from csassist.settings import Settings, load_settings
 from csassist.ui import messages as m
 from csassist.ui.actions import AgentActions
 from csassist.ui.commands import CsassistCommands
-from csassist.ui.recorder import events_for_all
+from csassist.ui.keymap import bindings_of, check_keymap
+from csassist.ui.recorder import Recorder
 from csassist.ui.render import NOTICE_MAX_CHARS, clean
-from csassist.ui.state import ConversationState, Inbox, SlotState
+from csassist.ui.screens.handover import HandoverScreen
+from csassist.ui.screens.help import HelpScreen
+from csassist.ui.screens.intent import IntentScreen
+from csassist.ui.screens.kb_search import KBSearchScreen
+from csassist.ui.screens.reject import RejectScreen
+from csassist.ui.screens.stats import StatsScreen
+from csassist.ui.state import ConversationState, Inbox
 from csassist.ui.themes import APP_VARIABLES, DEFAULT_THEME, FALLBACK_THEME, load_themes
 from csassist.ui.widgets.assist_panel import AssistPanel
 from csassist.ui.widgets.composer import Composer
@@ -50,7 +57,7 @@ SINGLE_KEY_ACTIONS = frozenset({"accept", "edit", "reject", "regenerate", "next_
                                 "help", "drop_unsupported", "handover"})
 
 
-class CsassistApp(AgentActions, EngineWorkers, App[int]):
+class CsassistApp(AgentActions, EngineWorkers, Recorder, App[int]):
     """csassist's main window: inbox · transcript + suggestions + composer · assist panel."""
 
     CSS_PATH = "app.tcss"
@@ -98,6 +105,9 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         self.stage_timings: list[tuple[float, float]] = []  # (analyse ms, retrieve ms) per shown analysis
         self.notice_log: list[str] = []  # every engine notice, also after its toast expired (tests read it)
         self.notices = list(notices) + list(settings.warnings)
+        keys = check_keymap(settings.ui.keys, key_scopes())
+        self.checked_keymap = keys.keymap
+        self.notices += keys.problems
         themes, problems = load_themes(theme_dirs or (paths.bundled_themes_dir(), paths.user_themes_dir()))
         for theme in themes:
             self.register_theme(theme)
@@ -131,14 +141,14 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
 
     def on_mount(self) -> None:
         """Keymap, notices, engine loading and the message sources."""
-        self.set_keymap(dict(self.settings.ui.keys))
+        self.set_keymap(self.checked_keymap)
         self.query_one("#conversations").border_title = "Inbox"
         self.query_one("#transcript").border_title = "Conversation"
         self.query_one("#composer").border_title = "Reply (e to edit, ctrl+s to send)"
         self.query_one("#assist").border_title = "Assist"
         self.status.set_source(self.source_label)
         for notice in self.notices:
-            self.notify(notice, severity="warning", timeout=8)
+            self.notify(notice, severity="warning", timeout=8, markup=False)
         if self.assistant is not None:
             self._engine_ready(self.assistant)
         else:
@@ -155,13 +165,12 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         gc.freeze()  # start-up objects never die: keep them out of full collections (pauses of ~100 ms)
 
     def on_unmount(self) -> None:
-        """Stop the feeds and any generation still running (the outbox is closed by run_app, after
-        the persist workers have finished)."""
+        """Stop the feeds and any drafting; write what is still queued plus an ``ignored`` outcome for every
+        suggestion shown but not decided (the outbox is closed by run_app after this)."""
         for source in self.sources:
             source.stop()
-        for conv in self.inbox.conversations.values():
-            if conv.cancel:
-                conv.cancel.cancel()
+        now = self.clock()
+        self.flush([event for conv in self.inbox.conversations.values() for event in conv.machine.close(now)])
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
@@ -213,8 +222,7 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         gc.freeze()  # the engine's objects (models, index) live as long as the app
         self.status.set_engine(assistant.describe().as_dict())
         for conv in self.inbox.conversations.values():
-            if conv.turn > conv.analysed_turn:
-                self._analyse_latest(conv, time.perf_counter())
+            self._analyse_latest(conv, time.perf_counter())
 
     def on_assistant_ready(self, event: m.AssistantReady) -> None:
         """The loader worker finished."""
@@ -239,8 +247,8 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         self.status.set_engine(info.as_dict())
         self.notify(f"Reply model ready: {info.generator}", timeout=4, markup=False)
         conv = self.current
-        if conv is not None and conv.picked is None and not any(slot > 0 for slot in conv.slots):
-            self._ensure_suggestions(conv, force=True)
+        if conv is not None and conv.machine.picked is None and not any(slot > 0 for slot in conv.machine.slots):
+            self.draft_for(conv, force=True)
 
     def on_engine_notice(self, event: m.EngineNotice) -> None:
         """Progress and problems from workers."""
@@ -248,53 +256,59 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         self.notify(event.text, severity=event.severity, timeout=event.timeout, markup=False)  # type: ignore[arg-type]
 
     def on_customer_message_arrived(self, event: m.CustomerMessageArrived) -> None:
-        """Store the message, supersede stale drafts, start its analysis, refresh what is visible."""
+        """Store the message (the turn decides what it supersedes), start its analysis, refresh what is visible."""
         if self.closing:
             return
         msg = event.message
         conv = self.inbox.get_or_create(msg.conversation_id, msg.customer)
-        conv.messages.append(msg)
+        self.record(conv.machine.receive(msg, self.clock()))
         if msg.speaker == "customer":
-            conv.turn += 1
-            conv.waiting_since = conv.waiting_since or msg.ts or self.clock()
-            self._stop_generation(conv)
-            self.start_persist(None, self.feedback, None, events_for_all(conv, "ignored", None, self.clock()))
             if msg.conversation_id != self.selected:
                 conv.unread += 1
             if self.assistant is not None:
                 self._analyse_latest(conv, event.arrived)
-        else:
-            conv.waiting_since = None
         if self.selected is None:
             self.select(conv.conversation_id)
         elif conv.conversation_id == self.selected:
-            self._show_current()
+            self.show_current()
         self.refresh_list()
 
     def _analyse_latest(self, conv: ConversationState, arrived: float) -> None:
-        """Start the analysis worker for the newest customer message."""
-        last = conv.last_customer_message
-        if last is not None:
-            self.start_analysis(conv.conversation_id, conv.turn, last, conv.history_before_last_customer(), arrived)
+        """Start the analysis worker for the newest customer message, unless it is analysed already."""
+        request = conv.machine.analysis_request()
+        if request is not None:
+            self.start_analysis(request, arrived)
 
     def on_analysis_ready(self, event: m.AnalysisReady) -> None:
         """Show intent + KB at once (before any suggestion), then draft replies if it is on screen."""
         if self.closing:
             return
-        conv = self.inbox.conversations[event.conversation_id]
-        if event.turn != conv.turn:
+        conv = self.inbox.conversations.get(event.conversation_id)
+        if conv is None or not conv.machine.analysed_as(event.turn, event.analysis, event.passages):
             return  # a newer customer message is being analysed
-        conv.analysis, conv.passages, conv.analysed_turn = event.analysis, event.passages, event.turn
-        conv.intent_correction = None
         self.stage_timings.append((event.analyse_ms, event.retrieve_ms))
         self.status.set_latency("analyse", event.analyse_ms)
         self.status.set_latency("retrieve", event.retrieve_ms)
         self.refresh_list()
         selected = conv.conversation_id == self.selected
         if selected:
-            self._show_current()
-            self._ensure_suggestions(conv)
+            self.show_current()
+            self.draft_for(conv)
         self.after_frame(self._record_shown, event.arrived, selected)
+
+    def on_analysis_failed(self, event: m.AnalysisFailed) -> None:
+        """One message the engine could not analyse: say so (inbox row and a notification); others go on."""
+        if self.closing:
+            return
+        conv = self.inbox.conversations.get(event.conversation_id)
+        if conv is None or not conv.machine.analysis_failed(event.turn, event.error):
+            return
+        self.notice_log.append(event.error)
+        self.notify(f"Could not analyse the message from {conv.customer or conv.conversation_id}: {event.error}",
+                    severity="error", timeout=10, markup=False)
+        self.refresh_list()
+        if conv.conversation_id == self.selected:
+            self.show_current()
 
     def _record_shown(self, arrived: float, selected: bool) -> None:
         """Arrival -> on-screen latency, measured after the refresh that shows it (the benchmark reads it)."""
@@ -304,43 +318,43 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
             self.shown_latencies_selected.append(ms)
 
     def on_suggestion_streamed(self, event: m.SuggestionStreamed) -> None:
-        """Apply a streamed snapshot of one slot (stale runs are dropped)."""
+        """Apply a streamed snapshot of one slot (the turn drops those of stopped runs)."""
         if self.closing:
             return
         conv = self.inbox.conversations.get(event.conversation_id)
-        if conv is None or event.generation != conv.generation:
+        if conv is None:
             return
-        update = event.update
-        slot = conv.slots.setdefault(update.slot, SlotState(update.slot))
-        slot.text, slot.backend, slot.done = update.text, update.backend, update.done
-        slot.suggestion, slot.error = update.suggestion, update.error
-        if event.first_token_ms is not None and slot.first_token_ms is None:
-            slot.first_token_ms = event.first_token_ms
-            if update.slot > 0:
-                self.status.set_latency("first token", event.first_token_ms)
+        slot = event.update.slot
+        known = conv.machine.slots.get(slot)
+        first = event.first_token_ms is not None and (known is None or known.first_token_ms is None)
+        if not conv.machine.apply(event.generation, event.update, event.first_token_ms):
+            return
+        if first and slot > 0 and event.first_token_ms is not None:
+            self.status.set_latency("first token", event.first_token_ms)
         if conv.conversation_id == self.selected:
-            self.ui(SuggestionList).show(conv.slots, conv.picked)
+            self.show_suggestions(conv)
 
     def on_generation_finished(self, event: m.GenerationFinished) -> None:
         """Mark the run as over; a failed backend is a notification (the other slots stay)."""
         conv = self.inbox.conversations.get(event.conversation_id)
-        if conv is not None and event.generation == conv.generation:
-            conv.generating = False
-            if event.error:
-                self.notify(f"Suggestions failed: {event.error}", severity="error", markup=False)
+        if conv is not None and conv.machine.finished(event.generation) and event.error:
+            self.notify(f"Suggestions failed: {event.error}", severity="error", markup=False)
 
     def on_send_failed(self, event: m.SendFailed) -> None:
         """The outbox refused the reply: take it out of the transcript and back into the composer."""
         if self.closing:
             return
-        conv = self.inbox.conversations[event.conversation_id]
-        if event.message in conv.messages:
-            conv.messages.remove(event.message)
+        conv = self.inbox.conversations.get(event.conversation_id)
+        if conv is None:
+            return
+        self.record(conv.machine.send_failed(event.reply, self.clock()))
+        text = event.reply.message.text
         if conv is self.current and not self.ui(Composer).text.strip():
-            self.ui(Composer).set_reply(event.message.text)
+            self.ui(Composer).set_reply(text)
         else:
-            conv.draft = event.message.text + ("\n" + conv.draft if conv.draft else "")
-        self._show_current()
+            conv.draft = text + ("\n" + conv.draft if conv.draft else "")
+        self.show_current()
+        self.refresh_list()
         self.notify(f"Not sent ({event.error}); the reply is back in the composer", severity="error",
                     timeout=15, markup=False)
 
@@ -349,32 +363,34 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         if event.state == WorkerState.ERROR:
             self.notify(f"{event.worker.name} failed: {event.worker.error}", severity="error", markup=False)
 
-    # -- generation --------------------------------------------------------------------------
-    def _stop_generation(self, conv: ConversationState) -> None:
-        """Cancel the drafts in flight for ``conv`` (their late messages are ignored)."""
-        if conv.cancel is not None:
-            conv.cancel.cancel()
-        conv.generation += 1
-        conv.generating = False
+    # -- drafting ----------------------------------------------------------------------------
+    def draft_for(self, conv: ConversationState, *, force: bool = False, regenerate: bool = False) -> bool:
+        """Start drafting replies for ``conv``'s analysed turn if it needs them (or ``force``/``regenerate``).
 
-    def _ensure_suggestions(self, conv: ConversationState, seed: int = 0, force: bool = False) -> None:
-        """Draft replies for the latest analysed turn unless they exist or are being drafted."""
-        message = conv.last_customer_message
-        if self.assistant is None or conv.analysis is None or message is None or conv.analysed_turn != conv.turn:
-            return
-        complete = conv.slots_turn == conv.turn and conv.slots and all(s.done for s in conv.slots.values())
-        if not force and (conv.generating or complete):
-            return
+        One conversation drafts at a time (the model is the scarce resource): the others are stopped.
+        False when there was nothing to draft.
+        """
+        if self.assistant is None:
+            return False
+        now = self.clock()
+        request, events = conv.machine.regenerate(now) if regenerate else conv.machine.start_drafting(now, force=force)
+        self.record(events)
+        if request is None:
+            return False
         for other in self.inbox.conversations.values():
-            if other.generating and other is not conv:
-                self._stop_generation(other)
-        self._stop_generation(conv)
-        conv.cancel, conv.generating = CancelToken(), True
-        conv.slots, conv.slots_turn, conv.picked = {}, conv.turn, None
-        self.start_generation(conv.conversation_id, conv.turn, conv.generation, message,
-                              conv.history_before_last_customer(), conv.analysis, conv.passages, conv.cancel, seed)
+            if other is not conv and other.machine.drafting:
+                other.machine.stop_drafting()
+        self.start_generation(request)
         if conv.conversation_id == self.selected:
-            self.ui(SuggestionList).show(conv.slots, conv.picked)
+            self.show_suggestions(conv)
+        return True
+
+    def agent_replied(self, conversation_id: str) -> None:
+        """Tell the sources that can wait for the agent (the demo customer answers once we have replied)."""
+        for source in self.sources:
+            replied = getattr(source, "agent_replied", None)
+            if callable(replied):
+                replied(conversation_id)
 
     # -- showing -----------------------------------------------------------------------------
     def refresh_list(self) -> None:
@@ -391,14 +407,18 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         ordered = self.inbox.ordered(self.by_urgency, self.clock())
         self.ui(ConversationList).sync(ordered, self.selected, self.clock())
 
-    def _show_current(self) -> None:
+    def show_current(self) -> None:
         """Render the selected conversation into transcript, assist panel and suggestions."""
         conv = self.current
         if conv is None:
             return
         self.ui(Transcript).show(conv.conversation_id, conv.messages)
         self.ui(AssistPanel).show(conv.analysis, conv.passages, conv.intent_correction)
-        self.ui(SuggestionList).show(conv.slots if conv.slots_turn == conv.turn else {}, conv.picked)
+        self.show_suggestions(conv)
+
+    def show_suggestions(self, conv: ConversationState) -> None:
+        """Render ``conv``'s suggestion slots (and which one is in the composer)."""
+        self.ui(SuggestionList).show(conv.machine.slots, conv.machine.picked)
 
     def select(self, conversation_id: str) -> None:
         """Switch to a conversation, keeping the unsent draft of the one we leave."""
@@ -411,9 +431,9 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
         conv = self.inbox.conversations[conversation_id]
         conv.unread = 0
         composer.set_reply(conv.draft)
-        self._show_current()
+        self.show_current()
         self.refresh_list()
-        self._ensure_suggestions(conv)
+        self.draft_for(conv)
 
     def on_conversation_list_chosen(self, event: ConversationList.Chosen) -> None:
         """Cursor moves and clicks in the inbox."""
@@ -424,6 +444,19 @@ class CsassistApp(AgentActions, EngineWorkers, App[int]):
     def on_suggestion_card_clicked(self, event: SuggestionCard.Clicked) -> None:
         """A click on a suggestion accepts it."""
         self.action_accept(event.slot)
+
+
+def key_scopes() -> list[list[Binding]]:
+    """Groups of bindings that can be active together, for :func:`~csassist.ui.keymap.check_keymap`.
+
+    On the main screen the app's bindings meet the focused widget's (composer or inbox list); on a modal
+    screen only its own bindings and the app's priority ones are live.
+    """
+    own = bindings_of(CsassistApp.BINDINGS)
+    priority = [b for b in own if b.priority]
+    modals = (HelpScreen, IntentScreen, KBSearchScreen, RejectScreen, StatsScreen, HandoverScreen)
+    return [own + bindings_of(Composer.BINDINGS), own + bindings_of(ConversationList.BINDINGS),
+            *(bindings_of(screen.BINDINGS) + priority for screen in modals)]
 
 
 def make_app(settings: Settings | None = None, **kwargs: Any) -> CsassistApp:
@@ -455,4 +488,10 @@ def run_app(args: argparse.Namespace) -> int:
     finally:
         intake.outbox.close()
         feedback.close()
-    return 0
+    return app_exit_code(app)
+
+
+def app_exit_code(app: App[Any]) -> int:
+    """The process exit code after ``app.run()``: Textual's return code (1 after an unhandled exception,
+    whose traceback it has printed), 0 for a normal quit."""
+    return app.return_code or 0

@@ -21,12 +21,13 @@ if TYPE_CHECKING:  # pragma: no cover - only type checkers see the declared surf
     from textual.widget import Widget
 
     from csassist.core.learn.feedback import FeedbackLog
+    from csassist.ui.recorder import Recorder
     from csassist.ui.state import ConversationState, Inbox
     from csassist.ui.workers import AssistantFactory, EngineWorkers
 
     W = TypeVar("W", bound=Widget)
 
-    class AppHost(EngineWorkers, App[int]):
+    class AppHost(EngineWorkers, Recorder, App[int]):
         """The part of ``CsassistApp`` its mixins use."""
 
         factory: AssistantFactory | None
@@ -53,14 +54,18 @@ if TYPE_CHECKING:  # pragma: no cover - only type checkers see the declared surf
         def select(self, conversation_id: str) -> None:
             """Switch to a conversation."""
 
-        def _show_current(self) -> None:
+        def show_current(self) -> None:
             """Render the selected conversation."""
 
-        def _stop_generation(self, conv: ConversationState) -> None:
-            """Cancel the drafts in flight for ``conv``."""
+        def show_suggestions(self, conv: ConversationState) -> None:
+            """Render ``conv``'s suggestion slots."""
 
-        def _ensure_suggestions(self, conv: ConversationState, seed: int = 0, force: bool = False) -> None:
-            """Draft replies for the latest analysed turn."""
+        def draft_for(self, conv: ConversationState, *, force: bool = False, regenerate: bool = False) -> bool:
+            """Start drafting replies for ``conv``'s analysed turn if it needs them."""
+            ...
+
+        def agent_replied(self, conversation_id: str) -> None:
+            """Tell the sources that wait for the agent."""
 
 else:
     AppHost = object

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message as TextualMessage
 
 from csassist.core.types import Analysis, Message, Passage, SuggestionUpdate
+from csassist.ui.turn import Reply
 
 if TYPE_CHECKING:  # pragma: no cover
     from csassist.core.engine import Engine
@@ -38,6 +39,15 @@ class AnalysisReady(TextualMessage):
     analyse_ms: float
     retrieve_ms: float
     arrived: float
+
+
+@dataclass
+class AnalysisFailed(TextualMessage):
+    """The engine raised on one customer turn: shown to the agent; the next message is analysed as usual."""
+
+    conversation_id: str
+    turn: int
+    error: str
 
 
 @dataclass
@@ -95,7 +105,7 @@ class SendFailed(TextualMessage):
     """The outbox could not store a reply: it goes back into the composer, nothing is lost."""
 
     conversation_id: str
-    message: Message
+    reply: Reply
     error: str
 
 

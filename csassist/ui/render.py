@@ -99,5 +99,9 @@ def format_ms(value: float | None) -> str:
 
 
 def clock_time(ts: float) -> str:
-    """Local ``HH:MM`` of an epoch timestamp (empty for 0)."""
-    return time.strftime("%H:%M", time.localtime(ts)) if ts else ""
+    """Local ``HH:MM`` of an epoch timestamp; empty for 0 and for a time no clock can show (1e300, NaN, a
+    nanosecond epoch): a feed's bad ``ts`` must cost a blank, never the app (issue 10)."""
+    try:
+        return time.strftime("%H:%M", time.localtime(ts)) if ts else ""
+    except (OverflowError, OSError, ValueError, TypeError):
+        return ""

@@ -1,88 +1,87 @@
 """What the app knows about each conversation: plain Python, no widgets, so it is easy to test.
 
 The app owns one :class:`Inbox`; widgets render from it and never keep their own copy of the truth.
-Feedback bookkeeping lives here too: every suggestion slot that was shown gets exactly one outcome
-(accepted / edited / rejected / ignored), and :meth:`ConversationState.undecided_slots` tells the
-app which ones still need one.
+A conversation's messages, analysis and drafts live in its :class:`~csassist.ui.turn.Turn` state machine
+(``conv.machine``), which is changed only through its methods; what is here besides is how the inbox
+shows the conversation (name, unread count, the unsent composer text).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from csassist.core.types import Analysis, CancelToken, Message, Passage, Suggestion
+from csassist.core.types import Analysis, Message, Passage
+from csassist.ui.turn import SlotState, Turn
 
-
-@dataclass
-class SlotState:
-    """One suggestion slot of the current turn as the agent sees it."""
-
-    slot: int
-    text: str = ""
-    backend: str = ""
-    done: bool = False
-    suggestion: Suggestion | None = None
-    error: str | None = None
-    first_token_ms: float | None = None
-    decided: bool = False  # an outcome was recorded for it
+__all__ = ["ConversationState", "Inbox", "SlotState"]
 
 
 @dataclass
 class ConversationState:
-    """One customer's conversation: messages, the latest analysis, and the current drafts."""
+    """One customer's conversation: its turn state machine plus what only the inbox needs."""
 
     conversation_id: str
     customer: str = ""
-    messages: list[Message] = field(default_factory=list)
     unread: int = 0
-    turn: int = 0  # number of customer messages so far
-    analysis: Analysis | None = None
-    analysed_turn: int = 0
-    passages: list[Passage] = field(default_factory=list)
-    slots: dict[int, SlotState] = field(default_factory=dict)
-    slots_turn: int = 0  # the turn the slots answer
-    generation: int = 0  # id of the newest generation run for this conversation
-    generating: bool = False
-    cancel: CancelToken | None = None
-    picked: int | None = None  # slot accepted into the composer
-    picked_text: str = ""  # its text at the moment it was accepted
     draft: str = ""  # composer text kept while another conversation is shown
-    intent_correction: str | None = None
-    waiting_since: float | None = None  # ts of the oldest unanswered customer message
     first_seen: int = 0  # arrival order, for the default sort
+    machine: Turn = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.machine = Turn(self.conversation_id)
+
+    # Read-only views of the machine, for the widgets, the benchmark and the tests.
+    @property
+    def messages(self) -> list[Message]:
+        """Every message so far, oldest first."""
+        return self.machine.messages
+
+    @property
+    def turn(self) -> int:
+        """Number of customer messages so far."""
+        return self.machine.number
+
+    @property
+    def analysed_turn(self) -> int:
+        """The turn the current analysis belongs to."""
+        return self.machine.analysed
+
+    @property
+    def analysis(self) -> Analysis | None:
+        """The newest analysis."""
+        return self.machine.analysis
+
+    @property
+    def passages(self) -> list[Passage]:
+        """KB passages retrieved for the newest analysed turn."""
+        return self.machine.passages
+
+    @property
+    def intent_correction(self) -> str | None:
+        """The agent's intent for the analysed turn."""
+        return self.machine.intent_correction
+
+    @property
+    def waiting_since(self) -> float | None:
+        """ts of the oldest unanswered customer message."""
+        return self.machine.waiting_since
 
     @property
     def last_customer_message(self) -> Message | None:
         """The newest customer message (what the suggestions answer)."""
-        for message in reversed(self.messages):
-            if message.speaker == "customer":
-                return message
-        return None
+        return self.machine.last_customer_message
 
     @property
     def intent_label(self) -> str:
         """The intent to show: the agent's correction wins over the model's guess."""
-        if self.intent_correction:
-            return self.intent_correction
-        if self.analysis is None or not self.analysis.intent.top:
-            return ""  # not analysed yet, or no intent model
-        return self.analysis.intent.intent or "out of scope"
+        if self.machine.analysis_error and self.machine.analysed != self.machine.number:
+            return "analysis failed"
+        return self.machine.intent_label
 
     @property
     def urgency_rank(self) -> int:
         """0 normal, 1 elevated, 2 urgent (0 before the first analysis)."""
-        return self.analysis.urgency.rank if self.analysis else 0
-
-    def undecided_slots(self) -> list[SlotState]:
-        """Finished suggestions that were shown but have no outcome yet."""
-        return [s for s in self.slots.values() if s.done and s.error is None and not s.decided and s.text]
-
-    def history_before_last_customer(self) -> list[Message]:
-        """Every message before the newest customer one (the history the engine gets)."""
-        for index in range(len(self.messages) - 1, -1, -1):
-            if self.messages[index].speaker == "customer":
-                return list(self.messages[:index])
-        return list(self.messages)
+        return self.machine.analysis.urgency.rank if self.machine.analysis else 0
 
 
 class Inbox:

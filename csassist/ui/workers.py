@@ -8,34 +8,33 @@ new customer message stops stale drafts within one token.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from textual import work
 from textual.worker import get_current_worker
 
-from csassist.core.types import Analysis, CancelToken, Message, Passage
+from csassist.core.types import Analysis, Passage
+from csassist.ui.backlog import Backlog
 from csassist.ui.messages import (
+    AnalysisFailed,
     AnalysisReady,
     AssistantReady,
     EngineNotice,
     GenerationFinished,
     GeneratorReady,
-    SendFailed,
     SuggestionStreamed,
 )
+from csassist.ui.turn import AnalysisRequest, DraftRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from csassist.core.engine import Engine
-    from csassist.core.io.outbox import Outbox
-    from csassist.core.learn.feedback import FeedbackEvent, FeedbackLog
     from csassist.settings import Settings
 
 #: Builds the engine for some settings (tests pass one that returns a fake).
 AssistantFactory = Callable[["Settings"], "Engine"]
-_ANALYSIS_LOCK = threading.Lock()
 
 
 def default_factory(settings: Settings) -> Engine:
@@ -50,7 +49,6 @@ class EngineWorkers:
 
     assistant: Engine | None
     settings: Settings
-    _persist_lock = threading.Lock()
 
     # These come from textual.app.App.
     post_message: Callable[..., bool]
@@ -98,63 +96,83 @@ class EngineWorkers:
                 return
             self.post_message(GeneratorReady(assistant, generator))
 
-    def start_analysis(self, cid: str, turn: int, message: Message, history: list[Message], arrived: float) -> None:
+    @property
+    def analysis_backlog(self) -> Backlog[str, tuple[AnalysisRequest, float]]:
+        """Conversations waiting for analysis: one entry each (a newer turn replaces a queued one)."""
+        backlog: Backlog[str, tuple[AnalysisRequest, float]] | None = self.__dict__.get("_analysis_backlog")
+        if backlog is None:
+            backlog = self.__dict__["_analysis_backlog"] = Backlog()
+        return backlog
+
+    def start_analysis(self, request: AnalysisRequest, arrived: float) -> None:
         """Queue the analysis of a conversation's newest customer turn (a newer turn replaces a queued one).
 
         One thread worker drains the queue in arrival order.  Running analyses one at a time is faster
         than one thread per message: on a busy CPU, concurrent encoder calls slowed each other ~10x.
         """
-        with _ANALYSIS_LOCK:
-            queue = self.__dict__.setdefault("_analysis_queue", {})
-            queue[cid] = (turn, message, history, arrived)  # replacing keeps the conversation's place
-            start = not self.__dict__.get("_analysis_running", False)
-            self.__dict__["_analysis_running"] = True
-        if start:
-            self.run_worker(self._analysis_loop, thread=True, group="analyse", name="analysis", exit_on_error=False)
+        if self.analysis_backlog.put(request.conversation_id, (request, arrived)):
+            self._analysis_loop()
 
+    @work(thread=True, exclusive=True, group="analyse", name="analysis", exit_on_error=False,
+          description="analyse queued customer messages")
     def _analysis_loop(self) -> None:
-        """Worker body: take the oldest queued conversation, analyse + retrieve, post; exit when idle."""
+        """Worker body: take the oldest queued conversation, analyse + retrieve, post; exit when idle.
+
+        One message that makes the engine raise is reported (``AnalysisFailed``) and the loop goes on
+        with the next one; the backlog is released in ``finally`` so even an escaping error cannot
+        leave analysis switched off.
+        """
         worker = get_current_worker()
-        queue: dict[str, tuple[int, Message, list[Message], float]] = self.__dict__.setdefault("_analysis_queue", {})
-        while True:
-            with _ANALYSIS_LOCK:
-                if not queue or worker.is_cancelled:
-                    self.__dict__["_analysis_running"] = False  # the next start_analysis starts a new loop
+        backlog = self.analysis_backlog
+        try:
+            while not worker.is_cancelled:
+                item = backlog.take()
+                if item is None:
                     return
-                cid = next(iter(queue))
-                turn, message, history, arrived = queue.pop(cid)
-            assistant = self.assistant
-            if assistant is None:  # the engine is being reloaded: the ready handler re-queues the turn
-                continue
-            t0 = time.perf_counter()
-            analysis: Analysis = assistant.analyze(message.text, history)
-            t1 = time.perf_counter()
-            passages: list[Passage] = list(assistant.retrieve(message.text, self.settings.retrieval.top_k,
-                                                                    history))
-            t2 = time.perf_counter()
-            self.post_message(AnalysisReady(cid, turn, analysis, passages, (t1 - t0) * 1000, (t2 - t1) * 1000,
-                                            arrived))
+                _cid, (request, arrived) = item
+                self._analyse_one(request, arrived)
+        finally:
+            backlog.release()
 
-    def start_generation(self, cid: str, turn: int, generation: int, message: Message, history: list[Message],
-                         analysis: Analysis, passages: list[Passage], token: CancelToken, seed: int) -> None:
-        """Stream suggestions for one turn; one generation at a time (the model is the scarce resource)."""
-        if self.assistant is None:
+    def _analyse_one(self, request: AnalysisRequest, arrived: float) -> None:
+        """Analyse + retrieve one message and post the result (or the failure: it is shown, not swallowed)."""
+        assistant = self.assistant
+        if assistant is None:  # the engine is being reloaded: the ready handler re-queues the turn
             return
-        self.run_worker(
-            partial(self._generate, self.assistant, cid, turn, generation, message, history, analysis, passages,
-                    token, seed),
-            thread=True, exclusive=True, group="generate", name=f"suggest {cid}", exit_on_error=False)
+        try:
+            t0 = time.perf_counter()
+            analysis: Analysis = assistant.analyze(request.message.text, list(request.history))
+            t1 = time.perf_counter()
+            passages: list[Passage] = list(assistant.retrieve(request.message.text, self.settings.retrieval.top_k,
+                                                              list(request.history)))
+            t2 = time.perf_counter()
+        except Exception as exc:  # noqa: BLE001 - one bad message fails alone; the next is analysed
+            self.post_message(AnalysisFailed(request.conversation_id, request.turn, f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(AnalysisReady(request.conversation_id, request.turn, analysis, passages, (t1 - t0) * 1000,
+                                        (t2 - t1) * 1000, arrived))
 
-    def _generate(self, assistant: Engine, cid: str, turn: int, generation: int, message: Message,
-                  history: list[Message], analysis: Analysis, passages: list[Passage], token: CancelToken,
-                  seed: int) -> None:
-        """Worker body: forward every SuggestionUpdate as a replaceable message until cancelled."""
+    @work(thread=True, exclusive=True, group="generate", name="suggest", exit_on_error=False,
+          description="stream suggestions")
+    def start_generation(self, request: DraftRequest) -> None:
+        """Stream suggestions for one turn; one run at a time (the model is the scarce resource).
+
+        Every SuggestionUpdate is forwarded as a replaceable message until the run is cancelled (worker
+        cancelled by a newer run, or the request's CancelToken by the turn); a failing backend ends the
+        run with an error in ``GenerationFinished`` instead of killing the worker.
+        """
         worker = get_current_worker()
+        assistant = self.assistant
+        cid, turn, generation, token = request.conversation_id, request.turn, request.generation, request.cancel
+        if assistant is None:  # the engine is being reloaded: the turn drafts again once it is back
+            self.post_message(GenerationFinished(cid, turn, generation, None))
+            return
         start = time.perf_counter()
         first: dict[int, float] = {}
         error: str | None = None
         try:
-            for update in assistant.suggest(message, history, analysis, passages, token, seed=seed):
+            for update in assistant.suggest(request.message, list(request.history), request.analysis,
+                                            list(request.passages), token, seed=request.seed):
                 if worker.is_cancelled or token.cancelled:
                     token.cancel()
                     break
@@ -164,32 +182,6 @@ class EngineWorkers:
         except Exception as exc:  # noqa: BLE001 - a failed backend is a message, not a crash
             error = f"{type(exc).__name__}: {exc}"
         self.post_message(GenerationFinished(cid, turn, generation, error))
-
-    def start_persist(self, outbox: Outbox | None, feedback: FeedbackLog | None,
-                      send: tuple[str, Message, dict[str, Any]] | None, events: list[FeedbackEvent]) -> None:
-        """Append the sent reply to the outbox (flushed) and the feedback events to the log."""
-        if send is None and not events:
-            return
-        self.run_worker(partial(self._persist, outbox, feedback, send, events), thread=True, group="persist",
-                        name="persist", exit_on_error=False)
-
-    def _persist(self, outbox: Outbox | None, feedback: FeedbackLog | None,
-                 send: tuple[str, Message, dict[str, Any]] | None, events: list[FeedbackEvent]) -> None:
-        """Worker body: outbox first (the customer's reply matters most), then feedback."""
-        with self._persist_lock:
-            if send is not None and outbox is not None:
-                cid, message, meta = send
-                try:
-                    outbox.send(cid, message.text, meta=meta)
-                except Exception as exc:  # noqa: BLE001 - the reply goes back to the composer
-                    self.post_message(SendFailed(cid, message, f"{type(exc).__name__}: {exc}"))
-                    return
-            for event in events:
-                if feedback is not None:
-                    try:
-                        feedback.record(event)
-                    except Exception as exc:  # noqa: BLE001 - losing one log line must not stop the agent
-                        self.post_message(EngineNotice(f"Feedback not logged: {exc}", severity="warning"))
 
 
 

@@ -100,7 +100,8 @@ async def test_reject_with_reason_then_regenerate(app_factory, feedback: Feedbac
         assert "(seed " in app.query_one(SuggestionList).card_text(1)
         assert "(seed 0)" not in app.query_one(SuggestionList).card_text(1)
     events = [(e["slot"], e["outcome"], e["reject_reason"]) for e in feedback.events()]
-    assert events == [(2, "rejected", "wrong tone"), (0, "rejected", "regenerated"), (1, "rejected", "regenerated")]
+    assert events == [(2, "rejected", "wrong tone"), (0, "rejected", "regenerated"), (1, "rejected", "regenerated"),
+                      (0, "ignored", None), (1, "ignored", None), (2, "ignored", None)]  # the new drafts, at quit
 
 
 async def test_escape_cancels_reject(app_factory, feedback: FeedbackLog) -> None:  # type: ignore[no-untyped-def]
@@ -111,7 +112,8 @@ async def test_escape_cancels_reject(app_factory, feedback: FeedbackLog) -> None
         await settle(pilot, app)
         await pilot.press("x", "escape")
         await settle(pilot, app)
-    assert feedback.count() == 0
+        assert feedback.count() == 0
+    assert [e["outcome"] for e in feedback.events()] == ["ignored"] * 3  # shown, never decided: quit says so
 
 
 async def test_switching_conversations_keeps_drafts_and_unread(app_factory) -> None:  # type: ignore[no-untyped-def]
@@ -147,7 +149,7 @@ async def test_new_message_cancels_stale_drafts_and_marks_them_ignored(feedback:
             await pilot.pause(0.01)
             if app.query_one(SuggestionList).card_text(0):
                 break
-        assert app.inbox.conversations["c1"].generating
+        assert app.inbox.conversations["c1"].machine.drafting
         app.ingest(customer("c1", "actually I want a refund"))
         while app.inbox.conversations["c1"].turn < 2:  # handled: the stale run's token is cancelled
             await pilot.pause(0.01)
@@ -156,9 +158,11 @@ async def test_new_message_cancels_stale_drafts_and_marks_them_ignored(feedback:
         assert assistant.cancelled_runs >= 1
         assert app.query_one(SuggestionList).card_text(0).startswith("Hello, thanks for reaching out. If an item")
         assert "refund_request" in _panel_text(app)
-    ignored = [(e["turn"], e["slot"], e["outcome"]) for e in feedback.events()]
-    assert ignored[0] == (1, 0, "ignored")  # a streamed draft finished under heavy load may follow
-    assert all(turn == 1 and outcome == "ignored" for turn, _, outcome in ignored)
+    ignored = [(e["turn"], e["slot"], e["outcome"], e["customer_text"]) for e in feedback.events()]
+    assert ignored[0] == (1, 0, "ignored", "where is my parcel")  # a draft finished under heavy load may follow
+    first = [event for event in ignored if event[0] == 1]
+    assert all(event[2:] == ("ignored", "where is my parcel") for event in first)  # its own turn's text
+    assert ignored[len(first):] == [(2, slot, "ignored", "actually I want a refund") for slot in range(3)]  # quit
 
 
 async def test_intent_correction(app_factory) -> None:  # type: ignore[no-untyped-def]
@@ -221,7 +225,9 @@ async def test_failed_send_puts_reply_back(app_factory, feedback: FeedbackLog) -
         assert app.query_one(Composer).text == text
         assert "You" not in app.query_one(Transcript).plain_text()
         assert any("Not sent" in n.message for n in app._notifications)
-    assert feedback.count() == 0
+        assert feedback.count() == 0  # nothing decided: the suggestions are back, undecided
+        assert app.inbox.conversations["c1"].machine.picked == 0
+    assert [(e["slot"], e["outcome"]) for e in feedback.events()] == [(0, "ignored"), (1, "ignored"), (2, "ignored")]
 
 
 async def test_mouse_selects_conversation_and_accepts_suggestion(app_factory) -> None:  # type: ignore[no-untyped-def]
@@ -238,7 +244,7 @@ async def test_mouse_selects_conversation_and_accepts_suggestion(app_factory) ->
         await pilot.click("#suggestion-2", offset=(5, 2))
         await settle(pilot, app)
         assert app.query_one(Composer).text.startswith("Hi! Draft 1")
-        assert app.inbox.conversations["c2"].picked == 1
+        assert app.inbox.conversations["c2"].machine.picked == 1
 
 
 async def test_ui_answers_keys_while_a_slow_model_streams(app_factory) -> None:  # type: ignore[no-untyped-def]
@@ -254,7 +260,7 @@ async def test_ui_answers_keys_while_a_slow_model_streams(app_factory) -> None: 
             await pilot.pause(0.01)
             if app.query_one(SuggestionList).card_text(0):
                 break
-        assert app.inbox.conversations["c1"].generating
+        assert app.inbox.conversations["c1"].machine.drafting
         started = time.perf_counter()
         await pilot.press("n")
         assert app.selected == "c2"
