@@ -263,11 +263,12 @@ class Turn:
         self.drafting = False
 
     def apply(self, generation: int, update: SuggestionUpdate, first_token_ms: float | None = None) -> bool:
-        """Apply a streamed snapshot of one slot; False (ignored) when it belongs to a stopped run."""
+        """Apply a streamed snapshot of one slot; False (ignored) when it belongs to a stopped run or the slot
+        has finished already (a finished suggestion is final: what the agent judged is what gets logged)."""
         if generation != self.generation or self.drafted is None:
             return False
         slot = self.slots.setdefault(update.slot, SlotState(update.slot))
-        if slot.decided:
+        if slot.done or slot.decided:
             return False
         slot.text, slot.backend, slot.done = update.text, update.backend, update.done
         slot.suggestion, slot.error = update.suggestion, update.error
