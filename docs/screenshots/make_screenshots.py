@@ -37,7 +37,9 @@ async def shoot(backend: str) -> None:
         while time.monotonic() < deadline:
             await pilot.pause(0.5)
             conv = app.current
-            if conv is not None and conv.slots and all(s.done for s in conv.slots.values()) and not conv.generating:
+            machine = conv.machine if conv is not None else None
+            if machine is not None and machine.slots and all(s.done for s in machine.slots.values()) \
+                    and not machine.drafting:
                 break
         await pilot.press("1")
         await pilot.pause(0.5)
