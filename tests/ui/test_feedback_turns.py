@@ -3,19 +3,14 @@
 Issue 10: a new customer message logged the earlier suggestions' events with the *new* message's text,
 so an intent correction made on the first message was paired with the second one.  Here the whole path
 runs: the app (Pilot, fake engine) -> the real feedback log -> ``finetune --from-log``'s dataset building
-and its intent-correction refit.
+and the intent corrections the refit trains on.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import pytest
-
 from csassist.core.learn.feedback import FeedbackLog
-from csassist.core.learn.finetune_log import build_dataset, refit_intents
-from csassist.core.types import IntentExample
+from csassist.core.learn.intent_promotion import corrections_from_events
+from csassist.core.learn.log_pairs import build_dataset
 from csassist.ui.widgets.composer import Composer
 from tests.ui.conftest import SIZE, customer, settle
 
@@ -24,8 +19,7 @@ SECOND = "forget it, I want a refund for the broken mug"
 
 
 async def test_events_keep_their_turns_text_through_the_log_and_the_finetune_data(
-        app_factory, feedback: FeedbackLog, fake_encoder: Any, tmp_path: Path,  # type: ignore[no-untyped-def]
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        app_factory, feedback: FeedbackLog) -> None:  # type: ignore[no-untyped-def]
     """Correct turn 1's intent, let turn 2 arrive, edit + send on turn 2: every row pairs with its own text."""
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
@@ -57,15 +51,5 @@ async def test_events_keep_their_turns_text_through_the_log_and_the_finetune_dat
     (pair,) = dataset.train + dataset.val
     assert pair.target == sent and pair.outcome == "edited" and pair.prompt == "prompt-1"
 
-    fitted: list[list[IntentExample]] = []
-
-    def capture(examples: list[IntentExample], encoder: Any, out_dir: Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        fitted.append(list(examples))
-        return {"examples": len(examples)}
-
-    monkeypatch.setattr("csassist.core.understand.intent.fit_intent_head", capture)
-    kb = [IntentExample("my parcel is late", "missing_parcel"), IntentExample("refund please", "refund_request")]
-    report = refit_intents(feedback, fake_encoder, tmp_path / "index", kb)
-    assert report is not None and report["corrections_used"] == 1
-    corrections = [(e.text, e.intent) for e in fitted[0] if e.source == "feedback-log"]
-    assert corrections == [(FIRST, "cancel_order")]  # the corrected message, not the one that came after it
+    corrections = corrections_from_events(feedback.events())  # what the intent refit trains on
+    assert [(e.text, e.intent) for e in corrections] == [(FIRST, "cancel_order")]  # not the message after it

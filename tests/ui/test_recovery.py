@@ -2,7 +2,7 @@
 
 Issue 10: a lone surrogate made the tokenizer raise inside the analysis worker, a "running" flag was
 never reset, and nothing was analysed again; a bad ``ts`` crashed the app with exit code 0.  These tests
-hold without the text normalisation at intake (the fake engine raises by itself).
+do not rely on surrogates (intake normalises them away now): the fake engine raises by itself.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 from textual.app import App
 
 from csassist.core.types import Analysis, CancelToken, Message, Passage, SuggestionUpdate
+from csassist.core.workspace import Workspace
 from csassist.ui.app import CsassistApp, app_exit_code, run_app
 from csassist.ui.backlog import Backlog
 from csassist.ui.render import clock_time
@@ -31,7 +32,7 @@ class StrictTokenizer(FakeAssistant):
     """Raises like a real tokenizer on text UTF-8 cannot encode, and on a message saying 'explode'."""
 
     def analyze(self, text: str, history: Sequence[Message] = ()) -> Analysis:
-        """UnicodeEncodeError for lone surrogates (what the HF tokenizers do)."""
+        """UnicodeEncodeError for lone surrogates (what the HF tokenizers do), RuntimeError on 'explode'."""
         text.encode("utf-8")
         if "explode" in text:
             raise RuntimeError("engine bug")
@@ -42,10 +43,10 @@ class FailingDrafts(FakeAssistant):
     """The reply backend dies on messages that mention 'crash'."""
 
     def suggest(self, message: Message, history: Sequence[Message], analysis: Analysis,
-                passages: Sequence[Passage], cancel: CancelToken, n: int | None = None,
+                passages: Sequence[Passage], cancel: CancelToken, *, n: int | None = None,
                 seed: int = 0) -> Iterator[SuggestionUpdate]:
         """Raise half-way through (after slot 0) when asked to."""
-        for update in super().suggest(message, history, analysis, passages, cancel, n, seed):
+        for update in super().suggest(message, history, analysis, passages, cancel, n=n, seed=seed):
             yield update
             if "crash" in message.text:
                 raise OSError("backend gone")
@@ -55,37 +56,41 @@ def _notes(app: CsassistApp) -> list[str]:
     return [n.message for n in app._notifications]
 
 
-async def test_a_lone_surrogate_fails_alone_and_the_next_message_is_analysed(app_factory) -> None:  # type: ignore[no-untyped-def]
-    """'x \\ud800 y' cannot be analysed: that is shown; the other customers and the next message are analysed."""
+async def test_one_message_the_engine_cannot_take_fails_alone(app_factory) -> None:  # type: ignore[no-untyped-def]
+    """The engine raises on one message: that is shown (toast + inbox row); other customers and the same
+    customer's next message are analysed; the analysis queue is left startable."""
     app = app_factory(assistant=StrictTokenizer())
     async with app.run_test(size=SIZE) as pilot:
-        app.ingest(customer("bad", SURROGATES[0][1], name="Sam"))
+        app.ingest(customer("bad", "explode", name="Sam"))
         app.ingest(customer("good", "where is my parcel", name="Ana"))
         await settle(pilot, app)
         assert app.inbox.conversations["good"].analysis is not None
         assert app.inbox.conversations["bad"].analysis is None
-        assert any("Could not analyse the message from Sam" in n and "UnicodeEncodeError" in n for n in _notes(app))
+        assert any("Could not analyse the message from Sam: RuntimeError: engine bug" in n for n in _notes(app))
         assert any("analysis failed" in row for row in app.query_one(ConversationList).row_texts())
-        assert "<U+D800>" in app.query_one(Transcript).plain_text()  # shown, visibly, not crashing the screen
-        for name, text in SURROGATES[1:]:
-            app.ingest(customer(f"more-{name}", text))
-        app.ingest(customer("bad", "sorry, my parcel 12345 is late", name="Sam"))  # the same customer again
-        await settle(pilot, app)
-        bad = app.inbox.conversations["bad"]
-        assert bad.analysis is not None and bad.analysed_turn == 2 and bad.intent_label == "missing_parcel"
         assert not app.analysis_backlog.draining and len(app.analysis_backlog) == 0
-
-
-async def test_an_engine_bug_on_one_message_does_not_stop_analysis(app_factory) -> None:  # type: ignore[no-untyped-def]
-    """Any exception (not only encoding errors) fails that message only."""
-    app = app_factory(assistant=StrictTokenizer())
-    async with app.run_test(size=SIZE) as pilot:
+        app.ingest(customer("bad", "sorry, my parcel 12345 is late", name="Sam"))  # the same customer again
         for i in range(3):
             app.ingest(customer(f"c{i}", "explode" if i == 1 else "refund please"))
         await settle(pilot, app)
-        analysed = {cid: c.analysis is not None for cid, c in app.inbox.conversations.items()}
+        bad = app.inbox.conversations["bad"]
+        assert bad.analysis is not None and bad.analysed_turn == 2 and bad.intent_label == "missing_parcel"
+        analysed = {cid: app.inbox.conversations[cid].analysis is not None for cid in ("c0", "c1", "c2")}
         assert analysed == {"c0": True, "c1": False, "c2": True}
-        assert any("RuntimeError: engine bug" in n for n in _notes(app))
+
+
+async def test_lone_surrogates_are_analysed_and_shown(app_factory) -> None:  # type: ignore[no-untyped-def]
+    """The issue's 'x \\ud800 y' and the other surrogate cases reach a tokenizer that would raise on them
+    only as valid text (intake normalises them), and the screen shows them: every conversation is analysed."""
+    app = app_factory(assistant=StrictTokenizer())
+    async with app.run_test(size=SIZE) as pilot:
+        for name, text in SURROGATES:
+            app.ingest(customer(name, text))
+        app.ingest(customer("after", "where is my parcel"))
+        await settle(pilot, app)
+        assert all(c.analysis is not None for c in app.inbox.conversations.values())
+        assert not any("Could not analyse" in n for n in _notes(app))
+        assert "x \ufffd y" in app.query_one(Transcript).plain_text()
 
 
 async def test_a_failing_reply_backend_is_shown_and_the_next_turn_drafts(app_factory) -> None:  # type: ignore[no-untyped-def]
@@ -157,7 +162,7 @@ def test_run_app_exits_non_zero_after_a_crash(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr("csassist.ui.widgets.transcript.clock_time", crash)
     monkeypatch.setattr("csassist.ui.app.default_factory", lambda settings: FakeAssistant())
-    monkeypatch.setattr("csassist.ui.workers.index_missing", lambda settings: False)  # no first-run indexing
+    monkeypatch.setattr(Workspace, "index_missing", lambda self, index_dir=None: False)  # no first-run indexing
     monkeypatch.setattr(CsassistApp, "run", lambda self: App.run(self, headless=True, size=SIZE))
     args = argparse.Namespace(source=str(feed), follow=False, listen=None, no_demo=True, speed=1.0, backend=None,
                               theme=None)
