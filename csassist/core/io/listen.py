@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -42,6 +42,9 @@ from csassist.core.errors import CsassistError
 from csassist.core.io.limits import FD_RESERVE, MAX_CONNECTIONS, MAX_MESSAGE_BYTES, REQUEST_DEADLINE_S
 from csassist.core.io.sources import parse_message
 from csassist.core.types import Message
+
+#: A connector's webhook handler: ``(path, headers, body) -> (status, json_payload)``.
+RouteHandler = Callable[[str, Mapping[str, str], bytes], tuple[int, dict[str, Any]]]
 
 MESSAGES_PATH = "/v1/messages"
 HEALTH_PATH = "/v1/health"
@@ -285,6 +288,8 @@ class _Handler(BaseHTTPRequestHandler):
         """The known path this request targets (query string ignored), after answering 404/405."""
         path = self.path.split("?", 1)[0]
         allowed = self._ALLOWED.get(path)
+        if allowed is None and self.server.intake.route_handler(path) is not None:
+            allowed = "POST"  # a connector's webhook (see ``ListenServer.routes``)
         if allowed is None:
             self._error(404, f"no such endpoint; use POST {MESSAGES_PATH}", close=self._has_body())
             return None
@@ -312,7 +317,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self._route() is None:
             return
         intake = self.server.intake
-        if not intake._authorized(self.headers.get("Authorization", "")):
+        handler = intake.route_handler(self.path.split("?", 1)[0])
+        if handler is None and not intake._authorized(self.headers.get("Authorization", "")):
             self._error(401, "missing or wrong bearer token", close=True)
             return
         if self.headers.get("Transfer-Encoding"):
@@ -340,6 +346,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._body_read = True
         if len(body) < length:
             self._error(400, "body shorter than Content-Length", close=True)
+            return
+        if handler is not None:  # the connector authenticates and parses its own payloads
+            try:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, payload = handler(self.path.split("?", 1)[0], headers, body)
+            except Exception as exc:
+                intake._report(f"listen: webhook handler failed: {exc!r}")
+                status, payload = 503, {"accepted": False, "error": "the app could not take the event; retry"}
+            intake._count(status)
+            self._send_json(status, payload)
             return
         try:
             obj = json.loads(body.decode("utf-8"))
@@ -390,6 +406,7 @@ class ListenServer:
         max_connections: int = MAX_CONNECTIONS,
         request_deadline_s: float = REQUEST_DEADLINE_S,
         fd_reserve: int = FD_RESERVE,
+        routes: dict[str, RouteHandler] | None = None,
     ) -> None:
         if max_connections < 1 or request_deadline_s <= 0 or fd_reserve < 0:
             raise CsassistError("listen: max_connections and request_deadline_s must be positive")
@@ -411,6 +428,10 @@ class ListenServer:
         self.max_connections = max_connections
         self.request_deadline_s = request_deadline_s
         self.fd_reserve = fd_reserve
+        #: Extra ``POST`` endpoints by path prefix (a helpdesk's webhook, e.g. ``/v1/chatwoot/``): the
+        #: handler gets ``(path, headers, body)`` after the size checks, authenticates the request
+        #: itself (no bearer token: helpdesks sign instead) and returns ``(status, json_payload)``.
+        self.routes = dict(routes or {})
         self._on_problem = on_problem
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -473,6 +494,13 @@ class ListenServer:
         )
 
     # -- used by the handler ----------------------------------------------------------------------
+    def route_handler(self, path: str) -> RouteHandler | None:
+        """The connector handler whose prefix ``path`` starts with, if any."""
+        for prefix, handler in self.routes.items():
+            if path.startswith(prefix) and len(path) > len(prefix):
+                return handler
+        return None
+
     def _authorized(self, header: str) -> bool:
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() != "bearer":
@@ -498,6 +526,7 @@ def start_listen_server(
     token: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     on_problem: Callable[[str], None] | None = None,
+    routes: dict[str, RouteHandler] | None = None,
 ) -> ListenServer:
     """Start the intake for a ``--listen HOST:PORT`` value (the CLI/TUI entry point).
 
@@ -515,6 +544,7 @@ def start_listen_server(
         on_message=on_message,
         allow_remote=remote,
         on_problem=on_problem,
+        routes=routes,
     ).start()
     if remote and on_problem is not None:
         with contextlib.suppress(Exception):
