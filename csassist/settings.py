@@ -102,6 +102,25 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class ChatwootSettings:
+    """``csassist --source chatwoot``: the agent's Chatwoot (see ``core/io/chatwoot.py``).
+
+    The API token comes from ``CSASSIST_CHATWOOT_TOKEN`` or ``token_file`` (a 0600 file), never from
+    this file.  ``webhook_secret`` is the path secret of ``/v1/chatwoot/<secret>`` on ``--listen``;
+    ``webhook_hmac_secret`` (when set) makes the ``X-Chatwoot-Signature`` header mandatory.
+    ``private_notes = true`` posts drafts as private notes for review instead of replies.
+    """
+
+    url: str = ""
+    account_id: int = 0
+    token_file: str = ""
+    poll_interval_s: float = 5.0
+    private_notes: bool = False
+    webhook_secret: str = ""
+    webhook_hmac_secret: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All of config.toml; ``Settings()`` is the full set of defaults."""
 
@@ -111,6 +130,7 @@ class Settings:
     ui: UISettings = field(default_factory=UISettings)
     listen: ListenSettings = field(default_factory=ListenSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    chatwoot: ChatwootSettings = field(default_factory=ChatwootSettings)
     #: Problems found while reading the file (unknown keys, wrong types); shown, never fatal.
     warnings: tuple[str, ...] = ()
 
@@ -130,6 +150,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "ui": UISettings,
     "listen": ListenSettings,
     "store": StoreSettings,
+    "chatwoot": ChatwootSettings,
 }
 
 
@@ -147,6 +168,8 @@ _RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("generation", "server_timeout_s"): (0.1, 3600.0),
     ("listen", "max_body_bytes"): (64, 16 * 1024 * 1024),
     ("store", "max_pending"): (1, 100_000_000),
+    ("chatwoot", "poll_interval_s"): (0.05, 3600.0),
+    ("chatwoot", "account_id"): (0, 10**12),
 }
 
 

@@ -81,6 +81,8 @@ class AgentActions(AppHost):
             self.notify("Nothing to send: use 1-3 or type a reply first", severity="warning")
             return
         reply = conv.machine.send(text, self.clock())
+        if self.send_as_note is not None:  # the agent chose reply / private note (helpdesk connectors read it)
+            reply.meta["private"] = self.send_as_note
         self.deliver(reply)
         self.agent_replied(conv.conversation_id)
         conv.draft = ""
@@ -89,6 +91,13 @@ class AgentActions(AppHost):
         self.show_current()
         self.refresh_list()
         self.notify(f"Sent to {conv.customer or conv.conversation_id}", markup=False, timeout=2)
+
+    def action_toggle_note(self) -> None:
+        """Switch between posting replies and private notes (for review in the helpdesk)."""
+        current = self.send_as_note if self.send_as_note is not None else self.settings.chatwoot.private_notes
+        self.send_as_note = not current
+        self.notify("Sending drafts as private notes" if self.send_as_note else "Sending replies to the customer",
+                    timeout=3)
 
     def action_reject(self) -> None:
         """Reject the chosen suggestion (or suggestion 1) with a reason from a modal."""

@@ -81,6 +81,8 @@ class CsassistApp(AgentActions, EngineWorkers, Recorder, App[int]):
                 tooltip="Put the chosen suggestion (or 1) in the composer without the sentences the KB does not support"),
         Binding("h", "handover", "Hand-over", id="conversation.handover", show=False,
                 tooltip="Hand-over summary: goal, facts, what was promised, what is open"),
+        Binding("ctrl+o", "toggle_note", "Note/Reply", id="composer.private_note", show=False,
+                tooltip="Post sent text as a private note for review in the helpdesk, or as a reply"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="All keys and what they do"),
     ]
 
@@ -100,6 +102,7 @@ class CsassistApp(AgentActions, EngineWorkers, Recorder, App[int]):
         self.by_urgency = False
         self._list_dirty = False
         self.source_label = source_label
+        self.send_as_note: bool | None = None  # None: [chatwoot] private_notes decides; ctrl+o sets it
         self.shown_latencies: list[float] = []  # arrival -> intent on screen (inbox row or panel), ms
         self.shown_latencies_selected: list[float] = []  # ... for the selected conversation (intent + KB)
         self.stage_timings: list[tuple[float, float]] = []  # (analyse ms, retrieve ms) per shown analysis
@@ -459,6 +462,22 @@ def key_scopes() -> list[list[Binding]]:
             *(bindings_of(screen.BINDINGS) + priority for screen in modals)]
 
 
+def fan_out(sinks: list[Callable[[dict[str, Any]], object]]) -> Callable[[dict[str, Any]], None]:
+    """One outbox ``record_sink`` that calls each sink; a failing one does not stop the others."""
+
+    def call_all(record: dict[str, Any]) -> None:
+        errors = []
+        for sink in sinks:
+            try:
+                sink(record)
+            except Exception as exc:  # noqa: BLE001 - reported together below
+                errors.append(f"{type(exc).__name__}: {exc}")
+        if errors:
+            raise RuntimeError("; ".join(errors))
+
+    return call_all
+
+
 def make_app(settings: Settings | None = None, **kwargs: Any) -> CsassistApp:
     """The one factory used by the CLI, the tests, the snapshots and the benchmark."""
     return CsassistApp(settings or load_settings(), **kwargs)
@@ -473,8 +492,12 @@ def run_app(args: argparse.Namespace) -> int:
         settings = with_backend(settings, args.backend)
     intake = build_intake(args, settings)
     feedback = open_feedback_log(settings, on_problem=intake.relay)
+    sinks: list[Callable[[dict[str, Any]], object]] = []
     if feedback.is_team:  # the team store also keeps a redacted copy of every sent reply
-        intake.outbox.record_sink = feedback.record_outbox
+        sinks.append(feedback.record_outbox)
+    if intake.chatwoot is not None:  # ... and Chatwoot gets it as the agent's reply or private note
+        sinks.append(intake.chatwoot.sender.submit)
+    intake.outbox.record_sink = fan_out(sinks) if sinks else None
     app = make_app(settings, assistant_factory=default_factory, sources=intake.sources, outbox=intake.outbox,
                    feedback=feedback, theme_name=args.theme, source_label=intake.label,
                    notices=intake.notices + intake.relay.early)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover - only type checkers see the declared surf
         outbox: Any
         feedback: FeedbackLog | None
         clock: Callable[[], float]
+        send_as_note: bool | None
 
         @property
         def current(self) -> ConversationState | None:

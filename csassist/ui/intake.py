@@ -36,8 +36,10 @@ class ProblemRelay:
 class ListenSource:
     """Adapts :func:`csassist.core.io.listen.start_listen_server` to the ``start(emit)`` / ``stop()`` shape."""
 
-    def __init__(self, address: str, settings: Settings, on_problem: Callable[[str], None]) -> None:
+    def __init__(self, address: str, settings: Settings, on_problem: Callable[[str], None],
+                 routes: dict[str, Any] | None = None) -> None:
         self.address, self.settings, self.on_problem = address, settings, on_problem
+        self.routes = routes or {}
         self.server: Any = None
         self.description = address
 
@@ -47,7 +49,7 @@ class ListenSource:
 
         self.server = start_listen_server(self.address, on_message=emit, token=self.settings.listen.token or None,
                                           max_body_bytes=self.settings.listen.max_body_bytes,
-                                          on_problem=self.on_problem)
+                                          on_problem=self.on_problem, routes=self.routes)
         self.description = self.server.url
         self.on_problem(f"Listening on {self.server.messages_url} — bearer token: {self.server.token}")
 
@@ -66,6 +68,8 @@ class Intake:
     label: str
     relay: ProblemRelay
     notices: list[str] = field(default_factory=list)
+    #: The Chatwoot connector when ``--source chatwoot`` (its sender gets every sent reply).
+    chatwoot: Any = None
 
 
 def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
@@ -79,7 +83,17 @@ def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
     relay = ProblemRelay()
     sources: list[Any] = []
     labels: list[str] = []
-    if args.source:
+    chatwoot = None
+    routes: dict[str, Any] = {}
+    if args.source == "chatwoot":
+        chatwoot = build_chatwoot(settings, relay)
+        sources.append(chatwoot.poller)
+        labels.append(f"chatwoot {settings.chatwoot.url}")
+        if settings.chatwoot.webhook_secret:
+            from csassist.core.io.chatwoot import WEBHOOK_PREFIX
+
+            routes[WEBHOOK_PREFIX] = chatwoot.webhook
+    elif args.source:
         source = source_from_args(args.source, follow=args.follow, on_problem=relay)
         if args.source == "-":
             source.stream = detach_stdin_for_tui()  # type: ignore[attr-defined]
@@ -87,10 +101,26 @@ def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
         labels.append("stdin" if args.source == "-" else str(args.source))
     if args.listen:
         host, port = parse_listen_address(args.listen)  # a bad address fails here, before the screen opens
-        sources.append(ListenSource(args.listen, settings, relay))
+        sources.append(ListenSource(args.listen, settings, relay, routes))
         labels.append(f"http://{host}:{port}")
     if not sources and not args.no_demo:
         sources.append(DemoReplay(speed=args.speed or 1.0, wait_for_agent=True, on_problem=relay))
         labels.append("demo replay")
     outbox = Outbox(paths.outbox_file(), settings.listen.outbox_url or None, on_problem=relay)
-    return Intake(sources, outbox, " + ".join(labels) or "no feed", relay)
+    return Intake(sources, outbox, " + ".join(labels) or "no feed", relay, chatwoot=chatwoot)
+
+
+def build_chatwoot(settings: Settings, on_problem: Callable[[str], None]) -> Any:
+    """The Chatwoot connector from ``[chatwoot]`` (a clear error for a missing url/account/token)."""
+    from csassist.core.io.chatwoot import ChatwootConfig, ChatwootConnector, load_token
+
+    cw = settings.chatwoot
+    if not cw.url or cw.account_id <= 0:
+        from csassist.core.errors import CsassistError
+
+        raise CsassistError("--source chatwoot needs [chatwoot] url and account_id in config.toml (see README, Team set-up)")
+    config = ChatwootConfig(url=cw.url, account_id=cw.account_id, token=load_token(cw.token_file),
+                            poll_interval_s=cw.poll_interval_s, private_notes=cw.private_notes,
+                            webhook_secret=cw.webhook_secret, webhook_hmac_secret=cw.webhook_hmac_secret)
+    return ChatwootConnector(config, ledger=paths.data_dir() / "chatwoot-delivered.jsonl",
+                             outbox_path=paths.outbox_file(), on_problem=on_problem)

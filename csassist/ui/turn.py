@@ -196,9 +196,13 @@ class Turn:
         """Add a message.  A customer message opens a new turn: the drafts in flight stop and the
         undecided shown suggestions of the old turn are ``ignored`` (with the old turn's text)."""
         if message.speaker != "customer":
+            events: list[FeedbackEvent] = []
+            if self.awaiting_reply:  # answered elsewhere (e.g. in Chatwoot itself): this turn is closed here too
+                events = [self._decide(state, "ignored", now, final_text=message.text) for state in self.shown()]
+                self._clear_drafts()
             self.messages.append(message)
             self.waiting_since = None  # someone answered (another agent, a feed replaying a reply)
-            return []
+            return events
         events = self._decide_all("ignored", None, now)
         self._clear_drafts()
         self.messages.append(message)

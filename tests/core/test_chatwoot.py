@@ -197,3 +197,20 @@ def test_replies_not_delivered_before_a_restart_are_posted_once_at_the_next_star
         assert connector.sender.wait_idle(20)
         connector.sender.stop()
     assert [p["content"] for p in fake.posted] == ["Sent while Chatwoot was down."]
+
+
+def test_source_chatwoot_is_built_from_settings(fake: FakeChatwoot, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from csassist.settings import ChatwootSettings, Settings
+    from csassist.ui.intake import build_intake
+
+    args = argparse.Namespace(source="chatwoot", follow=False, listen="127.0.0.1:0", no_demo=True, speed=1.0)
+    with pytest.raises(CsassistError, match="account_id"):
+        build_intake(args, Settings())
+    monkeypatch.setenv("CSASSIST_CHATWOOT_TOKEN", "tok-agent")
+    settings = Settings(chatwoot=ChatwootSettings(url=fake.url, account_id=1, webhook_secret="s3cret"))
+    intake = build_intake(args, settings)
+    assert intake.chatwoot is not None and intake.sources[0] is intake.chatwoot.poller
+    assert WEBHOOK_PREFIX in intake.sources[1].routes and intake.label.startswith("chatwoot ")
+    intake.outbox.close()

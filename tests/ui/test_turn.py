@@ -310,3 +310,15 @@ def test_the_state_machine_imports_no_ui_library() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_reply_written_in_the_helpdesk_closes_the_turn_here_too() -> None:
+    """Issue 12: the agent answered in Chatwoot itself; the drafts here are done, each ``ignored`` once."""
+    turn = Turn("c1")
+    arrive(turn, "Where is my parcel?")
+    finish(turn, draft(turn))
+    events = turn.receive(Message("c1", "agent", "Answered in Chatwoot.", ts=NOW), NOW)
+    assert outcomes(events) == {0: "ignored", 1: "ignored", 2: "ignored"}
+    assert {e.final_text for e in events} == {"Answered in Chatwoot."}
+    assert turn.shown() == [] and not turn.awaiting_reply and turn.waiting_since is None
+    assert turn.receive(Message("c1", "agent", "and a second line", ts=NOW), NOW) == []  # nothing left to close
