@@ -13,6 +13,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     """Register ``stats`` and its options."""
     p = sub.add_parser("stats", help="acceptance rates, edit distance and latency from the feedback log")
     p.add_argument("--log", metavar="PATH", help="feedback log (default: the user data dir)")
+    p.add_argument("--store", metavar="URL",
+                   help="the team store (postgresql://...; default: [store] url, else the local log)")
+    p.add_argument("--agent", metavar="ID", help="only this agent's events")
     p.add_argument("--days", type=int, help="only the last N days")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
 
@@ -48,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
     workspace = open_workspace(quiet=False)
     since = time.time() - args.days * 86400 if args.days else None
-    with FeedbackLog(Path(args.log) if args.log else workspace.feedback_path) as log:
-        stats = compute_stats(log, since=since)
+    url = getattr(args, "store", None) or (None if args.log else workspace.settings.store.url or None)
+    log = FeedbackLog(url=url) if url else FeedbackLog(Path(args.log) if args.log else workspace.feedback_path)
+    with log:
+        stats = compute_stats(log, since=since, agent_id=getattr(args, "agent", None))
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2))
         return 0
@@ -66,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     def group_table(title: str, groups: dict[str, GroupStats], label: str) -> Table:
         table = Table(title=title, title_justify="left")
-        for column in (label, "shown", "as-is", "edited", "rejected", "ignored", "edit dist", "p50 ms", "p95 ms"):
+        for column in (label, "shown", "as-is", "edited", "rejected", "ignored", "edit dist", "p50 ms", "p95 ms",
+                       "reply p50 s"):
             table.add_column(column, justify="left" if column == label else "right")
         for name, g in groups.items():
             table.add_row(
@@ -79,12 +85,16 @@ def run(args: argparse.Namespace) -> int:
                 _fmt_num(g.mean_edit_distance),
                 _fmt_num(g.latency_ms.p50, 0),
                 _fmt_num(g.latency_ms.p95, 0),
+                _fmt_num(g.time_to_reply_s.p50),
             )
         return table
 
     console.print(group_table("Overall", {"all": stats}, ""))
     console.print(group_table("By intent", stats.by_intent, "intent"))
     console.print(group_table("By backend:model", stats.by_model, "backend:model"))
+    if len(stats.by_agent) > 1 or url:
+        console.print(group_table("By agent", stats.by_agent, "agent"))
+        console.print(group_table("By model versions", stats.by_model_versions, "models"))
     if stats.reject_reasons:
         reasons = Table(title="Reject reasons", title_justify="left")
         reasons.add_column("reason")

@@ -343,6 +343,9 @@ class Turn:
                 original = state.suggestion.text if state.suggestion else state.text
                 outcome = "accepted" if original.strip() == text.strip() else "edited"
             events.append(self._decide(state, outcome, now, final_text=text))
+        customer = self.last_customer_message
+        if customer is not None and math.isfinite(customer.ts) and 0 < customer.ts <= now:
+            events = [replace(e, reply_s=now - customer.ts) for e in events]  # time to reply, for team stats
         chosen = next((e.outcome for e in events if e.slot == picked), "written")
         meta: dict[str, Any] = {"turn": self.number, "intent": self.intent_label, "slot": picked, "outcome": chosen}
         message = Message(self.conversation_id, "agent", text, ts=now)

@@ -78,7 +78,7 @@ def test_a_v1_sqlite_log_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) -
             "source_ids, outcome) VALUES (1.0, 'old', 1, 0, 's', 'p', 'local', 'm', '[]', 'ignored')"
         )
     with FeedbackLog(path) as log:
-        assert log.schema_version == SCHEMA_VERSION == 2
+        assert log.schema_version == SCHEMA_VERSION == 3
         log.record(make_event())
         old, new = log.events()
     assert old["conversation_id"] == "old" and old["event_id"] is None and old["model_versions"] == {}
@@ -249,3 +249,31 @@ def test_the_outbox_hands_every_sent_reply_to_the_store_after_it_is_on_disk(tmp_
         assert len(read_outbox(tmp_path / "outbox.jsonl")) == 2
         assert any("not recorded in the team store" in p for p in problems)
         outbox.close()
+
+
+def test_team_stats_per_agent_intent_and_model_version(pg_url: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from csassist.cli import main
+
+    for agent, version, reply_s in (("ana", "smollm2+v0001", 30.0), ("bob", "smollm2+v0002", 90.0)):
+        with FeedbackLog(tmp_path / f"{agent}.sqlite3", url=pg_url, agent_id=agent,
+                         model_versions={"generator": version}) as log:
+            log.record(make_event(outcome="accepted", final_text=None, reply_s=reply_s))
+            log.record(make_event(slot=1, outcome="ignored", final_text="x", reply_s=reply_s))
+            log.record(make_event(turn=2, intent="shipping", outcome="rejected", final_text=None,
+                                  reject_reason="wrong facts"))
+            assert log.flush(30)
+    assert main(["stats", "--store", pg_url, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["total"] == 6 and set(stats["by_agent"]) == {"ana", "bob"}
+    assert stats["by_agent"]["ana"]["acceptance_rate"] == pytest.approx(1 / 3)
+    assert stats["by_agent"]["bob"]["time_to_reply_s"]["p50"] == 90.0  # one reply, however many slots
+    assert set(stats["by_model_versions"]) == {"generator=smollm2+v0001", "generator=smollm2+v0002"}
+    assert set(stats["by_intent"]) == {"refund_status", "shipping"}
+    assert stats["time_to_reply_s"]["count"] == 2
+    assert main(["stats", "--store", pg_url, "--agent", "bob", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == 3
+    assert main(["stats", "--store", pg_url]) == 0
+    assert "By agent" in capsys.readouterr().out

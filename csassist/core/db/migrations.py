@@ -10,6 +10,7 @@ v1  the feedback ``events`` table (as csassist 0.1 wrote it)
 v2  team mode: ``event_id`` (unique, makes retried uploads idempotent), ``agent_id``,
     ``model_versions`` (JSON: which generator/adapter/intent model/embedder produced the draft)
     and the ``outbox`` table (a redacted record of every reply sent)
+v3  ``reply_s``: seconds from the customer's message to the agent's reply (team statistics)
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ SQLITE: tuple[str, ...] = (
     );
     CREATE INDEX outbox_ts ON outbox (ts);
     """,
+    """
+    ALTER TABLE events ADD COLUMN reply_s REAL;
+    """,
 )
 
 POSTGRES: tuple[str, ...] = (
@@ -102,6 +106,9 @@ POSTGRES: tuple[str, ...] = (
     );
     CREATE INDEX outbox_ts ON outbox (ts);
     """,
+    """
+    ALTER TABLE events ADD COLUMN reply_s DOUBLE PRECISION;
+    """,
 )
 
 assert len(SQLITE) == len(POSTGRES), "every schema version must exist on both backends"
@@ -111,7 +118,7 @@ SCHEMA_VERSION = len(SQLITE)
 EVENT_COLUMNS: tuple[str, ...] = (
     "id", "ts", "conversation_id", "turn", "slot", "suggestion_text", "prompt", "backend", "model", "source_ids",
     "intent", "intent_correction", "outcome", "final_text", "reject_reason", "edit_distance", "edit_ratio",
-    "latency_ms", "first_token_ms", "customer_text", "event_id", "agent_id", "model_versions",
+    "latency_ms", "first_token_ms", "customer_text", "event_id", "agent_id", "model_versions", "reply_s",
 )
 #: Columns written on insert (the database assigns ``id``).
 EVENT_INSERT_COLUMNS: tuple[str, ...] = EVENT_COLUMNS[1:]

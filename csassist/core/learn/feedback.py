@@ -86,6 +86,8 @@ class FeedbackEvent:
     #: Which models produced the draft (``{"generator": ..., "intent_model": ...}``); empty means
     #: "those the log was told about" (:attr:`FeedbackLog.model_versions`).
     model_versions: Mapping[str, str] = field(default_factory=dict)
+    #: Seconds from the customer's message to the reply this event belongs to (``None``: no reply).
+    reply_s: float | None = None
 
 
 def word_edit_distance(a: str, b: str) -> int:
@@ -250,6 +252,7 @@ class FeedbackLog:
             "event_id": uuid.uuid4().hex,
             "agent_id": self.agent_id,
             "model_versions": {str(k): str(v) for k, v in (event.model_versions or self.model_versions).items()},
+            "reply_s": event.reply_s,
         }
 
     def record(self, event: FeedbackEvent) -> int:

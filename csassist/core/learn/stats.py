@@ -54,6 +54,8 @@ class GroupStats:
     mean_edit_ratio: float | None = None
     latency_ms: Percentiles = field(default_factory=Percentiles)
     first_token_ms: Percentiles = field(default_factory=Percentiles)
+    #: Customer message -> agent reply, once per replied turn (seconds).
+    time_to_reply_s: Percentiles = field(default_factory=Percentiles)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``csassist stats --json``."""
@@ -91,6 +93,9 @@ class StatsReport(GroupStats):
     reject_reasons: dict[str, int] = field(default_factory=dict)
     by_intent: dict[str, GroupStats] = field(default_factory=dict)
     by_model: dict[str, GroupStats] = field(default_factory=dict)
+    #: Team statistics: per agent (``agent_id``) and per set of model versions that drafted.
+    by_agent: dict[str, GroupStats] = field(default_factory=dict)
+    by_model_versions: dict[str, GroupStats] = field(default_factory=dict)
     daily: list[DayStats] = field(default_factory=list)
     first_ts: float | None = None
     last_ts: float | None = None
@@ -98,7 +103,8 @@ class StatsReport(GroupStats):
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``csassist stats --json`` (the shape it always had)."""
         overall = GroupStats.to_dict(self)
-        for key in ("intent_corrections", "reject_reasons", "by_intent", "by_model", "daily", "first_ts", "last_ts"):
+        for key in ("intent_corrections", "reject_reasons", "by_intent", "by_model", "by_agent", "by_model_versions",
+                    "daily", "first_ts", "last_ts"):
             overall.pop(key, None)
         return {
             **overall,
@@ -106,6 +112,8 @@ class StatsReport(GroupStats):
             "reject_reasons": dict(self.reject_reasons),
             "by_intent": {k: g.to_dict() for k, g in self.by_intent.items()},
             "by_model": {k: g.to_dict() for k, g in self.by_model.items()},
+            "by_agent": {k: g.to_dict() for k, g in self.by_agent.items()},
+            "by_model_versions": {k: g.to_dict() for k, g in self.by_model_versions.items()},
             "daily": [d.to_dict() for d in self.daily],
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
@@ -137,6 +145,11 @@ def _group_summary(events: Sequence[dict[str, Any]]) -> GroupStats:
     ratios = [float(e["edit_ratio"]) for e in events if e.get("edit_ratio") is not None]
     latencies = [float(e["latency_ms"]) for e in events if e.get("latency_ms") is not None]
     first = [float(e["first_token_ms"]) for e in events if e.get("first_token_ms") is not None]
+    replies: dict[tuple[Any, Any, Any], float] = {}  # one reply per (agent, conversation, turn)
+    for e in events:
+        if e.get("reply_s") is not None:
+            replies[(e.get("agent_id"), e.get("conversation_id"), e.get("turn"))] = float(e["reply_s"])
+    reply_times = list(replies.values())
     return GroupStats(
         total=total,
         counts={o: counts.get(o, 0) for o in OUTCOMES},
@@ -146,6 +159,7 @@ def _group_summary(events: Sequence[dict[str, Any]]) -> GroupStats:
         mean_edit_ratio=_mean(ratios),
         latency_ms=Percentiles(percentile(latencies, 50), percentile(latencies, 95), len(latencies)),
         first_token_ms=Percentiles(percentile(first, 50), percentile(first, 95), len(first)),
+        time_to_reply_s=Percentiles(percentile(reply_times, 50), percentile(reply_times, 95), len(reply_times)),
     )
 
 
@@ -180,12 +194,22 @@ def _daily(events: Sequence[dict[str, Any]]) -> list[DayStats]:
     return series
 
 
+def model_versions_key(event: dict[str, Any]) -> str:
+    """One label for the models that drafted an event: ``generator=...; intent_model=...`` (sorted)."""
+    versions = event.get("model_versions") or {}
+    if not isinstance(versions, dict) or not versions:
+        return f"{event.get('backend') or '?'}:{event.get('model') or '-'}"
+    return "; ".join(f"{k}={v}" for k, v in sorted(versions.items()) if k in ("generator", "intent_model", "embedder"))
+
+
 def summarize_events(events: Iterable[dict[str, Any]]) -> StatsReport:
     """:func:`compute_stats` on an iterable of stored event dicts (as :meth:`FeedbackLog.events` yields)."""
     rows = list(events)
     overall = _group_summary(rows)
     by_intent: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_versions: dict[str, list[dict[str, Any]]] = defaultdict(list)
     reasons: Counter[str] = Counter()
     corrections = 0
     for event in rows:
@@ -193,6 +217,8 @@ def summarize_events(events: Iterable[dict[str, Any]]) -> StatsReport:
         by_intent[intent].append(event)
         model = event.get("model") or "-"
         by_model[f"{event.get('backend') or '?'}:{model}"].append(event)
+        by_agent[event.get("agent_id") or "(unknown)"].append(event)
+        by_versions[model_versions_key(event)].append(event)
         if event.get("outcome") == "rejected":
             reasons[event.get("reject_reason") or "(no reason)"] += 1
         if event.get("intent_correction"):
@@ -203,18 +229,21 @@ def summarize_events(events: Iterable[dict[str, Any]]) -> StatsReport:
         reject_reasons=dict(reasons.most_common()),
         by_intent={k: _group_summary(v) for k, v in sorted(by_intent.items())},
         by_model={k: _group_summary(v) for k, v in sorted(by_model.items())},
+        by_agent={k: _group_summary(v) for k, v in sorted(by_agent.items())},
+        by_model_versions={k: _group_summary(v) for k, v in sorted(by_versions.items())},
         daily=_daily(rows),
         first_ts=min((float(e["ts"]) for e in rows), default=None),
         last_ts=max((float(e["ts"]) for e in rows), default=None),
     )
 
 
-def compute_stats(log: FeedbackLog, since: float | None = None) -> StatsReport:
+def compute_stats(log: FeedbackLog, since: float | None = None, agent_id: str | None = None) -> StatsReport:
     """Aggregate the feedback log (optionally only events at or after ``since``) into a :class:`StatsReport`.
 
     ``to_dict()`` gives the JSON object: ``total``, ``counts``/``rates`` per outcome, ``acceptance_rate``,
     ``mean_edit_distance``, ``mean_edit_ratio``, ``latency_ms``/``first_token_ms`` (p50, p95, count),
     ``reject_reasons``, ``intent_corrections``, ``by_intent`` and ``by_model`` (``backend:model`` → the
-    same summary), ``daily`` (per-day rows for sparklines), ``first_ts``/``last_ts``.
+    same summary), ``by_agent`` and ``by_model_versions`` (team statistics), ``time_to_reply_s``,
+    ``daily`` (per-day rows for sparklines), ``first_ts``/``last_ts``.  ``agent_id`` keeps one agent's events.
     """
-    return summarize_events(log.events(since=since))
+    return summarize_events(log.events(since=since, agent_id=agent_id))
