@@ -43,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="--intents: stop training cleanly when this much time is used, keeping the best checkpoint",
     )
     p.add_argument("--log", metavar="PATH", help="--from-log: feedback log (default: the user data dir)")
+    p.add_argument("--store", metavar="URL", help="--from-log: the team store (postgresql://...): every agent's "
+                   "accepted/edited replies (default: [store] url when set, else the local log)")
     p.add_argument("--out", metavar="DIR", help="where versioned models go (default: the user models dir)")
     p.add_argument("--dry-run", action="store_true", help="--from-log: print the data summary only")
     p.add_argument("--force", action="store_true", help="promote even if the new model is not better")

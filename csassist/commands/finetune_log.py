@@ -82,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     config = _config(args)
-    with FeedbackLog(Path(args.log) if args.log else None) as log:
+    url = getattr(args, "store", None) or (None if args.log else workspace.settings.store.url or None)
+    log = FeedbackLog(url=url) if url else FeedbackLog(Path(args.log) if args.log else None)
+    with log:
         if args.dry_run:
             dataset = core.build_dataset(log, config.val_split, config.seed, config.min_pairs, enforce_min=False)
             if args.json:

@@ -277,3 +277,22 @@ def test_team_stats_per_agent_intent_and_model_version(pg_url: str, tmp_path: Pa
     assert json.loads(capsys.readouterr().out)["total"] == 3
     assert main(["stats", "--store", pg_url]) == 0
     assert "By agent" in capsys.readouterr().out
+
+
+def test_finetune_dry_run_reads_every_agents_events_from_the_store(pg_url: str, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from csassist.cli import main
+
+    for agent in ("ana", "bob"):
+        with FeedbackLog(tmp_path / f"{agent}.sqlite3", url=pg_url, agent_id=agent) as log:
+            log.record(make_event(conversation_id=f"{agent}-1", outcome="accepted", final_text=None,
+                                  prompt=f"Customer of {agent}: refund?"))
+            log.record(make_event(conversation_id=f"{agent}-2", prompt=f"Customer {EMAIL} of {agent}: where is it?"))
+            log.record(make_event(conversation_id=f"{agent}-3", outcome="rejected", final_text=None))
+            assert log.flush(30)
+    assert main(["finetune", "--from-log", "--dry-run", "--json", "--store", pg_url]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["pairs"] == 4  # accepted + edited of both agents; rejected ones never become training data
+    assert EMAIL not in json.dumps(summary)  # the examples shown come from redacted rows
