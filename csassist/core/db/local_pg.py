@@ -200,3 +200,27 @@ class OutageProxy:
         """Stop listening and drop everything."""
         self.cut()
         self._listener.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m csassist.core.db.local_pg [--port N] [--dir D]``: a PostgreSQL to try team mode with."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="Run a local PostgreSQL for trying csassist's team store.")
+    parser.add_argument("--port", type=int, default=55432)
+    parser.add_argument("--dir", type=Path, help="data directory (kept; default: a temporary one, removed)")
+    args = parser.parse_args(argv)
+    server = LocalPostgres(args.dir, port=args.port).start()
+    print(f"PostgreSQL is up: export CSASSIST_STORE_URL={server.url}  (Ctrl-C stops it)", flush=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
