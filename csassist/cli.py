@@ -62,8 +62,9 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the terminal app itself (used when no subcommand is given)."""
     parser.add_argument(
         "--source",
-        metavar="FILE.jsonl|-",
-        help="read customer messages from a JSONL file (or - for stdin) instead of the demo replay",
+        metavar="FILE.jsonl|-|chatwoot",
+        help="read customer messages from a JSONL file, - for stdin, or chatwoot (the agent's assigned "
+        "conversations, see [chatwoot] in config.toml) instead of the demo replay",
     )
     parser.add_argument("--follow", action="store_true", help="with --source FILE: keep reading appended lines")
     parser.add_argument(

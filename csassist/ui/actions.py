@@ -181,10 +181,23 @@ class AgentActions(AppHost):
         """Acceptance statistics from the feedback log."""
         from csassist.core.learn.stats import compute_stats
 
-        if self.feedback is None:
+        log = self.feedback
+        if log is None:
             self.notify("No feedback log open", severity="warning")
             return
-        self.push_screen(StatsScreen(compute_stats(self.feedback)))
+        if not log.is_team:
+            self.push_screen(StatsScreen(compute_stats(log)))
+            return
+
+        def load() -> None:  # the team store is a network database: never query it on the UI thread
+            try:
+                stats = compute_stats(log, agent_id=log.agent_id)  # this agent's own numbers
+            except Exception as exc:  # noqa: BLE001 - an unreachable store is a notice, not a crash
+                self.call_from_thread(self.notify, f"Statistics unavailable: {exc}", severity="error")
+                return
+            self.call_from_thread(self.push_screen, StatsScreen(stats))
+
+        self.run_worker(load, thread=True, name="stats", group="stats", exit_on_error=False)
 
     def action_help(self) -> None:
         """The key map (with the user's remappings)."""

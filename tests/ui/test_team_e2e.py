@@ -20,6 +20,7 @@ from csassist.core.io.listen import ListenServer
 from csassist.core.io.outbox import Outbox
 from csassist.core.learn.feedback import FeedbackLog
 from csassist.ui.app import fan_out
+from csassist.ui.screens.stats import StatsScreen
 from csassist.ui.widgets.composer import Composer
 from tests.fake_chatwoot import FakeChatwoot, post_webhook
 from tests.ui.conftest import SIZE, settle
@@ -70,6 +71,11 @@ async def test_chatwoot_and_postgres_end_to_end(app_factory, pg_url: str, tmp_pa
             await _until(pilot, lambda: connector.poller.rounds >= rounds + 3)  # our own reply comes back...
             agent_turns = [m for m in app.inbox.conversations["cw-1-12"].machine.messages if m.speaker == "agent"]
             assert [m.text for m in agent_turns] == [accepted]  # ...and is not shown twice
+            assert feedback.flush(30), feedback.last_error
+            await pilot.press("s")  # the stats screen: this agent's own numbers, read off the UI thread
+            await _until(pilot, lambda: isinstance(app.screen, StatsScreen))
+            assert app.screen.stats.total >= 3 and set(app.screen.stats.by_agent) == {"sam"}
+            await pilot.press("escape")
     finally:
         connector.poller.stop()
         outbox.close()
