@@ -18,10 +18,11 @@ PRIVATE_DIR_MODE = 0o700
 
 
 def make_private_dir(path: Path) -> Path:
-    """Create ``path`` and any missing parents as 0700 folders; tighten ``path`` itself if it is ours.
+    """Create ``path`` and any missing parents as 0700 folders; tighten ``path`` if it is csassist's own.
 
-    Existing parents are left alone (they may be ``~`` or a shared mount); the folder we write into
-    is narrowed to 0700 when it is group/other-accessible and owned by this user.
+    Existing folders are left alone (``~``, a shared mount, the folder a user named with ``--out``),
+    except csassist's own data/config/cache folders and what lies inside them: those are narrowed to
+    0700 when an older version left them group/other-accessible.
     """
     path = Path(path)
     missing = []
@@ -34,8 +35,20 @@ def make_private_dir(path: Path) -> Path:
             folder.mkdir(mode=PRIVATE_DIR_MODE)
         with contextlib.suppress(OSError):
             os.chmod(folder, PRIVATE_DIR_MODE)  # mkdir's mode is filtered by the umask
-    tighten(path)
+    if _is_ours(path):
+        tighten(path)
     return path
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether ``path`` is (inside) one of csassist's own folders, which may always be tightened."""
+    from csassist import paths
+
+    try:
+        resolved = path.resolve()
+        return any(resolved.is_relative_to(root().resolve()) for root in (paths.data_dir, paths.config_dir, paths.cache_dir))
+    except OSError:
+        return False
 
 
 def tighten(path: Path) -> None:

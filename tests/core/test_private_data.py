@@ -42,9 +42,8 @@ def test_feedback_log_and_its_wal_are_private() -> None:
     log.close()
 
 
-def test_an_existing_world_readable_log_is_tightened(tmp_path: Path) -> None:
-    path = tmp_path / "data" / "feedback.sqlite3"
-    path.parent.mkdir(mode=0o755)
+def test_an_existing_world_readable_log_is_tightened() -> None:
+    path = paths.feedback_db()
     FeedbackLog(path).close()
     os.chmod(path, 0o644)
     os.chmod(path.parent, 0o755)
@@ -88,3 +87,12 @@ def test_personal_data_used_as_conversation_id_is_not_stored(tmp_path: Path, cid
     assert cid.encode() not in raw
     with sqlite3.connect(path) as conn:
         assert cid not in {row[0] for row in conn.execute("SELECT conversation_id FROM events")}
+
+
+def test_a_folder_the_user_named_is_not_narrowed(tmp_path: Path) -> None:
+    """``csassist index --out ./shared`` writes private files but leaves the user's own folder's mode."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    atomic_write_text(shared / "export.jsonl", "{}\n")
+    assert _mode(shared) == 0o755 and _mode(shared / "export.jsonl") == 0o600
