@@ -104,7 +104,17 @@ def bundled_themes_dir() -> Path:
 
 
 def ensure_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) as private 0700 folders if needed and return it."""
-    from csassist.core.private_files import make_private_dir
+    """Create ``path`` (and missing parents) as private 0700 folders if needed and return it.
 
-    return make_private_dir(path)
+    (The same rule as ``csassist.core.private_files.make_private_dir``, kept here without importing
+    the engine: ``paths`` sits below ``core``.)
+    """
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+    return path
