@@ -273,6 +273,8 @@ def _apply_env(settings: Settings) -> Settings:
     key = os.environ.get("CSASSIST_SERVER_KEY", gen.server_api_key)
     backend = os.environ.get("CSASSIST_BACKEND", gen.backend)
     model = os.environ.get("CSASSIST_MODEL", gen.model)
-    gen = dataclasses.replace(gen, server_url=url, server_api_key=key, backend=backend, model=model)
+    server_model = os.environ.get("CSASSIST_SERVER_MODEL", gen.server_model)  # the name the server knows
+    gen = dataclasses.replace(gen, server_url=url, server_api_key=key, backend=backend, model=model,
+                              server_model=server_model)
     store = dataclasses.replace(settings.store, url=os.environ.get("CSASSIST_STORE_URL", settings.store.url))
     return dataclasses.replace(settings, generation=gen, store=store)
