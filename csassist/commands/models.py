@@ -104,7 +104,38 @@ def collect(prepare: bool = False, progress: Any = None) -> dict[str, Any]:
         "api_key": "set" if gen.server_api_key else "not set",
         "timeout_s": gen.server_timeout_s,
     }
+    if gen.server_url.strip():
+        report["server"].update(probe_server(gen))
     return report
+
+
+def probe_server(gen: Any) -> dict[str, Any]:
+    """Ask the configured server what it offers and whether ``server_model`` is among it.
+
+    Why: a wrong model name or key otherwise shows up only as an error on every draft.  Never raises:
+    an unreachable or unauthorised server becomes ``reachable: False`` with the reason.
+    """
+    from csassist.core.errors import BackendError
+    from csassist.core.reply.generation_server import ServerGenerator
+
+    try:
+        server = ServerGenerator(gen.server_url, gen.server_model, gen.server_api_key, min(gen.server_timeout_s, 10.0))
+        offered = server.list_models()
+    except BackendError as exc:
+        return {"reachable": False, "problem": str(exc)}
+    result: dict[str, Any] = {
+        "reachable": True,
+        "flavour": offered.flavour,
+        "endpoint": offered.endpoint,
+        "offers": [{"id": m.id, "parent": m.parent} for m in offered.models],
+        "model_status": offered.status_of(gen.server_model),
+    }
+    note = offered.note_for(gen.server_model)
+    if offered.endpoint == "/api/tags" and not server.base_url.endswith("/v1"):
+        note = f"chat goes to {server.base_url}/v1/chat/completions on Ollama: server_url should end in /v1"
+    if note:
+        result["note"] = note
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from csassist.core.progress import ProgressEvent
+    from csassist.core.sanitize import safe_line
 
     def progress(event: ProgressEvent) -> None:
         print(event.message, file=sys.stderr)
@@ -153,6 +185,16 @@ def run(args: argparse.Namespace) -> int:
         f"in use: {ad['in_use'] or '-'} (setting: {ad['setting']})"
     )
     print(f"server        url: {srv['url'] or '-'}  model: {srv['model'] or '-'}  key: {srv['api_key']}")
+    # model ids, error bodies and notes come from the server: untrusted, shown as visible text
+    if srv.get("reachable"):
+        offers = ", ".join(m["id"] + (f" (LoRA on {m['parent']})" if m["parent"] else "") for m in srv["offers"])
+        print(safe_line(f"  offers      {offers or 'no models'}  ({srv['flavour']}, {srv['endpoint']})"))
+        status = {"present": "present", "missing": "MISSING", "unset": "not set"}[srv["model_status"]]
+        print(safe_line(f"  model       {srv['model'] or '-'}: {status}"))
+    elif srv.get("problem"):
+        print(safe_line(f"  problem     {srv['problem']}"))
+    if srv.get("note"):
+        print(safe_line(f"  note        {srv['note']}"))
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

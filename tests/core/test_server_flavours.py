@@ -139,9 +139,11 @@ def test_slow_first_byte_within_and_beyond_the_configured_timeout() -> None:
 
 
 def test_slow_pieces_past_the_timeout_stop_the_draft_with_a_reason() -> None:
-    with FakeLLMServer("llama.cpp", ["m"], piece_delay=0.5) as srv:
-        with pytest.raises(BackendError, match=r"stopped responding after 1 pieces: timed out"):
-            draft(ServerGenerator(srv.url, model="m", timeout_s=0.2))
+    with (
+        FakeLLMServer("llama.cpp", ["m"], piece_delay=0.5) as srv,
+        pytest.raises(BackendError, match=r"stopped responding after 1 pieces: timed out"),
+    ):
+        draft(ServerGenerator(srv.url, model="m", timeout_s=0.2))
 
 
 def test_unreachable_server_listing_is_a_clear_error() -> None:
