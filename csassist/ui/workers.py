@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual import work
@@ -54,13 +53,11 @@ class EngineWorkers:
     post_message: Callable[..., bool]
     run_worker: Callable[..., Any]
 
+    @work(thread=True, exclusive=True, group="engine", name="load engine", exit_on_error=False,
+          description="load the engine")
     def start_loading(self, factory: AssistantFactory, settings: Settings, reindex: bool = False) -> None:
-        """Load (or reload) the engine in a worker; build the index first when it is missing."""
-        self.run_worker(partial(self._load_engine, factory, settings, reindex), thread=True, exclusive=True,
-                        group="engine", name="load engine", exit_on_error=False)
-
-    def _load_engine(self, factory: AssistantFactory, settings: Settings, reindex: bool) -> None:
-        """Worker body: reindex if asked or needed, then construct the engine (the real one in two phases)."""
+        """Load (or reload) the engine in a worker: reindex if asked or needed, then construct the engine
+        (the real one in two phases)."""
         from csassist.core.errors import IndexUnusableError
         from csassist.core.workspace import Workspace, warm_up
 
