@@ -29,6 +29,7 @@ from csassist.core.types import Message
 from csassist.settings import Settings, load_settings
 from csassist.ui import messages as m
 from csassist.ui.actions import AgentActions
+from csassist.ui.arrivals import ArrivalQueue
 from csassist.ui.commands import CsassistCommands
 from csassist.ui.keymap import bindings_of, check_keymap
 from csassist.ui.recorder import Recorder
@@ -101,6 +102,7 @@ class CsassistApp(AgentActions, EngineWorkers, Recorder, App[int]):
         self.selected: str | None = None
         self.by_urgency = False
         self._list_dirty = False
+        self.arrivals = ArrivalQueue()  # messages from source threads, taken in time-boxed batches
         self.source_label = source_label
         self.send_as_note: bool | None = None  # None: [chatwoot] private_notes decides; ctrl+o sets it
         self.shown_latencies: list[float] = []  # arrival -> intent on screen (inbox row or panel), ms
@@ -212,8 +214,16 @@ class CsassistApp(AgentActions, EngineWorkers, Recorder, App[int]):
         return self.inbox.conversations.get(self.selected or "")
 
     def ingest(self, message: Message) -> None:
-        """Thread-safe entry for every source: queue the message for the UI thread."""
-        self.post_message(m.CustomerMessageArrived(message, time.perf_counter()))
+        """Thread-safe entry for every source: queue the message; the UI thread takes arrivals in batches."""
+        if self.arrivals.put(message):
+            self.post_message(m.ArrivalsPending())
+
+    def on_arrivals_pending(self, _event: m.ArrivalsPending) -> None:
+        """Handle queued arrivals for one time slice, then let queued keys and repaints go first."""
+        for message, arrived in self.arrivals.take():
+            self.on_customer_message_arrived(m.CustomerMessageArrived(message, arrived))
+        if self.arrivals.stay_awake():
+            self.post_message(m.ArrivalsPending())
 
     # -- engine messages -------------------------------------------------------------------
     def _engine_ready(self, assistant: Engine) -> None:

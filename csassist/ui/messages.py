@@ -28,6 +28,10 @@ class CustomerMessageArrived(TextualMessage):
     arrived: float  # time.perf_counter() when it reached the app (for arrival -> shown latency)
 
 
+class ArrivalsPending(TextualMessage):
+    """Messages wait in the app's :class:`~csassist.ui.arrivals.ArrivalQueue` (one wake-up per batch)."""
+
+
 @dataclass
 class AnalysisReady(TextualMessage):
     """Intent, entities, urgency and KB passages for one customer turn (posted before generation)."""
