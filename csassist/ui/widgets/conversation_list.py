@@ -120,12 +120,12 @@ class ConversationList(ScrollView, can_focus=True):
 
     def _repaint_if_changed(self) -> None:
         """Keep the cursor visible and repaint only when something on screen changed."""
-        first, rows = int(self.scroll_offset.y), max(self.size.height - 1, 1)  # the header covers line 0
+        first, height = int(self.scroll_offset.y), max(self.size.height - 1, 1)  # the header covers line 0
         target = first
         if self.cursor < first:
             target = self.cursor
-        elif self.cursor >= first + rows:
-            target = self.cursor - rows + 1
+        elif self.cursor >= first + height:
+            target = self.cursor - height + 1
         if target != first:
             self.scroll_to(y=target, animate=False, immediate=True)
         frame = (self.cursor, self.has_focus, self.app.theme, int(self.scroll_offset.y), self.size)
