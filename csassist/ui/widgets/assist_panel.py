@@ -1,4 +1,8 @@
-"""What the engine understood: top intents with confidence bars, entities, urgency, KB answers."""
+"""What the engine understood: top intents with confidence bars and why, entities, urgency, KB answers.
+
+Agents trust what they can check: under the intents one line says why (the out-of-scope detector's
+reason, or the training example the message is closest to), and each KB answer starts with the
+sentence that matched the message."""
 
 from __future__ import annotations
 
@@ -64,9 +68,10 @@ class AssistPanel(VerticalScroll):
             title = safe_content(f"{rank}. {one_line(passage.title, 30)}  {passage.score:.2f}")  # literal
             if title != box.title:
                 box.title = title  # type: ignore[assignment]  # Collapsible accepts Content
-            if self._bodies.get(rank) != passage.text:  # the same answer again (a follow-up): nothing to do
-                self._bodies[rank] = passage.text
-                self.query_one(f"#kb-body-{rank}", Static).update(safe_text(passage.text, max_chars=4000),
+            body = f"matched: {passage.evidence}\n\n{passage.text}" if passage.evidence else passage.text
+            if self._bodies.get(rank) != body:  # the same answer again (a follow-up): nothing to do
+                self._bodies[rank] = body
+                self.query_one(f"#kb-body-{rank}", Static).update(safe_text(body, max_chars=4000),
                                                                    layout=not box.collapsed)
 
     def _intents(self, analysis: Analysis | None, correction: str | None) -> Text:
@@ -87,6 +92,9 @@ class AssistPanel(VerticalScroll):
             out.append(f"{one_line(score.intent, 20):<20} ")
             out.append(confidence_bar(score.probability), style=bar)
             out.append(f" {score.probability * 100:3.0f}%")
+        why = _why(analysis)
+        if why:  # the one spare line: why out of scope, or the training example the message resembles
+            out.append("\n" + PAD + one_line(why, 38), style="dim")
         level = analysis.urgency.level
         colour = theme_colour(self.app.theme_variables, URGENCY_VARIABLE.get(level, ""))
         out.append("\nUrgency ", style="bold")
@@ -108,3 +116,14 @@ class AssistPanel(VerticalScroll):
             out.append(f"{one_line(entity.type, 14):<14} ", style="dim")
             out.append(one_line(entity.value or entity.text, 28))
         return out
+
+
+def _why(analysis: Analysis) -> str:
+    """Out of scope: the detector's reason; in scope: the nearest training example ('' when unknown)."""
+    prediction = analysis.intent
+    if prediction.out_of_scope and prediction.reason:
+        return prediction.reason.split(": ", 1)[-1]
+    if prediction.neighbours:
+        nearest = prediction.neighbours[0]
+        return f"like \u201c{nearest.text}\u201d {nearest.similarity:.2f}"
+    return ""
