@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
                     "title": h.title,
                     "score": round(h.score, 4),
                     "text": h.text,
+                    "matched_sentence": h.evidence,
                     "source": h.source,
                 }
                 for h in hits
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             f"{hit.score:.3f}",
             Text(safe_line(hit.article_id)),  # KB text is untrusted: no escape reaches the terminal
             Text(safe_line(hit.title)),
-            Text(safe_line(snippet(hit.text))),
+            Text(safe_line(snippet(hit.evidence or hit.text))),  # the sentence that matched, when known
             Text(safe_line(hit.source)),
         )
     console.print(table)

@@ -55,8 +55,9 @@ def test_index_then_search_json(kb: Path, tmp_path: Path, capsys: pytest.Capture
     assert hits[0]["id"] == "missing-parcel"
     assert hits[0]["chunk_id"] == "missing-parcel#0"
     assert hits[0]["source"] == "articles/missing-parcel.md"
-    assert set(hits[0]) == {"id", "chunk_id", "title", "score", "text", "source"}
-    assert hits[0]["score"] >= hits[1]["score"]
+    assert set(hits[0]) == {"id", "chunk_id", "title", "score", "text", "matched_sentence", "source"}
+    assert hits[0]["matched_sentence"] and hits[0]["matched_sentence"] in hits[0]["text"]
+    assert len({h["id"] for h in hits}) == 3  # one hit per article (ranked by fusion; score is the cosine)
 
     # Unchanged KB: nothing is re-embedded, and the intent head survives the rebuild.
     code, report = run_json(capsys, ["index", str(kb), "--out", str(out), "--json"])
