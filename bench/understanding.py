@@ -166,6 +166,7 @@ def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
         times["new"].append((time.perf_counter() - t0) * 1000)
     return {
         "messages": len(texts),
+        "load_avg_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "old_ms_p50": _percentile(times["old"], 50),
         "old_ms_p95": _percentile(times["old"], 95),
         "new_ms_p50": _percentile(times["new"], 50),

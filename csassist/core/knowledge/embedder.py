@@ -61,12 +61,23 @@ def resolve_embedder_path(name_or_path: str | None) -> tuple[str, str]:
 
 
 def configure_threads(threads: int | None) -> None:
-    """Set torch's intra-op threads; ``None``/0 keeps one thread, which measured fastest on 2 cores."""
+    """Set torch's and numpy's BLAS threads; ``None``/0 keeps one thread, which measured fastest on 2 cores.
+
+    The BLAS limit matters as much as torch's: the per-message numpy products (KB sentence ranking,
+    the out-of-scope detector's neighbours) are tiny, and OpenBLAS waking its thread pool for each
+    one measured 10-20x slower than one thread on a loaded 2-core machine (bench/understanding.py).
+    """
     import torch
 
     wanted = threads if threads and threads > 0 else int(os.environ.get("CSASSIST_THREADS", "1"))
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=wanted, user_api="blas")
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        pass
 
 
 class SentenceEncoder:

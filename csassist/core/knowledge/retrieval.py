@@ -53,8 +53,8 @@ from csassist.core.types import Passage
 _REINDEX = "re-index with `csassist index KB --rebuild`"
 #: Longest query text (characters) encoded: the encoder truncates at 256 tokens anyway.
 MAX_QUERY_CHARS = 2000
-#: At most this many sentences of a long message are searched on their own.
-MAX_QUERY_SENTENCES = 6
+#: At most this many sentences of a long message are searched on their own (each costs an encoding).
+MAX_QUERY_SENTENCES = 4
 
 IntentDistribution = Mapping[str, float]
 
