@@ -6,7 +6,8 @@ Packstation, VAT) that a small embedder blurs.  Two BM25 views are kept:
 
 * ``word`` -- lower-cased words without stop words, lightly stemmed (plural/-ing/-ed stripped);
 * ``char`` -- character 3- and 4-grams of those words, which still match when a customer types
-  "refnud" or "cancell".
+  "refnud" or "cancell" (built, but not used by default: on the dev set it gained nothing and a
+  single shared trigram earns a full rank vote -- see ``RetrievalOptions.chars``).
 
 Both are built with `bm25s <https://github.com/xhluca/bm25s>`_ (a maintained, numpy-only BM25) at
 index time and saved in ``<index>/lexical/`` beside the FAISS file, so the swap of the index directory
