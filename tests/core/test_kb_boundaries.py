@@ -76,3 +76,22 @@ def test_a_file_over_the_size_limit_is_reported_not_chunked(tmp_path: Path) -> N
     (problem,) = kb.problems
     assert problem.source == "huge.md" and "over the" in problem.message and "max_kb_file_bytes" in problem.message
     assert Settings().retrieval.max_kb_file_bytes >= 1024 * 1024  # default: a few MB
+
+
+def test_escaped_lone_surrogates_in_front_matter_and_jsonl_are_normalised(tmp_path: Path) -> None:
+    """YAML/JSON escapes make lone surrogates only after parsing: they must not crash chunk hashing."""
+    from csassist.core.knowledge.chunking import content_hash
+    from csassist.core.understand.intent_data import load_labelled_file
+
+    (tmp_path / "articles").mkdir()
+    (tmp_path / "articles" / "a.md").write_text('---\nid: a\ntitle: "x \\ud800 y"\nquestions: ["q \\udc00"]\n---\nBody.\n')
+    (tmp_path / "faq.jsonl").write_text('{"id": "f", "question": "why \\ud83d", "answer": "because \\udfff"}\n')
+    kb = load_kb(tmp_path)
+    assert {a.title for a in kb.articles} >= {"x \ufffd y"}
+    for chunk in kb.chunks:
+        content_hash(chunk.text)  # raised UnicodeEncodeError before
+    assert not any("\ud800" <= ch <= "\udfff" for c in kb.chunks for ch in c.text)
+    intents = tmp_path / "i.jsonl"
+    intents.write_text('{"text": "hi \\ud800", "label": "greet"}\n')
+    examples, _ = load_labelled_file(intents)
+    assert examples[0].text == "hi \ufffd"

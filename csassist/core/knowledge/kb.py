@@ -256,7 +256,7 @@ def _as_strings(value: Any, field: str, line: int, problems: _Problems) -> tuple
     out = []
     for item in value:
         if isinstance(item, (str, int, float)) and not isinstance(item, bool) and str(item).strip():
-            out.append(str(item).strip())
+            out.append(normalize_text(str(item)).strip())
         else:
             # reprlib: an aliased YAML structure ("billion laughs") must not expand into the report
             problems.add(line, f"{field!r} holds a non-text item {_brief(item)}; ignored")
@@ -313,10 +313,14 @@ def _parse_markdown(text: str, rel: str, problems: _Problems) -> list[tuple[Arti
 
 
 def _scalar(value: Any) -> str:
-    """A front-matter scalar as stripped text ('' when absent or not a scalar)."""
+    """A front-matter scalar as stripped text ('' when absent or not a scalar).
+
+    Normalised here as well as on the raw file: YAML and JSON escapes ("\\ud800") create lone
+    surrogates only after parsing.
+    """
     if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
         return ""
-    return str(value).strip()
+    return normalize_text(str(value)).strip()
 
 
 def _split_intents(value: Any) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from csassist.core.errors import DataError
+from csassist.core.textnorm import normalize_text
 from csassist.core.types import IntentExample
 
 OOS_LABEL = "oos"
@@ -112,8 +113,8 @@ def _read_jsonl(path: Path, raw: str) -> tuple[list[IntentExample], list[str]]:
 def _append(
     examples: list[IntentExample], problems: list[str], path: Path, line_no: int, text: str, label: str
 ) -> None:
-    """Validate one row and keep it, or note why not."""
-    text, label = text.strip(), label.strip()
+    """Validate one row and keep it, or note why not (JSON escapes can hide lone surrogates: normalise)."""
+    text, label = normalize_text(text).strip(), normalize_text(label).strip()
     if not text:
         problems.append(f"{path}:{line_no}: empty text (skipped)")
     elif not label:
