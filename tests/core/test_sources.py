@@ -476,7 +476,8 @@ def test_source_from_args(tmp_path: Path) -> None:
 valid_rows = st.fixed_dictionaries(
     {
         "conversation_id": st.from_regex(r"[a-z0-9\-]{1,12}", fullmatch=True),
-        "text": st.text(min_size=1).filter(str.strip),
+        # blank after normalisation (e.g. only NULs) is not a message: keep the strategy to real ones
+        "text": st.text(min_size=1).filter(lambda s: normalize_text(s).strip()),
     },
     optional={"customer": st.text(max_size=10), "speaker": st.sampled_from(["customer", "agent"])},
 )
@@ -497,7 +498,7 @@ def test_garbage_never_costs_a_valid_line(tmp_path: Path, rows: list[dict[str, s
     path = tmp_path / "fuzz.jsonl"
     path.write_bytes(b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows))
     messages, problems = read_conversations(path)
-    expected = [r["text"] for r in rows if isinstance(r, dict)]
+    expected = [normalize_text(r["text"]) for r in rows if isinstance(r, dict)]  # NFC, no NUL, \n line ends
     assert [m.text for m in messages] == expected
     assert len(problems) == sum(isinstance(r, bytes) for r in rows)
 
@@ -612,3 +613,12 @@ def test_demo_waits_for_the_agents_reply_before_the_customers_follow_up(tmp_path
         assert replay.join(2)
     finally:
         replay.stop()
+
+
+def test_a_text_that_normalises_to_nothing_is_a_reported_line(tmp_path: Path) -> None:
+    """Only NULs is an empty message: reported with its line, not delivered as a blank turn."""
+    path = tmp_path / "nul.jsonl"
+    path.write_text(json.dumps({"conversation_id": "a", "text": "\x00\x00"}) + "\n" + json.dumps({"conversation_id": "a", "text": "ok"}) + "\n")
+    messages, problems = read_conversations(path)
+    assert [m.text for m in messages] == ["ok"]
+    assert len(problems) == 1 and "empty" in str(problems[0])

@@ -43,6 +43,7 @@ from csassist import paths
 from csassist.core.errors import CsassistError
 from csassist.core.io.limits import MAX_MESSAGE_BYTES
 from csassist.core.sanitize import is_terminal_safe
+from csassist.core.textnorm import normalize_text
 from csassist.core.types import Message, Speaker
 
 Emit = Callable[[Message], None]
@@ -153,6 +154,7 @@ def parse_message(
     text = obj["text"]
     if not isinstance(text, str):
         raise ValueError("'text' must be a string")
+    text = normalize_text(text)  # before the emptiness check: a text of NULs is empty
     if not text.strip():
         raise ValueError("'text' is empty")
     raw_speaker = obj.get("speaker", "customer") if allow_speaker else "customer"
