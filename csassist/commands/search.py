@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             f"{hit.score:.3f}",
             Text(safe_line(hit.article_id)),  # KB text is untrusted: no escape reaches the terminal
             Text(safe_line(hit.title)),
-            Text(safe_line(snippet(hit.evidence or hit.text))),  # the sentence that matched, when known
+            Text(safe_line(snippet(hit.text))),
             Text(safe_line(hit.source)),
         )
     console.print(table)
