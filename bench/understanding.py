@@ -17,6 +17,7 @@ Prints tables, writes ``bench/results/understanding.json``.
 
     python bench/understanding.py                       # ~5 min on a quiet 2-core machine
     python bench/understanding.py --index /tmp/idx      # reuse (or build once into) an index dir
+    python bench/understanding.py --quick --index /tmp/idx   # refit head + OOS, intent figures only (~1-2 min)
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def build(kb: Path, index_dir: Path) -> dict[str, Any]:
     if (index_dir / "manifest.json").exists() and (index_dir / "oos" / "meta.json").exists():
         return {"reused": str(index_dir)}
     started = time.perf_counter()
-    result = Workspace().build_index(kb, index_dir, rebuild=True)
+    result = Workspace().build_index(kb, index_dir, rebuild=True)  # with the KB's phrasings (kb_examples)
     return {
         "seconds": round(time.perf_counter() - started, 1),
         "chunks": result.report.chunks,
@@ -141,6 +142,31 @@ def accuracy(index_dir: Path, data: Path) -> tuple[list[dict[str, Any]], int]:
         })
         print(f"  scored: {name}", file=sys.stderr, flush=True)
     return rows, len(queries)
+
+
+def quick(kb: Path, index_dir: Path, data: Path, kb_phrasings: bool) -> dict[str, Any]:
+    """``--quick``: refit the head and OOS detector (chunk embeddings reused), intent figures only.
+
+    For trying training-data changes in a minute or two; no retrieval ablation, no latency, and
+    nothing written unless ``--out`` is given.
+    """
+    built = Workspace().build_index(kb, index_dir, kb_phrasings=kb_phrasings)
+    print(f"head: {built.intents.as_dict()}\noos: {built.oos.as_dict()}", file=sys.stderr)
+    queries, _ = load_eval_queries(data)
+    texts = [q.text for q in queries]
+    encoder = CachedEncoder(load_encoder())
+    retriever = Retriever.open(index_dir, encoder)  # type: ignore[arg-type]
+    head = load_head(index_dir / "intent", encoder)  # type: ignore[arg-type]
+    with_oos = load_oos_model(head, index_dir, encoder, retriever.best_similarity)  # type: ignore[arg-type]
+    metrics = intent_metrics(queries, with_oos.predict_batch(texts))
+    i = metrics["overall"]
+    print(f"top-1* {_pct(i['in_scope_accuracy_after_oos'])}  closed {_pct(i['closed_set_accuracy'])}  "
+          f"top-3 {_pct(i['top3_accuracy'])}  OOSrec {_pct(i['oos_recall'])}  flagged {_pct(i['in_scope_flagged_oos'])}")
+    for kind, k in sorted(metrics["by_kind"].items()):
+        print(f"  {kind:<12} n={k.get('n', 0):>3} closed {_pct(k.get('closed_set_accuracy'))} "
+              f"top-1* {_pct(k.get('in_scope_accuracy_after_oos'))} top-3 {_pct(k.get('top3_accuracy'))} "
+              f"flagged {_pct(k.get('in_scope_flagged_oos'))} OOSrec {_pct(k.get('oos_recall'))}")
+    return {"head": built.intents.as_dict(), "oos": built.oos.as_dict(), "intents": metrics}
 
 
 def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
@@ -232,10 +258,21 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "kb" / "eval" / "queries.jsonl")
     parser.add_argument("--index", type=Path, help="index directory to reuse (built there when missing)")
     parser.add_argument("--latency-messages", type=int, default=120)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None, help=f"results JSON (default {RESULTS.relative_to(ROOT)})")
+    parser.add_argument("--quick", action="store_true",
+                        help="refit head + OOS detector only (reuses --index's chunk embeddings), intent figures only")
+    parser.add_argument("--no-kb-phrasings", action="store_true",
+                        help="train the head on intents.csv alone (without the articles' titles and questions)")
     args = parser.parse_args()
     configure_threads(1)
     os.environ.setdefault("CSASSIST_HOME", tempfile.mkdtemp(prefix="csassist-bench-"))  # no promoted models
+    if args.quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = quick(args.kb, args.index or Path(tmp) / "index", args.data, not args.no_kb_phrasings)
+        if args.out:
+            args.out.write_text(json.dumps(_round(result), indent=1) + "\n", encoding="utf-8")
+        return 0
+    args.out = args.out or RESULTS
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = args.index or Path(tmp) / "index"
         built = build(args.kb, index_dir)

@@ -246,8 +246,12 @@ class Workspace:
         rebuild: bool = False,
         index_type: str | None = None,
         progress: ProgressCallback | None = None,
+        kb_phrasings: bool = True,
     ) -> IndexBuild:
         """Index the KB (incrementally, atomically) and fit the intent head beside it.
+
+        The head and the OOS detector learn from ``intents.csv`` plus, with ``kb_phrasings``, the titles
+        and questions of single-intent articles (:mod:`csassist.core.learn.kb_examples`).
 
         Defaults: the configured KB, index directory, encoder and ``[retrieval] index_type``.  The
         intent head is optional: its failure is reported in :class:`IntentFit`, never raised.
@@ -255,6 +259,7 @@ class Workspace:
         """
         from csassist.core.knowledge.index import INDEX_TYPES, build_index
         from csassist.core.knowledge.kb import load_kb
+        from csassist.core.learn.kb_examples import with_kb_phrasings
 
         kind = index_type or self.settings.retrieval.index_type
         if kind not in INDEX_TYPES:
@@ -265,8 +270,10 @@ class Workspace:
         report = build_index(
             kb_root, index_dir or self.index_dir, enc, rebuild=rebuild, index_type=kind, progress=progress, kb=kb
         )
-        intents = self.fit_intents(report.intent_examples, enc, report.out_dir)
-        return IndexBuild(report, intents, self.fit_oos(kb_root, report.intent_examples, enc, report.out_dir))
+        # Explicit step: the articles' own titles and questions join the labelled examples (kb_examples).
+        examples = with_kb_phrasings(report.intent_examples, kb.articles) if kb_phrasings else report.intent_examples
+        intents = self.fit_intents(examples, enc, report.out_dir)
+        return IndexBuild(report, intents, self.fit_oos(kb_root, examples, enc, report.out_dir))
 
     def ensure_index(self, progress: ProgressCallback | None = None, *, rebuild: bool = False) -> IndexBuild | None:
         """Build the configured index when it is missing (or ``rebuild``); ``None`` when it was there."""
