@@ -47,9 +47,10 @@ OFF_TOPIC_FILES = ("offtopic.csv", "offtopic.jsonl")
 #: Inverse regularisation of the cross-validation heads (the index head's value: probabilities alike).
 HEAD_C = 20.0
 FEATURES = ("top_probability", "margin", "nearest_in_scope", "mean3_in_scope", "nearest_off_topic", "kb_match")
-#: Real questions the threshold may flag on cross-validated training data (the dev target is 0.05;
-#: unseen wording is harder than held-out training rows, so the training budget is tighter).
-TARGET_FLAGGED = 0.03
+#: Real questions the threshold may flag on cross-validated training data: issue 9's budget (0.05).
+#: Was 0.03 (for headroom on unseen wording); with the KB's phrasings in training and the other-shop
+#: negatives in offtopic.csv, 0.05 flags 0.049 of the dev set's real questions and raises OOS recall.
+TARGET_FLAGGED = 0.05
 #: Nearest training examples shown with a prediction.
 NEIGHBOURS = 3
 #: Below this KB similarity the reason says "no KB answer above ...".
