@@ -78,8 +78,11 @@ def test_connections_over_the_cap_get_503_and_slots_come_back(quick: ListenServe
             sock.close()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # the idle connections are cut, their slots freed
-        if post(quick, {"conversation_id": "c", "text": "after the attack"})[0] == 202:
-            break
+        try:
+            if post(quick, {"conversation_id": "c", "text": "after the attack"})[0] == 202:
+                break
+        except OSError:  # a 503 can close the socket while the body is still being sent: not yet free
+            pass
         time.sleep(0.1)
     else:
         pytest.fail("the intake did not recover after the idle connections went away")
