@@ -154,7 +154,8 @@ def test_megabytes_of_hostile_text_are_handled_quickly() -> None:
     out = make_safe_for_terminal(flood)
     elapsed = time.perf_counter() - start
     assert len(out) <= DEFAULT_MAX_CHARS and "\x1b" not in out and out.endswith(" chars]")
-    assert elapsed < 3.0, f"took {elapsed:.2f}s"
+    # ~1 s quiet; a super-linear pass over 5 MB would take minutes, so the bound leaves room for a busy CI
+    assert elapsed < 15.0, f"took {elapsed:.2f}s"
 
 
 def test_hostile_corpus_is_made_terminal_safe() -> None:
