@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 
 from csassist.core.errors import DataError
 from csassist.core.types import IntentPrediction
-from csassist.core.understand.intent_data import LABEL_COLUMNS, OOS_LABEL, TEXT_COLUMNS
+from csassist.core.understand.intent_data import LABEL_COLUMNS, OOS_LABEL, TEXT_COLUMNS, jsonl_objects
 
 #: Where the project keeps its held-out dev set; every training path must skip it.
 DEV_SET_DIR = "eval"
@@ -100,17 +99,7 @@ def load_eval_queries(path: Path) -> tuple[list[EvalQuery], list[str]]:
     problems: list[str] = []
     queries: list[EvalQuery] = []
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        for line_no, line in enumerate(raw.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{path}:{line_no}: not JSON ({exc.msg})")
-                continue
-            if not isinstance(obj, dict):
-                problems.append(f"{path}:{line_no}: expected a JSON object")
-                continue
+        for line_no, obj in jsonl_objects(path, raw, problems):
             row = {str(k).strip().lower(): v for k, v in obj.items()}
             query = _row_to_query(row, line_no, f"{path}:{line_no}", problems)
             if query is not None:

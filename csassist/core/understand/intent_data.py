@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from csassist.core.errors import DataError
 from csassist.core.textnorm import normalize_text
@@ -86,10 +87,8 @@ def _read_csv(path: Path, raw: str, delimiter: str) -> tuple[list[IntentExample]
     return examples, problems
 
 
-def _read_jsonl(path: Path, raw: str) -> tuple[list[IntentExample], list[str]]:
-    """One JSON object per line with a text and a label key."""
-    examples: list[IntentExample] = []
-    problems: list[str] = []
+def jsonl_objects(path: Path, raw: str, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each JSON object line of ``raw``; other lines become a problem."""
     for line_no, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
@@ -101,6 +100,14 @@ def _read_jsonl(path: Path, raw: str) -> tuple[list[IntentExample], list[str]]:
         if not isinstance(obj, dict):
             problems.append(f"{path}:{line_no}: expected a JSON object")
             continue
+        yield line_no, obj
+
+
+def _read_jsonl(path: Path, raw: str) -> tuple[list[IntentExample], list[str]]:
+    """One JSON object per line with a text and a label key."""
+    examples: list[IntentExample] = []
+    problems: list[str] = []
+    for line_no, obj in jsonl_objects(path, raw, problems):
         tk = _pick(list(obj), TEXT_COLUMNS)
         lk = _pick(list(obj), LABEL_COLUMNS)
         if tk is None or lk is None:
