@@ -287,10 +287,14 @@ class CsassistApp(AgentActions, EngineWorkers, Recorder, App[int]):
         self.refresh_list()
 
     def _analyse_latest(self, conv: ConversationState, arrived: float) -> None:
-        """Start the analysis worker for the newest customer message, unless it is analysed already."""
+        """Start the analysis worker for the newest customer message, unless it is analysed already.
+
+        The open conversation's message goes to the front of the queue: its drafts start the moment its
+        analysis is in (:meth:`on_analysis_ready`), so the agent sees tokens without waiting for a burst.
+        """
         request = conv.machine.analysis_request()
         if request is not None:
-            self.start_analysis(request, arrived)
+            self.start_analysis(request, arrived, first=conv.conversation_id == self.selected)
 
     def on_analysis_ready(self, event: m.AnalysisReady) -> None:
         """Show intent + KB at once (before any suggestion), then draft replies if it is on screen."""
@@ -446,7 +450,8 @@ class CsassistApp(AgentActions, EngineWorkers, Recorder, App[int]):
         composer.set_reply(conv.draft)
         self.show_current()
         self.refresh_list()
-        self.draft_for(conv)
+        if not self.draft_for(conv):  # not analysed yet: it is the open one now, so it is analysed next
+            self.analysis_backlog.promote(conversation_id)
 
     def on_conversation_list_chosen(self, event: ConversationList.Chosen) -> None:
         """Cursor moves and clicks in the inbox."""

@@ -7,6 +7,10 @@ one item raises, and nothing is drained again (issue 10: one message with a lone
 analysis off for good).  Here :meth:`Backlog.take` clears the flag under the same lock that
 :meth:`Backlog.put` reads it, and the worker calls :meth:`Backlog.release` in a ``finally`` so that even
 an escaping exception leaves the backlog startable.
+
+The conversation the agent has open may jump the queue (``put(..., first=True)``, :meth:`Backlog.promote`):
+its drafts start only once its message is analysed, and behind a burst of other conversations that
+wait was the analysis of all of them (issue 13: drafting starts at message arrival).
 """
 
 from __future__ import annotations
@@ -27,13 +31,29 @@ class Backlog(Generic[K, V]):
         self._lock = threading.Lock()
         self._draining = False
 
-    def put(self, key: K, value: V) -> bool:
-        """Queue ``value``; True when no worker is draining, i.e. the caller must start one now."""
+    def put(self, key: K, value: V, *, first: bool = False) -> bool:
+        """Queue ``value`` (at the front with ``first``); True when no worker is draining, i.e. the caller
+        must start one now."""
         with self._lock:
             self._items[key] = value
+            if first:
+                self._to_front(key)
             start = not self._draining
             self._draining = True
             return start
+
+    def promote(self, key: K) -> bool:
+        """Move a queued ``key`` to the front; False when it is not queued (taken already, or never put)."""
+        with self._lock:
+            if key not in self._items:
+                return False
+            self._to_front(key)
+            return True
+
+    def _to_front(self, key: K) -> None:
+        """Reorder so ``key`` is taken next (caller holds the lock; O(n), only for the open conversation)."""
+        value = self._items.pop(key)
+        self._items = {key: value, **self._items}
 
     def take(self) -> tuple[K, V] | None:
         """The oldest item, or ``None`` when empty (the worker must then return: it is no longer draining)."""

@@ -101,13 +101,15 @@ class EngineWorkers:
             backlog = self.__dict__["_analysis_backlog"] = Backlog()
         return backlog
 
-    def start_analysis(self, request: AnalysisRequest, arrived: float) -> None:
+    def start_analysis(self, request: AnalysisRequest, arrived: float, *, first: bool = False) -> None:
         """Queue the analysis of a conversation's newest customer turn (a newer turn replaces a queued one).
 
-        One thread worker drains the queue in arrival order.  Running analyses one at a time is faster
-        than one thread per message: on a busy CPU, concurrent encoder calls slowed each other ~10x.
+        One thread worker drains the queue in arrival order, except that the open conversation goes
+        ``first``: its drafts start as soon as its analysis is posted, so it must not wait behind a burst
+        of other conversations.  Running analyses one at a time is faster than one thread per message:
+        on a busy CPU, concurrent encoder calls slowed each other ~10x.
         """
-        if self.analysis_backlog.put(request.conversation_id, (request, arrived)):
+        if self.analysis_backlog.put(request.conversation_id, (request, arrived), first=first):
             self._analysis_loop()
 
     @work(thread=True, exclusive=True, group="analyse", name="analysis", exit_on_error=False,
