@@ -2,14 +2,16 @@
 
 Builds the index of ``--kb`` (hybrid BM25 + sentence vectors, intent head, OOS detector) in a temp
 directory (or reuses ``--index``), then scores ``--data`` (default ``kb/eval/queries.jsonl``, which
-no training path reads) under five configurations, each adding one component to the previous:
+no training path reads) under six configurations, each adding one component to the previous:
 
 1. dense only -- the 7a33194 pipeline: embeddings + FAISS, intent head's softmax cut-off;
 2. + BM25 -- word BM25 fused with the dense ranking by reciprocal rank (character n-gram BM25 is
    measured as an extra row and not kept: no gain here);
 3. + intent boost -- articles whose front matter names the predicted intents move up;
 4. + per-sentence -- long messages' sentences searched alone, and chunks ranked by their best sentence;
-5. + OOS detector -- the verdict from :mod:`csassist.core.understand.oos` (and no boost for OOS).
+5. + OOS detector -- the verdict from :mod:`csassist.core.understand.oos` (and no boost for OOS);
+6. + KB vote -- the intents of the top retrieved articles mixed into the intent ranking
+   (:mod:`csassist.core.understand.kb_vote`), and that ranking boosting retrieval.
 
 Latency: analyse + retrieve per message on one thread, the old pipeline and the new one alternating
 message by message in the same run (same load), each with its own fresh embedding memo as the app.
@@ -51,7 +53,7 @@ from csassist.core.learn.evaluation import intent_metrics, load_eval_queries, re
 from csassist.core.understand.analysis import Analyzer  # noqa: E402
 from csassist.core.understand.intent import load_head  # noqa: E402
 from csassist.core.understand.oos import load_oos_model  # noqa: E402
-from csassist.core.understand.stack import intent_distribution  # noqa: E402
+from csassist.core.understand.stack import attach_kb, intent_distribution  # noqa: E402
 from csassist.core.workspace import Workspace  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "understanding.json"
@@ -64,13 +66,15 @@ TARGETS = {
     "hit@3": 0.95,
     "latency_ms_p95_max": 40.0,
 }
-CONFIGS: list[tuple[str, RetrievalOptions, bool]] = [
-    ("dense only (7a33194)", DENSE_ONLY, False),
-    ("+ BM25 (words, RRF)", dataclasses.replace(DENSE_ONLY, lexical=True), False),
-    ("+ intent boost", dataclasses.replace(DENSE_ONLY, lexical=True, intent_boost=1.0), False),
-    ("+ per-sentence (query and KB sentences)", RetrievalOptions(), False),
-    ("(not kept) + char n-gram BM25", RetrievalOptions(chars=True), False),
-    ("+ OOS detector (final)", RetrievalOptions(), True),
+#: (name, retrieval options, OOS detector, the KB's vote on the intent ranking)
+CONFIGS: list[tuple[str, RetrievalOptions, bool, bool]] = [
+    ("dense only (7a33194)", DENSE_ONLY, False, False),
+    ("+ BM25 (words, RRF)", dataclasses.replace(DENSE_ONLY, lexical=True), False, False),
+    ("+ intent boost", dataclasses.replace(DENSE_ONLY, lexical=True, intent_boost=1.0), False, False),
+    ("+ per-sentence (query and KB sentences)", RetrievalOptions(), False, False),
+    ("(not kept) + char n-gram BM25", RetrievalOptions(chars=True), False, False),
+    ("+ OOS detector", RetrievalOptions(), True, False),
+    ("+ KB vote on the intent ranking (final)", RetrievalOptions(), True, True),
 ]
 
 
@@ -127,11 +131,13 @@ def accuracy(index_dir: Path, data: Path) -> tuple[list[dict[str, Any]], int]:
     retriever = Retriever.open(index_dir, encoder)  # type: ignore[arg-type]
     head = load_head(index_dir / "intent", encoder)  # type: ignore[arg-type]
     with_oos = load_oos_model(head, index_dir, encoder, retriever.best_similarity)  # type: ignore[arg-type]
+    with_vote = attach_kb(head, index_dir, encoder, retriever)  # type: ignore[arg-type]
     plain_preds = head.predict_batch(texts)
     oos_preds = with_oos.predict_batch(texts)
+    vote_preds = with_vote.predict_batch(texts)
     rows = []
-    for name, options, detector in CONFIGS:
-        preds = oos_preds if detector else plain_preds
+    for name, options, detector, vote in CONFIGS:
+        preds = vote_preds if vote else oos_preds if detector else plain_preds
         boost = options.intent_boost > 0
         dists = [intent_distribution(p) if boost else {} for p in preds]
         hits = retriever.search_many(texts, 5, intents=dists, options=options)
@@ -157,8 +163,8 @@ def quick(kb: Path, index_dir: Path, data: Path, kb_phrasings: bool) -> dict[str
     encoder = CachedEncoder(load_encoder())
     retriever = Retriever.open(index_dir, encoder)  # type: ignore[arg-type]
     head = load_head(index_dir / "intent", encoder)  # type: ignore[arg-type]
-    with_oos = load_oos_model(head, index_dir, encoder, retriever.best_similarity)  # type: ignore[arg-type]
-    metrics = intent_metrics(queries, with_oos.predict_batch(texts))
+    model = attach_kb(head, index_dir, encoder, retriever)  # type: ignore[arg-type]
+    metrics = intent_metrics(queries, model.predict_batch(texts))
     i = metrics["overall"]
     print(f"top-1* {_pct(i['in_scope_accuracy_after_oos'])}  closed {_pct(i['closed_set_accuracy'])}  "
           f"top-3 {_pct(i['top3_accuracy'])}  OOSrec {_pct(i['oos_recall'])}  flagged {_pct(i['in_scope_flagged_oos'])}")
@@ -178,7 +184,7 @@ def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
     old_ret = Retriever.open(index_dir, old_enc, options=DENSE_ONLY)
     new_ret = Retriever.open(index_dir, new_enc)
     old = Analyzer(load_head(index_dir / "intent", old_enc))
-    new = Analyzer(load_oos_model(load_head(index_dir / "intent", new_enc), index_dir, new_enc, new_ret.best_similarity))
+    new = Analyzer(attach_kb(load_head(index_dir / "intent", new_enc), index_dir, new_enc, new_ret))
     for _ in range(3):  # warm-up
         old.analyze("where is my order?")
         new.analyze("where is my order?")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -59,6 +60,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from csassist.core.knowledge.retrieval import Retriever
     from csassist.core.understand.intent import IntentModel
 
+#: Turns whose intent prediction is kept for retrieve() (several open conversations interleave).
+RECENT_PREDICTIONS = 32
 #: Two drafts whose word sets overlap more than this are near-duplicates.
 DUPLICATE_JACCARD = 0.9
 #: How a generated slot may use the model (see :meth:`Assistant._slot_plan` and core.reply.rewrite).
@@ -142,6 +145,9 @@ class Assistant:
         )
         self._inflight: dict[str, CancelToken] = {}
         self._lock = threading.Lock()
+        # The last turns' predictions: retrieve() boosts with the prediction analyze() just made
+        # instead of classifying (and letting the KB vote) a second time.
+        self._recent: OrderedDict[str, IntentPrediction] = OrderedDict()
 
     @property
     def intent_labels(self) -> list[str]:
@@ -162,10 +168,21 @@ class Assistant:
         if self.analyzer is None:
             return _empty_analysis(turn)
         try:
-            return self.analyzer.analyze(turn, history)
+            analysis = self.analyzer.analyze(turn, history)
         except Exception as exc:  # noqa: BLE001 - analysis must never block a reply
             self._warn_once(f"analysis failed ({type(exc).__name__}: {exc})")
             return _empty_analysis(text)
+        if self.intent_model is not None and getattr(self.analyzer, "intent_model", None) is self.intent_model:
+            self._remember(turn, analysis.intent)
+        return analysis
+
+    def _remember(self, turn: str, prediction: IntentPrediction) -> None:
+        """Keep ``prediction`` for ``turn`` (a few recent turns; several conversations interleave)."""
+        with self._lock:
+            self._recent[turn] = prediction
+            self._recent.move_to_end(turn)
+            while len(self._recent) > RECENT_PREDICTIONS:
+                self._recent.popitem(last=False)
 
     def retrieve(self, text: str, k: int | None = None, history: Sequence[Message] = ()) -> list[Passage]:
         """The best KB articles for the customer's turn ending in ``text`` (empty without an index).
@@ -186,8 +203,10 @@ class Assistant:
         """``{intent: probability}`` of the turn's in-scope candidates ({} without a model or when OOS)."""
         if self.intent_model is None:
             return {}
+        with self._lock:
+            remembered = self._recent.get(turn)
         try:
-            prediction = self.intent_model.predict(turn)
+            prediction = remembered if remembered is not None else self.intent_model.predict(turn)
         except Exception:  # noqa: BLE001 - boosting is optional; retrieval must still answer
             return {}
         if prediction.out_of_scope:

@@ -205,11 +205,13 @@ class Workspace:
     def with_oos_detector(
         self, intent_model: IntentModel, encoder: Encoder, retriever: Retriever | None, index_dir: Path | None = None
     ) -> IntentModel:
-        """``intent_model`` wrapped with the out-of-scope detector beside the index (itself when there is none)."""
-        from csassist.core.understand.oos import load_oos_model
+        """``intent_model`` with the out-of-scope detector beside the index and the KB's vote on its ranking.
 
-        similarity = retriever.best_similarity if retriever is not None else None
-        return load_oos_model(intent_model, index_dir or self.index_dir, encoder, similarity)
+        Raises ``CsassistError`` when the detector is there but unusable (the caller reports it).
+        """
+        from csassist.core.understand.stack import attach_kb
+
+        return attach_kb(intent_model, index_dir or self.index_dir, encoder, retriever)
 
     def open_retriever(self, encoder: Encoder | None = None, index_dir: Path | None = None) -> Retriever:
         """The KB index, validated against its manifest; ``encoder=None`` loads the one the index names.

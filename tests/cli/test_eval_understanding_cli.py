@@ -18,7 +18,10 @@ TINY = REPO_ROOT / "tests" / "fixtures" / "devset_tiny.jsonl"
 
 @pytest.mark.real_model
 def test_index_eval_and_analyze_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    kb = make_kb(tmp_path / "kb")
+    # Articles say which intent they serve, as the demo KB's do (the KB votes on the intent ranking).
+    kb = make_kb(tmp_path / "kb", intents={"missing-parcel": "track_order", "refund-time": "refund",
+                                           "change-address": "change_address", "cancel-order": "cancel_order",
+                                           "gift-cards": "gift_card"})
     rows = [f"{t},{label}" for label, texts in TOPICS.items() for t in texts]
     (kb / "intents.csv").write_text("text,intent\n" + "\n".join(rows) + "\n", encoding="utf-8")
     (kb / "offtopic.csv").write_text("text,intent\n" + "\n".join(f"{t},oos" for t in OFF_TOPIC) + "\n")

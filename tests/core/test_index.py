@@ -31,12 +31,13 @@ TOPICS = {
 }
 
 
-def make_kb(root: Path, topics: dict[str, tuple[str, str]] = TOPICS) -> Path:
-    """A small KB of one-chunk articles plus an FAQ file."""
+def make_kb(root: Path, topics: dict[str, tuple[str, str]] = TOPICS, intents: dict[str, str] | None = None) -> Path:
+    """A small KB of one-chunk articles plus an FAQ file; ``intents`` maps article ids to their intent (else ``x``)."""
     (root / "articles").mkdir(parents=True, exist_ok=True)
     for article_id, (title, body) in topics.items():
+        intent = (intents or {}).get(article_id, "x")
         (root / "articles" / f"{article_id}.md").write_text(
-            f"---\nid: {article_id}\ntitle: {title}\nintents: [x]\n---\n{body}\n", encoding="utf-8"
+            f"---\nid: {article_id}\ntitle: {title}\nintents: [{intent}]\n---\n{body}\n", encoding="utf-8"
         )
     (root / "faq.csv").write_text("question,answer\nDo you ship abroad?,We ship to all EU countries.\n")
     return root

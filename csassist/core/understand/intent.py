@@ -29,6 +29,7 @@ probabilities and the embeddings, for detectors that combine them with other evi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter
@@ -43,6 +44,7 @@ from csassist.core.atomic import atomic_directory
 from csassist.core.errors import ModelMissingError
 from csassist.core.knowledge.embedder import Encoder
 from csassist.core.types import IntentExample, IntentPrediction, IntentScore
+from csassist.core.understand.kb_vote import KBVote
 
 FORMAT = 2
 TOP_K = 3
@@ -137,6 +139,9 @@ class IntentModel:
     origin: str = ORIGIN_INDEX
     version: str | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    #: The KB's second opinion on the ranking (:mod:`csassist.core.understand.kb_vote`); attached where
+    #: a retriever is open (:func:`csassist.core.understand.stack.attach_kb`), never saved.
+    kb_vote: KBVote | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.head.dimension != self.encoder.dimension:
@@ -189,15 +194,35 @@ class IntentModel:
         """Classify one message: top 3 intents (probabilities sum <= 1, never NaN) and the OOS verdict."""
         return self.predict_batch([text])[0]
 
+    def ranking_probs(self, texts: Sequence[str], scored: IntentScores) -> np.ndarray:
+        """The probabilities that order the candidates: the model's, mixed with the KB's vote when attached.
+
+        Empty rows stay zero.  Out-of-scope verdicts never read these (see :meth:`predictions`).
+        """
+        if self.kb_vote is None or not len(self.labels):
+            return scored.probs
+        todo = [i for i in range(len(texts)) if not scored.empty[i]]
+        out = scored.probs.copy()
+        if todo:
+            out[todo] = self.kb_vote.mix([clean_text(texts[i]) for i in todo], scored.probs[todo], self.labels)
+        return out
+
+    def predictions(self, texts: Sequence[str], scored: IntentScores) -> list[IntentPrediction]:
+        """Top candidates from :meth:`ranking_probs`, the softmax verdict from the model's own best probability."""
+        ranked = self.ranking_probs(texts, scored)
+        out = []
+        for i in range(len(texts)):
+            if scored.empty[i]:
+                out.append(empty_prediction(self.threshold, self.model_id))
+                continue
+            pred = prediction_from_probs(ranked[i], self.labels, self.threshold, self.model_id)
+            own_best = float(np.max(scored.probs[i])) if len(self.labels) else 0.0
+            out.append(dataclasses.replace(pred, out_of_scope=own_best < self.threshold))
+        return out
+
     def predict_batch(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Classify many messages with one encoder call; empty ones are out of scope with no candidates."""
-        scored = self.scores(texts)
-        return [
-            empty_prediction(self.threshold, self.model_id)
-            if scored.empty[i]
-            else prediction_from_probs(scored.probs[i], self.labels, self.threshold, self.model_id)
-            for i in range(len(texts))
-        ]
+        return self.predictions(texts, self.scores(texts))
 
 
 # ------------------------------------------------------------------------------------------ saving

@@ -38,7 +38,7 @@ from csassist.core.atomic import atomic_directory
 from csassist.core.errors import DataError, ModelMissingError
 from csassist.core.knowledge.embedder import Encoder
 from csassist.core.types import IntentExample, IntentPrediction, Neighbour
-from csassist.core.understand.intent import IntentModel, clean_text, empty_prediction, prediction_from_probs
+from csassist.core.understand.intent import IntentModel, clean_text
 from csassist.core.understand.intent_data import OOS_LABEL
 
 FORMAT = 1
@@ -348,12 +348,7 @@ class OOSAwareIntentModel(IntentModel):
         """Classify, then let the detector decide out of scope and explain (one encoder call when shared)."""
         detector = self.detector
         scored = self.scores(texts)
-        preds = [
-            empty_prediction(self.threshold, self.model_id)
-            if scored.empty[i]
-            else prediction_from_probs(scored.probs[i], self.labels, self.threshold, self.model_id)
-            for i in range(len(texts))
-        ]
+        preds = self.predictions(texts, scored)  # ranking may include the KB's vote; features below do not
         todo = [i for i in range(len(texts)) if not scored.empty[i]]
         if detector is None or not todo:
             return preds

@@ -9,6 +9,7 @@ intent model keeps its own softmax verdict; ``notes`` says what is missing.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,24 +30,41 @@ class Understanding:
 
 
 def load_understanding(index_dir: Path, encoder: Encoder, *, intent_model: IntentModel | None) -> Understanding:
-    """Open the index at ``index_dir`` and give ``intent_model`` (the one in use) its OOS detector."""
+    """Open the index at ``index_dir`` and give ``intent_model`` (the one in use) its detector and KB vote."""
     from csassist.core.knowledge.retrieval import Retriever
-    from csassist.core.understand.oos import load_oos_model
 
     out = Understanding()
     try:
         out.retriever = Retriever.open(Path(index_dir), encoder)
     except CsassistError as exc:
         out.notes.append(f"no usable KB index ({exc})")
-    model = intent_model
-    if model is not None:
-        similarity = out.retriever.best_similarity if out.retriever is not None else None
-        try:
-            model = load_oos_model(model, Path(index_dir), encoder, similarity)
-        except CsassistError as exc:
-            out.notes.append(f"out-of-scope detector unusable ({exc}); using the intent model's own cut-off")
-    out.intent_model = model
+    if intent_model is not None:
+        out.intent_model = attach_kb(intent_model, Path(index_dir), encoder, out.retriever, notes=out.notes)
     return out
+
+
+def attach_kb(
+    model: IntentModel, index_dir: Path, encoder: Encoder, retriever: Any, *, notes: list[str] | None = None
+) -> IntentModel:
+    """``model`` with what the index beside it offers: the OOS detector and the KB's vote on the ranking.
+
+    Without a retriever the detector runs without its KB feature and there is no vote.  A detector
+    that cannot be loaded leaves the model's own cut-off and is said in ``notes``; without ``notes``
+    the ``CsassistError`` is raised for the caller to report.
+    """
+    from csassist.core.understand.kb_vote import retriever_vote
+    from csassist.core.understand.oos import load_oos_model
+
+    similarity = retriever.best_similarity if retriever is not None else None
+    try:
+        model = load_oos_model(model, Path(index_dir), encoder, similarity)
+    except CsassistError as exc:
+        if notes is None:
+            raise
+        notes.append(f"out-of-scope detector unusable ({exc}); using the intent model's own cut-off")
+    if retriever is not None:
+        model = dataclasses.replace(model, kb_vote=retriever_vote(retriever))
+    return model
 
 
 def intent_distribution(prediction: IntentPrediction | None) -> dict[str, float]:
