@@ -59,7 +59,7 @@ class GenerationSettings:
     max_new_tokens: int = 120
     temperature: float = 0.7
     num_suggestions: int = 3
-    strategy: str = "free"  # per generated slot, comma-separated: free | rewrite | select (issue 13, bench/reply_quality)
+    strategy: str = "select,rewrite"  # per generated slot: select | rewrite | free; measured best (core.reply.strategy)
     history_turns: int = 6
     prompt_token_budget: int = 1024
     server_url: str = ""  # OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1

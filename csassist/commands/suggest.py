@@ -5,8 +5,9 @@ sees exactly what an agent would.  ``--conversation FILE.jsonl`` supplies the ea
 last conversation in the file, or ``--conversation-id``); without a message argument the last
 customer message of that conversation is answered.  ``--json`` prints one object
 ``{"suggestions": [{"text", "source_ids", "backend", "latency_ms", "flags", "unsupported_sentences",
-"grounding", ...}], ...}`` where ``grounding`` lists every sentence with its verdict (supported /
-unsupported / conversational), the passage sentence that supports it and the claims checked.
+"grounding", "strategy", "fallbacks", ...}], ...}`` where ``grounding`` lists every sentence with its verdict
+(supported / unsupported / conversational), the passage sentence that supports it and the claims checked,
+and ``strategy`` says how the draft was made (``fallbacks``: what was tried first, and why it gave nothing).
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
                     "latency_ms": round(s.latency_ms, 1),
                     "first_token_ms": None if s.first_token_ms is None else round(s.first_token_ms, 1),
                     "model": s.model,
+                    "strategy": s.strategy,
+                    "fallbacks": list(s.fallbacks),
                     "flags": list(s.flags),
                     "unsupported_sentences": [u.text for u in s.grounding.unsupported] if s.grounding else [],
                     "grounding": grounding_json(s.grounding),
@@ -154,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     for i, s in enumerate(suggestions, start=1):
         timing = f"{s.latency_ms:.0f} ms" + (f", first token {s.first_token_ms:.0f} ms" if s.first_token_ms else "")
         print(
-            f"\n[{i}] {s.backend}{' ' + s.model if s.model else ''} ({timing}) "
+            f"\n[{i}] {s.backend}{' ' + s.model if s.model else ''}{' · ' + s.strategy if s.strategy else ''} ({timing}) "
             f"sources: {safe_line(', '.join(s.source_ids)) or '-'}"
         )
         print(make_safe_for_terminal(s.text))  # a draft quotes customer and KB text: escapes shown, not run

@@ -9,22 +9,27 @@ Suggestions stream as :class:`SuggestionUpdate` snapshots:
 
 * slot 0 is the extractive reply, finished at once (it needs no model);
 * slots 1..n-1 are generated drafts (slot 1 at a lower temperature, later slots hotter, each with
-  its own seed), streamed as ``done=False`` updates and finished with a ``done=True`` update whose
-  ``suggestion`` holds the text, sources, timings, the exact prompt and fact flags;
-* a draft that is a near-duplicate of an earlier one is retried once with another seed, then
-  dropped (``done=True``, ``suggestion=None``, ``error`` says "near-duplicate");
-* a backend failure ends that slot with ``error`` set; the extractive slot is never affected;
+  its own seed), one ``[generation] strategy`` per slot (core.reply.strategy), streamed as
+  ``done=False`` updates and finished with a ``done=True`` update whose ``suggestion`` holds the
+  text, sources, timings, the training prompt, fact flags and the strategy that produced it;
+* a draft that is unusable (empty, degenerate, no grounded opening) or a near-duplicate of an
+  earlier one (after one retry with another seed) is replaced by the next strategy of the slot's
+  fallback order, ending in model-free drafts, so a slot always gets a suggestion;
+* a backend failure ends that slot and the later ones with ``error`` set; the extractive slot is
+  never affected;
 * a new call for the same conversation cancels the previous call's drafts (within one token), as
   does ``cancel.cancel()``; a cancelled slot ends with ``error="cancelled"``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator as Generator_
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,10 +46,28 @@ from csassist.core.reply.prompts import (
     passage_ids_in,
     render_prompt,
 )
-from csassist.core.reply.rewrite import compose_selected, first_sentence, opening_messages, rewrite_messages
+from csassist.core.reply.rewrite import (
+    compose_selected,
+    first_sentence,
+    lead_body,
+    opening_messages,
+    place_opening,
+    rewrite_messages,
+)
+from csassist.core.reply.strategy import (
+    FALLBACK_ORDER,
+    MODEL_FREE,
+    STRATEGIES,
+    fallback_chain,
+    parse_strategies,
+    slot_strategy,
+    training_strategy,
+    unusable_reason,
+)
 from csassist.core.types import (
     Analysis,
     CancelToken,
+    Grounding,
     IntentPrediction,
     Message,
     Passage,
@@ -64,8 +87,6 @@ if TYPE_CHECKING:  # pragma: no cover
 RECENT_PREDICTIONS = 32
 #: Two drafts whose word sets overlap more than this are near-duplicates.
 DUPLICATE_JACCARD = 0.9
-#: How a generated slot may use the model (see :meth:`Assistant._slot_plan` and core.reply.rewrite).
-STRATEGIES = ("free", "rewrite", "select")
 #: New tokens for a "select" opening sentence: one short sentence, so it is also the fastest draft.
 OPENING_TOKENS = 32
 
@@ -74,9 +95,34 @@ OPENING_TOKENS = 32
 class SlotPlan:
     """One generated slot's job: the chat the model sees, its token limit, and how its text is finished."""
 
+    strategy: str
     messages: list[dict[str, str]]
     max_new_tokens: int
-    finish: Callable[[str], str] | None
+    prompt: str  # stored with the suggestion: the learning loop's prompt for this reply (core.reply.strategy)
+    source_ids: tuple[str, ...]
+    finish: Callable[[str], str] | None = None  # cleaned model text -> suggestion text ("" = unusable)
+    preview: Callable[[str], str] | None = None  # partial model text -> what the card shows meanwhile
+    complete: Callable[[str], bool] | None = None  # stop generating once this is true
+    empty_reason: str = ""  # why an empty ``finish`` result is unusable
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """What every generated slot of one customer turn shares."""
+
+    message: Message
+    history: Sequence[Message]
+    analysis: Analysis | None
+    passages: Sequence[Passage]
+    messages: list[dict[str, str]]  # the grounded ("free") prompt's chat messages
+    prompt: str  # ... rendered
+    lead: Suggestion  # slot 0, the extractive reply
+    training_prompt: str  # logged with replies the model did not write whole
+
+    @property
+    def context(self) -> list[Message]:
+        """The conversation a draft is grounded against (history plus the new message)."""
+        return [*self.history, self.message]
 
 
 def approx_token_count(text: str) -> int:
@@ -230,13 +276,15 @@ class Assistant:
         try:
             messages = self._prompt_messages(message, history, analysis, passages)
             prompt = self._render(messages)
-            lead = self._extractive_update(message, history, analysis, passages, prompt)
-            yield lead
+            lead = self._extractive_update(message, history, analysis, passages)
+            assert lead.suggestion is not None
+            training_prompt = self._training_prompt(messages, message, lead.text)
+            suggestion = dataclasses.replace(lead.suggestion, prompt=training_prompt)
+            yield dataclasses.replace(lead, suggestion=suggestion)
             if self.generator is None or total <= 1 or cancel.cancelled:
                 return
-            yield from self._generated_updates(
-                message, history, passages, messages, prompt, cancel, total, seed, lead.text
-            )
+            turn = _Turn(message, history, analysis, passages, messages, prompt, suggestion, training_prompt)
+            yield from self._generated_updates(turn, cancel, total, seed)
         finally:
             self._release(message.conversation_id, cancel)
 
@@ -296,10 +344,9 @@ class Assistant:
         history: Sequence[Message],
         analysis: Analysis | None,
         passages: Sequence[Passage],
-        prompt: str,
     ) -> SuggestionUpdate:
-        """Slot 0, the lead suggestion.  It carries the prompt the model would have seen, so an accepted or
-        edited extractive reply is a training pair for ``csassist finetune --from-log`` like any generated one.
+        """Slot 0, the lead suggestion (the caller adds the training prompt, so an accepted or edited
+        extractive reply is a training pair for ``csassist finetune --from-log`` like any generated one).
 
         The lead is never a draft with an unsupported claim: the extractive reply is built from KB
         sentences so it is grounded by construction, and this is checked — any sentence that still fails
@@ -308,11 +355,7 @@ class Assistant:
         text, ids = extractive_reply(
             message.text, passages, analysis, self.settings.company, customer_name=message.customer
         )
-        conversation = [*history, message]
-        grounding = ground(text, passages, conversation)
-        if grounding.risky:
-            text = drop_unsupported(text, grounding)
-            grounding = ground(text, passages, conversation)
+        text, grounding = _grounded_extract(text, passages, [*history, message])
         ms = (time.perf_counter() - start) * 1000
         suggestion = Suggestion(
             text=text,
@@ -321,9 +364,9 @@ class Assistant:
             model="",
             latency_ms=ms,
             first_token_ms=ms,
-            prompt=prompt,
             flags=grounding.flags,
             grounding=grounding,
+            strategy="extractive",
         )
         return SuggestionUpdate(slot=0, text=text, backend="extractive", done=True, suggestion=suggestion)
 
@@ -341,116 +384,127 @@ class Assistant:
             return render_prompt(messages, tokenizer)
         return json.dumps(messages, ensure_ascii=False, indent=1)
 
-    def _generated_updates(
-        self,
-        message: Message,
-        history: Sequence[Message],
-        passages: Sequence[Passage],
-        messages: list[dict[str, str]],
-        prompt: str,
-        cancel: CancelToken,
-        total: int,
-        seed: int,
-        lead_text: str,
-    ) -> Iterator[SuggestionUpdate]:
+    def _generated_updates(self, turn: _Turn, cancel: CancelToken, total: int, seed: int) -> Iterator[SuggestionUpdate]:
+        """Slots 1..total-1: each tries its strategy's fallback chain until one gives a usable draft.
+
+        See :mod:`csassist.core.reply.strategy` for the order.  Only cancellation and a backend
+        failure leave a slot without a suggestion (the failure then ends every later slot too: the
+        backend is down, and the agent must see that rather than a string of fallbacks).
+        """
         gen = self.generator
         assert gen is not None
-        cfg = self.settings.generation
-        source_ids = passage_ids_in(messages, passages)
-        context = [*history, message]
         strategies = self._strategies()
         done_texts: list[str] = []
+        offered_ids: set[str] = set(turn.lead.source_ids)
         attempt = 0
         failure: str | None = None
         for slot in range(1, total):
             if failure is not None:
                 yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error=failure)
                 continue
-            for retry in range(2):
-                if cancel.cancelled:
-                    yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error="cancelled")
-                    return
-                temperature = cfg.temperature * (0.5 if slot == 1 and retry == 0 else 1.0 + 0.25 * (slot - 2 + retry))
-                attempt += 1
-                final: SuggestionUpdate | None = None
-                plan = self._slot_plan(strategies[min(slot, len(strategies)) - 1], message, messages, passages,
-                                       context, lead_text)
-                try:
-                    for update in self._stream_slot(
-                        gen, plan, slot, temperature, seed + attempt, cancel, prompt, source_ids, passages, context
-                    ):
-                        if update.done:
-                            final = update
-                        else:
-                            yield update
-                except BackendError as exc:
-                    failure = str(exc)
-                    yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error=failure)
+            tried: list[str] = []
+            for name in fallback_chain(slot_strategy(strategies, slot)):
+                if name in MODEL_FREE:
+                    found = self._model_free_update(name, turn, slot, done_texts, offered_ids, tried)
+                    if isinstance(found, str):
+                        tried.append(f"{name}: {found}")
+                        continue
+                    assert found.suggestion is not None
+                    offered_ids.update(found.suggestion.source_ids)
+                    done_texts.append(found.text)
+                    yield found
                     break
-                except Exception as exc:  # noqa: BLE001 - one broken draft must not end the turn
-                    yield SuggestionUpdate(
-                        slot=slot, text="", backend=gen.backend, done=True, error=f"{type(exc).__name__}: {exc}"
-                    )
-                    break
-                assert final is not None
-                if final.error is not None or final.suggestion is None:
-                    yield final
-                    if final.error == "cancelled":
+                outcome: SuggestionUpdate | str | None = None
+                for retry in range(2 if not tried else 1):  # the configured strategy gets a second seed on a near-duplicate
+                    if cancel.cancelled:
+                        yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error="cancelled")
                         return
+                    attempt += 1
+                    plan = self._slot_plan(name, turn)
+                    try:
+                        outcome = yield from self._stream_slot(
+                            gen, plan, slot, self._temperature(slot, len(tried) + retry), seed + attempt, cancel, turn
+                        )
+                    except BackendError as exc:
+                        failure = str(exc)
+                        yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error=failure)
+                        break
+                    except Exception as exc:  # noqa: BLE001 - one broken draft must not end the turn
+                        outcome = f"{type(exc).__name__}: {exc}"
+                        break
+                    if isinstance(outcome, str) or outcome.suggestion is None:
+                        break  # unusable text, or cancelled
+                    text = outcome.suggestion.text
+                    dup = next((i for i, t in enumerate(done_texts) if token_jaccard(text, t) > DUPLICATE_JACCARD), None)
+                    if dup is None:
+                        break
+                    outcome = f"near-duplicate of suggestion {dup + 2}"  # on-screen numbering: the lead is 1
+                if failure is not None:
                     break
-                text = final.suggestion.text
-                dup = next((i for i, t in enumerate(done_texts) if token_jaccard(text, t) > DUPLICATE_JACCARD), None)
-                if dup is None:
-                    done_texts.append(text)
-                    yield final
+                if isinstance(outcome, SuggestionUpdate):
+                    if outcome.suggestion is None:  # cancelled mid-draft
+                        yield outcome
+                        return
+                    suggestion = dataclasses.replace(outcome.suggestion, fallbacks=tuple(tried))
+                    done_texts.append(suggestion.text)
+                    yield dataclasses.replace(outcome, suggestion=suggestion)
                     break
-                if retry == 1:
-                    yield SuggestionUpdate(
-                        slot=slot,
-                        text="",
-                        backend=gen.backend,
-                        done=True,
-                        error=f"near-duplicate of suggestion {dup} (dropped)",
-                    )
-            else:  # pragma: no cover - loop always breaks or returns
-                pass
+                tried.append(f"{name}: {outcome}")
+
+    def _temperature(self, slot: int, retry: int) -> float:
+        """Slot 1's first try is cooler (the safest draft); later slots and retries are hotter for variety."""
+        base = self.settings.generation.temperature
+        return base * (0.5 if slot == 1 and retry == 0 else 1.0 + 0.25 * (slot - 2 + retry))
 
     def _strategies(self) -> list[str]:
         """How each generated slot uses the model (``[generation] strategy``, one name per slot, the last repeats)."""
-        names = [x.strip().lower() for x in self.settings.generation.strategy.split(",") if x.strip()]
-        bad = [x for x in names if x not in STRATEGIES]
-        if bad:
-            self._warn_once(f"unknown generation strategy {', '.join(bad)} (known: {', '.join(STRATEGIES)}); using free")
-        return [x if x in STRATEGIES else "free" for x in names] or ["free"]
+        names, unknown = parse_strategies(self.settings.generation.strategy)
+        if unknown:
+            self._warn_once(
+                f"unknown generation strategy {', '.join(unknown)} (known: {', '.join(STRATEGIES)}); "
+                f"using {FALLBACK_ORDER[0]}"
+            )
+        return names
 
-    def _slot_plan(
-        self,
-        strategy: str,
-        message: Message,
-        messages: list[dict[str, str]],
-        passages: Sequence[Passage],
-        context: Sequence[Message],
-        lead_text: str,
-    ) -> SlotPlan:
+    def _training_prompt(self, turn_messages: list[dict[str, str]], message: Message, lead_text: str) -> str:
+        """The prompt logged with replies the model did not write whole (see core.reply.strategy)."""
+        if training_strategy(self._strategies()) == "free":
+            return self._render(turn_messages)
+        return self._render(rewrite_messages(message.text, [lead_body(lead_text)], self.settings.company))
+
+    def _slot_plan(self, strategy: str, turn: _Turn) -> SlotPlan:
         """What the model is asked for in one slot, and how its text becomes the suggestion.
 
         ``free``: the grounded prompt, the model writes the reply.  ``rewrite``: the model adapts the
         lead's KB sentences to the customer.  ``select``: the lead's KB sentences stay verbatim and the
-        model writes only an opening sentence (kept only when grounded).
+        model writes only an opening sentence (kept only when grounded); generation stops as soon as
+        that sentence is complete, and the card shows it in place while it is written.
         """
         cfg = self.settings.generation
         company = self.settings.company
+        lead = turn.lead
         if strategy == "rewrite":
-            body = lead_text.split("\n\n")[1] if lead_text.count("\n\n") >= 2 else lead_text
-            return SlotPlan(rewrite_messages(message.text, [body], company), cfg.max_new_tokens, None)
+            messages = rewrite_messages(turn.message.text, [lead_body(lead.text)], company)
+            return SlotPlan(strategy, messages, cfg.max_new_tokens, self._render(messages), lead.source_ids)
         if strategy == "select":
 
             def finish(text: str) -> str:
-                composed = compose_selected(lead_text, first_sentence(text), passages, context)
-                return "" if composed == lead_text else composed  # no grounded opening: nothing new to offer
+                composed = compose_selected(lead.text, first_sentence(text), turn.passages, turn.context)
+                return "" if composed == lead.text else composed  # no grounded opening: nothing new to offer
 
-            return SlotPlan(opening_messages(message.text, company), min(cfg.max_new_tokens, OPENING_TOKENS), finish)
-        return SlotPlan(messages, cfg.max_new_tokens, None)
+            return SlotPlan(
+                strategy,
+                opening_messages(turn.message.text, company),
+                min(cfg.max_new_tokens, OPENING_TOKENS),
+                turn.training_prompt,
+                lead.source_ids,
+                finish=finish,
+                preview=lambda raw: place_opening(lead.text, first_sentence(raw) or raw.strip()),
+                complete=lambda raw: bool(first_sentence(raw)) and len(raw.strip()) > len(first_sentence(raw)),
+                empty_reason="no grounded opening sentence",
+            )
+        return SlotPlan(strategy, turn.messages, cfg.max_new_tokens, turn.prompt,
+                        passage_ids_in(turn.messages, turn.passages))
 
     def _stream_slot(
         self,
@@ -460,12 +514,12 @@ class Assistant:
         temperature: float,
         seed: int,
         cancel: CancelToken,
-        prompt: str,
-        source_ids: tuple[str, ...],
-        passages: Sequence[Passage],
-        context: Sequence[Message],
-    ) -> Iterator[SuggestionUpdate]:
-        """Run one draft; yield partial updates, then exactly one ``done`` update."""
+        turn: _Turn,
+    ) -> Generator_[SuggestionUpdate, None, SuggestionUpdate | str]:
+        """Run one draft, yielding partial updates; return the ``done`` update, or why the text is unusable.
+
+        The returned update is not yielded here: the caller still checks it against earlier drafts.
+        """
         start = time.perf_counter()
         first_ms: float | None = None
         raw = ""
@@ -483,33 +537,94 @@ class Assistant:
                 if stopped:
                     raw = shown
                     break
-                if cancel.cancelled:
+                if cancel.cancelled or (plan.complete is not None and plan.complete(shown)):
                     break
-                yield SuggestionUpdate(slot=slot, text=shown.strip(), backend=gen.backend)
+                text = plan.preview(shown) if plan.preview is not None else shown
+                yield SuggestionUpdate(slot=slot, text=text.strip(), backend=gen.backend)
         finally:
             close = getattr(pieces, "close", None)
             if callable(close):
                 close()
         if cancel.cancelled:
-            yield SuggestionUpdate(slot=slot, text=raw.strip(), backend=gen.backend, done=True, error="cancelled")
-            return
+            return SuggestionUpdate(slot=slot, text=raw.strip(), backend=gen.backend, done=True, error="cancelled")
         text = clean_draft(raw)
         if plan.finish is not None:
             text = plan.finish(text)
-        if not text:
-            yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error="the model wrote nothing usable")
-            return
-        grounding = ground(text, passages, context)
+            if not text:
+                return plan.empty_reason or "the model wrote nothing usable"
+        else:
+            reason = unusable_reason(text)
+            if reason is not None:
+                return reason
+        grounding = ground(text, turn.passages, turn.context)
         suggestion = Suggestion(
             text=text,
-            source_ids=source_ids,
+            source_ids=plan.source_ids,
             backend=gen.backend,
             model=gen.model_id,
             latency_ms=(time.perf_counter() - start) * 1000,
             first_token_ms=first_ms,
-            prompt=prompt,
+            prompt=plan.prompt,
             flags=grounding.flags,
             grounding=grounding,
+            strategy=plan.strategy,
         )
-        yield SuggestionUpdate(slot=slot, text=text, backend=gen.backend, done=True, suggestion=suggestion)
+        return SuggestionUpdate(slot=slot, text=text, backend=gen.backend, done=True, suggestion=suggestion)
 
+    def _model_free_update(
+        self,
+        name: str,
+        turn: _Turn,
+        slot: int,
+        done_texts: Sequence[str],
+        offered_ids: set[str],
+        tried: Sequence[str],
+    ) -> SuggestionUpdate | str:
+        """A draft that needs no model (the last resorts of the fallback order), or why there is none.
+
+        ``extractive-alt`` answers from the best retrieved article not yet offered (when it is relevant
+        enough to answer from); ``extractive-copy`` repeats the lead, so the slot is never empty.
+        """
+        start = time.perf_counter()
+        lead = turn.lead
+        if name == "extractive-copy":
+            text, ids, grounding = lead.text, lead.source_ids, lead.grounding
+        else:
+            others = [p for p in turn.passages if p.article_id not in offered_ids]
+            if not others:
+                return "no other retrieved article"
+            text, ids = extractive_reply(
+                turn.message.text, others, turn.analysis, self.settings.company, customer_name=turn.message.customer
+            )
+            if not ids:
+                return "no other article relevant enough"
+            text, grounding = _grounded_extract(text, turn.passages, turn.context)
+            dup = next((i for i, t in enumerate(done_texts) if token_jaccard(text, t) > DUPLICATE_JACCARD), None)
+            if dup is not None:
+                return f"near-duplicate of suggestion {dup + 2}"
+        ms = (time.perf_counter() - start) * 1000
+        suggestion = Suggestion(
+            text=text,
+            source_ids=ids,
+            backend="extractive",
+            latency_ms=ms,
+            first_token_ms=ms,
+            prompt=turn.training_prompt,
+            flags=grounding.flags if grounding is not None else (),
+            grounding=grounding,
+            strategy=name,
+            fallbacks=tuple(tried),
+        )
+        return SuggestionUpdate(slot=slot, text=text, backend="extractive", done=True, suggestion=suggestion)
+
+
+def _grounded_extract(text: str, passages: Sequence[Passage], context: Sequence[Message]) -> tuple[str, Grounding]:
+    """An extractive reply and its grounding, with any sentence that fails the check dropped.
+
+    Extractive text is KB sentences, so it is grounded by construction; this makes it certain.
+    """
+    grounding = ground(text, passages, context)
+    if grounding.risky:
+        text = drop_unsupported(text, grounding)
+        grounding = ground(text, passages, context)
+    return text, grounding

@@ -255,6 +255,10 @@ class Suggestion:
     prompt: str = ""  # the exact prompt text (for the feedback log / fine-tuning)
     flags: tuple[str, ...] = ()  # e.g. "unsupported order number 99999"
     grounding: Grounding | None = None  # sentence-level verdict (core.reply.grounding)
+    # How the text was made: extractive | select | rewrite | free | extractive-alt | extractive-copy
+    # (core.pipeline's fallback order); "" for suggestions from engines that do not say.
+    strategy: str = ""
+    fallbacks: tuple[str, ...] = ()  # strategies tried first for this slot and why each gave nothing usable
 
 
 @dataclass(frozen=True)

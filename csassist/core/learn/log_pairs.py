@@ -1,8 +1,11 @@
 """The learning loop's data: feedback events -> deduplicated (prompt -> sent reply) pairs -> train/validation.
 
 Only what an agent actually *sent* is a target: accepted (as-is) and edited outcomes give a pair
-``(prompt -> final sent text)``.  The prompt is the exact rendered text the generator saw (the log
-stores it, redacted), so training matches inference.  Pairs are deduplicated (same prompt: the most
+``(prompt -> final sent text)``.  The prompt is the exact rendered text under which the generator
+writes a whole reply at inference (the log stores it, redacted), so training matches inference: a
+draft the model wrote whole carries its own prompt, and a reply assembled from KB sentences (the
+extractive lead, a ``select`` draft) carries the ``rewrite`` prompt of the same turn — see
+:mod:`csassist.core.reply.strategy` for why, and for how the adapter applies to ``select`` openings.  Pairs are deduplicated (same prompt: the most
 recent sent text wins), split train/validation with a fixed seed, and refused with a
 :class:`DataError` below ``min_pairs``.
 """

@@ -70,6 +70,27 @@ def first_sentence(text: str) -> str:
     return ""  # no sentence end within the limit: too long to be a light opening
 
 
+def lead_body(extractive_text: str) -> str:
+    """The KB sentences of an extractive reply (its middle paragraph), or the whole text when it has no such shape."""
+    parts = extractive_text.split("\n\n")
+    return parts[1] if len(parts) >= 3 else extractive_text
+
+
+def place_opening(extractive_text: str, opening: str) -> str:
+    """``opening`` put in front of the extractive reply's KB sentences (no check: see :func:`compose_selected`).
+
+    Also used to stream a ``select`` draft: the card shows the finished reply's shape while the
+    opening is being written.
+    """
+    opening = opening.strip()
+    if not opening:
+        return extractive_text
+    head, sep, rest = extractive_text.partition("\n\n")
+    if not sep:
+        return f"{opening} {extractive_text}"
+    return f"{head}\n\n{opening} {rest}"
+
+
 def compose_selected(
     extractive_text: str,
     opening: str,
@@ -86,7 +107,4 @@ def compose_selected(
     opening = opening.strip()
     if not opening or ground(opening, passages, conversation).risky:
         return extractive_text
-    head, sep, rest = extractive_text.partition("\n\n")
-    if not sep:
-        return f"{opening} {extractive_text}"
-    return f"{head}\n\n{opening} {rest}"
+    return place_opening(extractive_text, opening)

@@ -86,7 +86,10 @@ class SuggestionCard(Static):
         if grounding is not None and grounding.unsupported:
             flags = (f"{len(grounding.unsupported)} not in the KB (d drops)", *flags)
         # backend names and fact flags are data (a flag quotes the draft: "unsupported URL https://h/[/]x")
-        self.border_title = safe_content(f"{self.slot + 1} · {one_line(state.backend or '?', 20)}{status}")
+        # the strategy that made the draft (select / rewrite / a fallback), when the engine says so
+        strategy = state.suggestion.strategy if state.suggestion else ""
+        how = f" · {one_line(strategy, 20)}" if strategy and strategy != state.backend else ""
+        self.border_title = safe_content(f"{self.slot + 1} · {one_line(state.backend or '?', 20)}{how}{status}")
         warning = safe_content("⚠ " + one_line("; ".join(flags), 200)) if flags else Content("")
         self.shown_warning = warning.plain
         self.border_subtitle = warning
