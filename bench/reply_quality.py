@@ -355,10 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder = load_encoder()
     gen = LocalGenerator(load_causal_lm("", adapter="none"))
     out = Path(args.out)
-    payload: dict[str, Any] = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
-    if payload.get("version") != 2:
-        payload = {}
-    payload.setdefault("datasets", {})
+    ran: dict[str, Any] = {}
     for name in [x.strip() for x in args.datasets.split(",") if x.strip()]:
         t0 = time.perf_counter()
         if name == "bitext":
@@ -378,8 +375,13 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown data set {name!r} (bitext | kb)")
         result = run_dataset(name, items, company, gen, args, encoder)
         meta.update(rows=len(items), time_budget_s=args.time_budget or None, wall_s=round(time.perf_counter() - t0))
-        payload["datasets"][name] = {"meta": meta, "results": result}
+        ran[name] = {"meta": meta, "results": result}
         print_table(name, meta, result)
+    # read just before writing: the other data set may have been written by a run beside this one
+    payload: dict[str, Any] = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    if payload.get("version") != 2:
+        payload = {}
+    payload["datasets"] = {**payload.get("datasets", {}), **ran}
     payload.update(
         benchmark="reply_quality",
         version=2,

@@ -57,6 +57,7 @@ from csassist.core.reply.rewrite import (
 from csassist.core.reply.strategy import (
     FALLBACK_ORDER,
     MODEL_FREE,
+    RETRY_UNUSABLE,
     STRATEGIES,
     fallback_chain,
     parse_strategies,
@@ -415,7 +416,7 @@ class Assistant:
                     yield found
                     break
                 outcome: SuggestionUpdate | str | None = None
-                for retry in range(2 if not tried else 1):  # the configured strategy gets a second seed on a near-duplicate
+                for retry in range(2 if not tried else 1):  # the configured strategy may get a second seed
                     if cancel.cancelled:
                         yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error="cancelled")
                         return
@@ -432,8 +433,12 @@ class Assistant:
                     except Exception as exc:  # noqa: BLE001 - one broken draft must not end the turn
                         outcome = f"{type(exc).__name__}: {exc}"
                         break
-                    if isinstance(outcome, str) or outcome.suggestion is None:
-                        break  # unusable text, or cancelled
+                    if isinstance(outcome, str):
+                        if name in RETRY_UNUSABLE:
+                            continue  # a cheap strategy: one more seed before falling back
+                        break
+                    if outcome.suggestion is None:
+                        break  # cancelled
                     text = outcome.suggestion.text
                     dup = next((i for i, t in enumerate(done_texts) if token_jaccard(text, t) > DUPLICATE_JACCARD), None)
                     if dup is None:

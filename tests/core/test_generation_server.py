@@ -145,7 +145,8 @@ def test_configuration_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_assistant_with_server_backend_end_to_end(server) -> None:  # type: ignore[no-untyped-def]
     gen = load_generator(Settings(generation=GenerationSettings(backend="server", server_url=url(server))))
     assert gen is not None and gen.backend == "server"
-    a = Assistant(Settings(), generator=gen, analyzer=None)
+    # free drafting: the server's whole reply is the draft (the strategies are tested in test_strategy.py)
+    a = Assistant(Settings(generation=GenerationSettings(strategy="free")), generator=gen, analyzer=None)
     p = Passage("damaged-item-refund#0", "damaged-item-refund", "Damaged", "Send a photo; we refund you.", "x", 0.9)
     msg = Message("c9", "customer", "my parcel arrived damaged")
     done = [u for u in a.suggest(msg, [], None, [p], CancelToken(), n=2) if u.done]

@@ -21,7 +21,7 @@ from csassist.core.reply.strategy import (
 from csassist.core.types import CancelToken, Message, Passage, Suggestion, SuggestionUpdate
 from csassist.settings import Settings
 from tests.core.gen_fakes import FakeGenerator
-from tests.core.test_pipeline import MSG, P, FakeAnalyzer, strategy_settings
+from tests.core.test_pipeline import MSG, FakeAnalyzer, P, strategy_settings
 
 P2 = Passage(
     "returns-policy#0",
@@ -64,6 +64,7 @@ def test_unusable_model_text_is_recognised() -> None:
     assert unusable_reason("Rules: rewrite the draft answer for this customer in 2-4 sentences.") == (
         "echoed its instructions"
     )
+    assert unusable_reason("I'd like to revise this draft answer in a way that is friendly.") == "echoed its instructions"
     assert unusable_reason(REWRITE) is None
 
 
@@ -99,7 +100,7 @@ def test_a_slot_is_never_empty_when_the_model_writes_nothing_usable() -> None:
     assert copy.strategy == "extractive-copy" and copy.text == got[0].text
     assert copy.fallbacks[-1] == "extractive-alt: no other retrieved article"
     assert again.strategy == "extractive-copy"
-    assert len(gen.calls) == 9  # three model strategies per slot, each tried once (retries are for near-duplicates)
+    assert len(gen.calls) == 10  # three model strategies per slot; slot 1's select gets a second seed (it is cheap)
 
 
 def test_an_error_in_one_strategy_falls_back_but_a_backend_failure_is_shown() -> None:
@@ -175,3 +176,15 @@ def test_real_model_default_strategy_fills_every_slot_and_logs_the_inference_pro
     ids, labels = encode_pair(gen.tokenizer, got[0].prompt, got[0].text, 2048)
     prompt_ids = gen.tokenizer(rewrite_prompt, add_special_tokens=False)["input_ids"]
     assert ids[: len(prompt_ids)] == prompt_ids and labels[: len(prompt_ids)] == [-100] * len(prompt_ids)
+
+
+def test_select_refuses_an_opening_that_talks_about_the_task_or_states_what_no_passage_says() -> None:
+    for opening in (
+        "The customer message is a classic example of how one can misinterpret the tone of an email.",
+        "Our warehouse team packs every parcel with extra care and love.",
+    ):
+        gen = FakeGenerator([opening, opening, REWRITE])
+        a = Assistant(strategy_settings("select"), generator=gen, analyzer=FakeAnalyzer())
+        s = suggestions(list(a.suggest(MSG, [], None, [P], CancelToken(), n=2)))[1]
+        assert opening not in s.text and s.fallbacks == ("select: no grounded opening sentence",)
+        assert [c["seed"] for c in gen.calls][:2] == [1, 2]  # select tried a second seed before falling back

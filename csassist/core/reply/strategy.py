@@ -13,7 +13,8 @@ Strategies (``[generation] strategy``, one name per generated slot, the last one
 
 Fallback order when a strategy yields nothing usable (no grounded opening, an empty, too short,
 repetitive or instruction-echoing text, a near-duplicate of an earlier draft, an error in one
-draft): the slot's own strategy, then the other generative strategies in the order of
+draft): the slot's own strategy (``select``, which costs one short sentence, gets a second seed;
+every strategy gets one on a near-duplicate), then the other generative strategies in the order of
 :data:`FALLBACK_ORDER` (best measured first), then two model-free ones that always exist —
 ``extractive-alt`` (the extractive reply built from the next retrieved article, when one is
 relevant enough) and finally ``extractive-copy`` (the lead's text again), so a slot is never empty.
@@ -55,11 +56,16 @@ MIN_WORDS = 3
 MIN_DISTINCT_SHARE = 0.4
 _REPEAT_MIN_WORDS = 10
 #: Text that only appears when the model copies its instructions instead of replying.
-_ECHO = re.compile(
-    r"(draft answer \(from the knowledge base\)|knowledge-base passages:|^rules:|write the one opening sentence"
-    r"|rewrite the draft answer for this customer)",
+#: Text that only appears when the model copies its instructions or talks about its task instead of replying
+#: (seen on the KB dev set: "I'd like to revise this draft answer ...", "The customer message is a classic ...").
+ECHO = re.compile(
+    r"(\bdraft answer\b|knowledge[- ]base passages?\b|^rules:|\bopening sentence\b|\bcustomer(?:'s)? messages?\b"
+    r"|rewrite the draft\b)",
     re.IGNORECASE | re.MULTILINE,
 )
+#: Strategies retried once with another seed when their text is unusable (cheap: one short sentence);
+#: every strategy is retried once on a near-duplicate.
+RETRY_UNUSABLE = ("select",)
 
 
 def parse_strategies(setting: str) -> tuple[list[str], list[str]]:
@@ -108,6 +114,6 @@ def unusable_reason(text: str) -> str | None:
         return f"too short ({len(words)} word{'s' if len(words) > 1 else ''})"
     if len(words) >= _REPEAT_MIN_WORDS and len({w.lower().strip('.,!?') for w in words}) / len(words) < MIN_DISTINCT_SHARE:
         return "repetitive"
-    if _ECHO.search(text):
+    if ECHO.search(text):
         return "echoed its instructions"
     return None
