@@ -16,7 +16,8 @@ lead, slot 1 the system's draft with the product's slot-1 sampling (temperature 
 index) *and its fallback order*, so a strategy that yields nothing usable is scored on what the agent
 would get (the fallback share is reported).  ``extractive`` and ``select`` run on every row;
 ``rewrite`` and ``free`` (slow on a CPU) alternate row by row until ``--time-budget`` seconds are
-spent, and each system's ``n`` is recorded.
+spent, and each system's ``n`` is recorded.  On a CPU shared with other jobs, ``--select-budget``
+caps the select pass as well (its rows are the first n, the same for every system).
 
 Per system: ROUGE-L F1 and embedding cosine to the reference (mean, 95 % bootstrap interval); the
 grounding check (core.reply.grounding): mean supported share, the share of drafts with an unsupported
@@ -209,12 +210,15 @@ def run_dataset(name: str, items: list[Item], company: Any, gen: Any, args: argp
     budgeted = [s for s in wanted if s != "select"]
     t0 = time.perf_counter()
     lead_only = Assistant(Settings(company=company), generator=None, analyzer=None)
-    for i, item in enumerate(items):
+    for i, item in enumerate(items):  # no model: every row
         outputs["extractive"][i] = draft(lead_only, item, i)[0]
+    for i, item in enumerate(items):
+        if not every or (args.select_budget and time.perf_counter() - t0 > args.select_budget):
+            break
         for system in every:
             _, outputs[system][i], secs = draft(engines[system], item, i)
             seconds[system].append(secs)
-        print(f"\r{name}: {i + 1}/{len(items)} rows (extractive, select) {time.perf_counter() - t0:.0f} s",
+        print(f"\r{name}: {i + 1}/{len(items)} rows (select) {time.perf_counter() - t0:.0f} s",
               end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     t1 = time.perf_counter()
@@ -336,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", default="select,rewrite,free", help="generative systems (extractive always runs)")
     parser.add_argument("--time-budget", type=float, default=0.0,
                         help="seconds per data set for rewrite/free after extractive+select (0 = every row)")
+    parser.add_argument("--select-budget", type=float, default=0.0,
+                        help="seconds per data set for select (0 = every row; extractive always runs on every row)")
     parser.add_argument("--quick", action="store_true", help="6 rows per data set, 24 new tokens")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -374,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise SystemExit(f"unknown data set {name!r} (bitext | kb)")
         result = run_dataset(name, items, company, gen, args, encoder)
-        meta.update(rows=len(items), time_budget_s=args.time_budget or None, wall_s=round(time.perf_counter() - t0))
+        meta.update(rows=len(items), select_budget_s=args.select_budget or None,
+                    time_budget_s=args.time_budget or None, wall_s=round(time.perf_counter() - t0),
+                    load_average_at_end=[round(x, 1) for x in os.getloadavg()])
         ran[name] = {"meta": meta, "results": result}
         print_table(name, meta, result)
     # read just before writing: the other data set may have been written by a run beside this one

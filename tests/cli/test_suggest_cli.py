@@ -53,6 +53,8 @@ def test_done_when_refund_message_gets_extractive_and_generated(
     )
     sugs = out["suggestions"]
     assert [s["backend"] for s in sugs] == ["extractive", "local"]
+    assert sugs[0]["strategy"] == "extractive" and sugs[1]["strategy"] in ("select", "rewrite", "free")  # the default
+    assert sugs[1]["fallbacks"] == [] or sugs[1]["strategy"] != "select"
     for s in sugs:
         assert "damaged-item-refund" in s["source_ids"] and s["text"].strip() and s["latency_ms"] >= 0
     assert "order 12345" in sugs[0]["text"]
