@@ -77,6 +77,7 @@ from csassist.core.types import (
     Urgency,
 )
 from csassist.core.understand.analysis import Analyzer
+from csassist.core.understand.stack import intent_distribution
 from csassist.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -256,9 +257,7 @@ class Assistant:
             prediction = remembered if remembered is not None else self.intent_model.predict(turn)
         except Exception:  # noqa: BLE001 - boosting is optional; retrieval must still answer
             return {}
-        if prediction.out_of_scope:
-            return {}
-        return {s.intent: s.probability for s in prediction.top}
+        return intent_distribution(prediction)  # the model's own candidates (before the KB's vote)
 
     def suggest(
         self,

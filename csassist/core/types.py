@@ -131,6 +131,9 @@ class IntentPrediction:
     oos_score: float | None = None  # out-of-scope detector's probability (None: softmax cut-off only)
     reason: str = ""  # why the verdict, in words an agent can check
     neighbours: tuple[Neighbour, ...] = ()  # nearest training examples (best first)
+    # The model's own candidates when the KB's vote reordered ``top`` (empty otherwise).  Retrieval boosts
+    # with these: boosting with a ranking the top articles already voted on would only echo them.
+    own_top: tuple[IntentScore, ...] = ()
 
     @property
     def intent(self) -> str | None:

@@ -11,6 +11,7 @@ import pytest
 
 from csassist.core.understand.intent import IntentModel, LinearHead
 from csassist.core.understand.kb_vote import KBVote, blend, vote_matrix
+from csassist.core.understand.stack import intent_distribution
 from tests.fakes import FakeEncoder
 
 LABELS = ("cancel_order", "refund_status", "track_order")
@@ -62,6 +63,9 @@ def test_the_vote_reorders_candidates_but_not_the_verdict() -> None:
     assert [s.intent for s in pred.top] == ["track_order", "cancel_order", "refund_status"]
     assert pred.top[0].probability == pytest.approx(0.6) and not pred.out_of_scope
     assert searched == [["the courier app says delivered but nothing is at my door"]]
+    # Retrieval is boosted with the model's own candidates, not with the ranking the articles voted on.
+    assert [s.intent for s in pred.own_top] == ["cancel_order", "refund_status", "track_order"]
+    assert intent_distribution(pred) == pytest.approx({"cancel_order": 0.45, "refund_status": 0.35, "track_order": 0.2})
 
     # The model's own best (0.45) is below its threshold: still out of scope, whatever the KB says.
     doubtful = _model([0.45, 0.35, 0.20], threshold=0.5, searched=[])
@@ -75,7 +79,8 @@ def test_the_vote_reorders_candidates_but_not_the_verdict() -> None:
 
 def test_without_a_vote_the_model_is_unchanged() -> None:
     plain = dataclasses.replace(_model([0.45, 0.35, 0.20], 0.3, []), kb_vote=None)
-    assert plain.predict("anything").top[0].intent == "cancel_order"
+    pred = plain.predict("anything")
+    assert pred.top[0].intent == "cancel_order" and pred.own_top == ()
 
 
 @pytest.mark.real_model

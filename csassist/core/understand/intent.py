@@ -215,9 +215,12 @@ class IntentModel:
             if scored.empty[i]:
                 out.append(empty_prediction(self.threshold, self.model_id))
                 continue
+            own = prediction_from_probs(scored.probs[i], self.labels, self.threshold, self.model_id)
+            if ranked is scored.probs:
+                out.append(own)
+                continue
             pred = prediction_from_probs(ranked[i], self.labels, self.threshold, self.model_id)
-            own_best = float(np.max(scored.probs[i])) if len(self.labels) else 0.0
-            out.append(dataclasses.replace(pred, out_of_scope=own_best < self.threshold))
+            out.append(dataclasses.replace(pred, out_of_scope=own.out_of_scope, own_top=own.top))
         return out
 
     def predict_batch(self, texts: Sequence[str]) -> list[IntentPrediction]:

@@ -374,6 +374,7 @@ class OOSAwareIntentModel(IntentModel):
                 reason=_reason(flagged, float(probs[row]), nearest[0] if nearest else None,
                                float(features[row, 4]), float(kb[row]), float(top[row]), kb_known),
                 neighbours=detector.neighbours(vectors[row], base.top[0].intent if base.top else None),
+                own_top=base.own_top,
             )
         return preds
 

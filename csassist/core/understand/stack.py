@@ -68,7 +68,11 @@ def attach_kb(
 
 
 def intent_distribution(prediction: IntentPrediction | None) -> dict[str, float]:
-    """The prediction's candidates as ``{intent: probability}`` (empty when out of scope or absent)."""
+    """The model's own candidates as ``{intent: probability}``, for the retrieval boost (empty when OOS or absent).
+
+    ``own_top`` (before the KB's vote) when there is one: the boost must add the classifier's opinion
+    to the ranking, not the ranking's own echo.
+    """
     if prediction is None or prediction.out_of_scope:
         return {}
-    return {s.intent: s.probability for s in prediction.top}
+    return {s.intent: s.probability for s in (prediction.own_top or prediction.top)}
