@@ -13,8 +13,9 @@ no training path reads) under six configurations, each adding one component to t
 6. + KB vote -- the intents of the top retrieved articles mixed into the intent ranking
    (:mod:`csassist.core.understand.kb_vote`), and that ranking boosting retrieval.
 
-Latency: analyse + retrieve per message on one thread, the old pipeline and the new one alternating
-message by message in the same run (same load), each with its own fresh embedding memo as the app.
+Latency: analyse + retrieve per message on one thread, the old pipeline (PyTorch embedder) and the new
+one (the app's embedder: ONNX Runtime when installed) alternating message by message in the same run
+(same load), each with its own fresh embedding memo as the app.
 Prints tables, writes ``bench/results/understanding.json``.
 
     python bench/understanding.py                       # ~5 min on a quiet 2-core machine
@@ -179,8 +180,9 @@ def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
     """analyse + retrieve per message, one thread, old and new pipelines alternating."""
     queries, _ = load_eval_queries(data)
     texts = [q.text for q in queries][:n]
-    base = load_encoder()
-    old_enc, new_enc = MemoEncoder(base), MemoEncoder(base)
+    base = load_encoder()  # PyTorch, as at 7a33194
+    fast = Workspace().encoder()  # what the app uses: ONNX Runtime when installed ([retrieval] runtime)
+    old_enc, new_enc = MemoEncoder(base), MemoEncoder(fast)
     old_ret = Retriever.open(index_dir, old_enc, options=DENSE_ONLY)
     new_ret = Retriever.open(index_dir, new_enc)
     old = Analyzer(load_head(index_dir / "intent", old_enc))
@@ -200,6 +202,7 @@ def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
         times["new"].append((time.perf_counter() - t0) * 1000)
     return {
         "messages": len(texts),
+        "new_runtime": getattr(fast, "runtime", "torch"),
         "load_avg_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "old_ms_p50": _percentile(times["old"], 50),
         "old_ms_p95": _percentile(times["old"], 95),

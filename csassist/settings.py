@@ -44,6 +44,7 @@ class RetrievalSettings:
     kb_dir: str = ""  # empty -> the bundled demo kb/
     top_k: int = 5
     index_type: str = "auto"  # auto | flat | hnsw | ivf
+    runtime: str = "auto"  # embedder runtime: auto (ONNX Runtime when installed) | onnx | torch; same vectors
     max_kb_file_bytes: int = 4 * 1024 * 1024  # bigger KB files are reported, not chunked
 
 

@@ -179,7 +179,8 @@ class Workspace:
         from csassist.core.knowledge.embedder import load_encoder
 
         name = (name_or_path if name_or_path is not None else self.settings.retrieval.embedder).strip()
-        return load_encoder(name or None)
+        # The ONNX export (same vectors, ~2x faster per message) is cached beside the other models.
+        return load_encoder(name or None, runtime=self.settings.retrieval.runtime, cache_dir=self.models_dir / "onnx")
 
     def intent_model(self, encoder: Encoder | None = None, index_dir: Path | None = None) -> IntentModel:
         """The intent model the app uses: the promoted store version, else the head beside the index.

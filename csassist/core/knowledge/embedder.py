@@ -83,6 +83,10 @@ def configure_threads(threads: int | None) -> None:
 class SentenceEncoder:
     """The real :class:`Encoder`: a sentence-transformers model, normalised output, thread-safe."""
 
+    runtime = "torch"
+    #: Why the faster ONNX runtime was not used for this model ("" when it was not asked for).
+    fallback_reason = ""
+
     def __init__(self, name_or_path: str | None = None, device: str | None = None) -> None:
         self.model_id, load_from = resolve_embedder_path(name_or_path)
         try:
@@ -116,14 +120,53 @@ class SentenceEncoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def load_encoder(name_or_path: str | None = None) -> SentenceEncoder:
+#: Embedder runtimes (``[retrieval] runtime``): ONNX Runtime gives the same vectors about twice as fast.
+RUNTIMES = ("auto", "onnx", "torch")
+
+
+def load_encoder(
+    name_or_path: str | None = None, *, runtime: str = "torch", cache_dir: Path | None = None
+) -> Encoder:
     """Load (once per process) and return the embedder; raises :class:`ModelMissingError` with advice.
 
     ``None``, ``""`` and the default model's name are one cache entry, so the model is never loaded
-    twice because two callers spelled "the default" differently.
+    twice because two callers spelled "the default" differently.  ``runtime`` ``auto``/``onnx`` runs it
+    with ONNX Runtime (:mod:`csassist.core.knowledge.embedder_onnx`), exported once into ``cache_dir``;
+    ``auto`` falls back to PyTorch when that is not possible (the reason is in ``fallback_reason``),
+    ``onnx`` raises instead.  Unknown runtimes mean ``auto``.
     """
     model_id, _ = resolve_embedder_path(name_or_path)
-    return _load_encoder_cached(model_id)
+    if runtime == "torch" or cache_dir is None:
+        return _load_encoder_cached(model_id)
+    key = (model_id, "onnx" if runtime == "onnx" else "auto")
+    with _RUNTIME_LOCK:  # once per process and model, whichever models directory asked first
+        if key not in _RUNTIME_ENCODERS:
+            _RUNTIME_ENCODERS[key] = _load_with_runtime(key[0], key[1], Path(cache_dir))
+        return _RUNTIME_ENCODERS[key]
+
+
+_RUNTIME_ENCODERS: dict[tuple[str, str], Encoder] = {}
+_RUNTIME_LOCK = threading.Lock()
+
+
+def _load_with_runtime(model_id: str, runtime: str, cache_dir: Path) -> Encoder:
+    from csassist.core.knowledge.embedder_onnx import OnnxSentenceEncoder, runtime_available
+
+    base = _load_encoder_cached(model_id)
+    if runtime == "auto" and not runtime_available():
+        base.fallback_reason = "onnxruntime is not installed"
+        return base
+    import torch
+
+    try:
+        return OnnxSentenceEncoder.from_sentence_transformer(
+            base.model, model_id, resolve_embedder_path(model_id)[1], cache_dir, threads=torch.get_num_threads()
+        )
+    except Exception as exc:  # noqa: BLE001 - any export/load failure leaves the PyTorch encoder (auto)
+        if runtime == "onnx":
+            raise ModelMissingError(f"cannot run embedder {model_id!r} with ONNX Runtime: {exc}") from exc
+        base.fallback_reason = f"ONNX Runtime unusable ({type(exc).__name__}: {exc})"
+        return base
 
 
 @functools.lru_cache(maxsize=4)
