@@ -21,7 +21,7 @@ def fake_loading(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeEncoder]:
     """Make ``load_encoder`` hand out fake encoders keyed by the requested name (records every request)."""
     made: dict[str, FakeEncoder] = {}
 
-    def load(name: str | None = None) -> FakeEncoder:
+    def load(name: str | None = None, **_runtime: object) -> FakeEncoder:
         key = name or "default"
         made.setdefault(key, FakeEncoder(model_id=key))
         return made[key]
