@@ -1,4 +1,19 @@
-"""Generation speed: csassist's ``local`` backend side by side with plain ``model.generate``.
+"""Generation speed: first token for a new turn (issue 13.3), and the ``local`` backend vs ``model.generate``.
+
+**First token** (the part the agent waits for; section ``first_token`` of the JSON): today's path
+(the old long prompt of bench/prompt_v1.py, no cross-conversation cache: the whole prompt is
+prefilled) against the new one (the short prompt of csassist.core.reply.prompts, the static prefix
+primed at load, an LRU of prompt caches), alternating run by run in one process so CPU contention
+hits both alike.  Scenarios, each with a different customer message per run:
+
+* ``new_turn`` — a new conversation, cold: nothing of it is cached (the new path has only the primed
+  static prefix and other conversations' prompts).  Also run: today's path *with* its old one-entry
+  cache holding another conversation's prompt (what the app did in a steady state), and the new path
+  with the prefill on 2 torch threads.
+* ``next_draft`` — the 2nd/3rd draft of the same turn (the whole prompt is cached on both paths).
+* ``next_turn`` — the conversation's next customer message after its previous turn was drafted.
+
+The load average is recorded with the numbers: the CPU is shared.
 
 Same model (the bundled SmolLM2-135M-Instruct unless --model), same ~400-token prompt (built by
 csassist.core.reply.prompts from demo-KB passages and a short history), greedy decoding, same number of
@@ -10,7 +25,7 @@ CPU variants: dtype float32 vs bfloat16, and 1 vs 2 threads.  ``--device cuda`` 
 bf16, plain generate vs generate with a static KV cache + ``torch.compile`` (CUDA graphs via
 mode="reduce-overhead") vs the local backend.
 
-    python bench/generation.py [--quick] [--device cpu|cuda] [--runs N] [--new-tokens N]
+    python bench/generation.py [--quick] [--first-token-only] [--device cpu|cuda] [--runs N] [--new-tokens N]
 
 Prints a table and writes bench/results/generation.json (or generation_cuda.json).
 """
@@ -44,23 +59,41 @@ def demo_passages() -> list[Passage]:
     return out
 
 
-def build_prompt(tokenizer: Any, message: str = "") -> tuple[str, int]:
-    """The ~400-token benchmark prompt through csassist's own prompt builder and chat template."""
+#: Customer messages for the first-token runs: each run is a conversation the cache has not seen.
+NEW_MESSAGES = (
+    "my order 12345 arrived broken, the vase is in pieces. I want a refund please",
+    "the lamp I got on monday has a crack in the base, can I get my money back?",
+    "parcel came today and the mug is smashed. how do I get a refund?",
+    "my chair arrived with a broken leg (order 55555), what now?",
+    "two of the six plates were chipped when I opened the box. can you refund them?",
+    "I sent the broken teapot back last week, when will I see the refund on my card?",
+)
+HISTORY = (
+    Message("b", "customer", "Hi, I have a problem with a delivery from last week."),
+    Message("b", "agent", "Hi! I'm sorry to hear that. What happened?"),
+)
+#: The budget that gave the issue's 419-token "today" prompt (the product default is 1024).
+BENCH_BUDGET = 470
+
+
+def build_prompt(
+    tokenizer: Any, message: str = "", *, legacy: bool = False, history: tuple[Message, ...] = HISTORY,
+    budget: int = BENCH_BUDGET,
+) -> tuple[str, int]:
+    """The benchmark prompt through csassist's prompt builder (or today's, ``legacy``) and chat template."""
+    from bench.prompt_v1 import build_messages_v1
     from csassist.core.reply.prompts import build_messages, render_prompt
     from csassist.settings import CompanySettings
 
-    history = [
-        Message("b", "customer", "Hi, I have a problem with a delivery from last week."),
-        Message("b", "agent", "Hi! I'm sorry to hear that. What happened?"),
-    ]
+    builder = build_messages_v1 if legacy else build_messages
     count = lambda t: len(tokenizer.encode(t, add_special_tokens=False))  # noqa: E731
-    msgs = build_messages(
-        message or "my order 12345 arrived broken, the vase is in pieces. I want a refund please",
-        history,
+    msgs = builder(
+        message or NEW_MESSAGES[0],
+        list(history),
         demo_passages(),
         None,
         CompanySettings(),
-        token_budget=470,
+        token_budget=budget,
         count_tokens=count,
     )
     prompt = render_prompt(msgs, tokenizer)
@@ -177,7 +210,7 @@ def bench_pair(
         plain_runs.append(run_generate(loaded.model, loaded.tokenizer, prompt, new_tokens))
     local_tokens = local_runs[0]["tokens"]
     same = bool(local_tokens) and plain_runs[0]["tokens"][: len(local_tokens)] == local_tokens
-    result = {
+    result: dict[str, Any] = {
         "label": label,
         "dtype": dtype,
         "threads": threads,
@@ -207,6 +240,131 @@ def bench_pair(
     return result
 
 
+def first_token_of(gen: Any, prompt: str) -> dict[str, Any]:
+    """Time to the first streamed text piece of ``prompt`` (the stream is closed right after it)."""
+    start = time.perf_counter()
+    stream = gen.stream_prompt(prompt, max_new_tokens=8, temperature=0.0, seed=0, cancel=CancelToken())
+    try:
+        for _ in stream:
+            break
+    finally:
+        stream.close()
+    return {"first_token_s": time.perf_counter() - start, "reused_tokens": gen.last_reused_tokens}
+
+
+def summarise_first(name: str, runs: list[dict[str, Any]], prompt_tokens: list[int]) -> dict[str, Any]:
+    """p50/p95 first token, the prompt length and how much of it came from a cache."""
+    ft = [r["first_token_s"] for r in runs]
+    return {
+        "system": name,
+        "runs": len(runs),
+        "first_token_p50_s": statistics.median(ft),
+        "first_token_p95_s": pct(ft, 95),
+        "prompt_tokens_mean": statistics.fmean(prompt_tokens),
+        "reused_tokens_mean": statistics.fmean(r["reused_tokens"] for r in runs),
+    }
+
+
+def bench_first_token(runs: int, model_name: str) -> dict[str, Any]:
+    """Today's path vs the new one for a new turn, the next draft and the next turn (module docstring)."""
+    import torch
+
+    from csassist.core.reply.generation_local import LocalGenerator
+    from csassist.core.reply.models import load_causal_lm
+    from csassist.core.reply.prefix_cache import PrefixCache
+    from csassist.core.reply.prompts import static_prefix
+    from csassist.settings import CompanySettings
+
+    torch.set_num_threads(1)
+    os.environ["CSASSIST_DTYPE"] = "float32"
+    loaded = load_causal_lm(model_name, device="cpu", adapter="none")
+    tok = loaded.tokenizer
+    old_cold = LocalGenerator(loaded)
+    old_cold.prefix_cache = False  # the brief's "today": the whole prompt prefilled
+    old_cached = LocalGenerator(loaded)
+    old_cached.prefixes = PrefixCache(capacity=1)  # today's code: the last prompt only, nothing primed
+    new = LocalGenerator(loaded)
+    new_2t = LocalGenerator(loaded)
+    new_2t.prefill_threads = 2
+    prime_s = time.perf_counter()
+    primed = new.prime(static_prefix(CompanySettings()))
+    prime_s = time.perf_counter() - prime_s
+    new_2t.prime(static_prefix(CompanySettings()))
+    warm_old, _ = build_prompt(tok, "hello, warm-up", legacy=True)
+    warm_new, _ = build_prompt(tok, "hello, warm-up")
+    for gen, prompt in ((old_cold, warm_old), (old_cached, warm_old), (new, warm_new), (new_2t, warm_new)):
+        first_token_of(gen, prompt)  # warm-up; the cached ones now hold another conversation's prompt
+    names = ("today, cold", "today, 1-entry cache", "new", "new, 2-thread prefill")
+    new_turn: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    draft: dict[str, list[dict[str, Any]]] = {"today": [], "new": []}
+    turn: dict[str, list[dict[str, Any]]] = {"today": [], "new": []}
+    tokens: dict[str, list[int]] = {"old": [], "new": [], "old_next": [], "new_next": []}
+    follow_up = "ok thanks. and how long until the refund shows on my card?"
+    for i in range(runs):
+        message = NEW_MESSAGES[i % len(NEW_MESSAGES)] + ("" if i < len(NEW_MESSAGES) else f" (ticket {i})")
+        old_prompt, old_n = build_prompt(tok, message, legacy=True)
+        new_prompt, new_n = build_prompt(tok, message)
+        tokens["old"].append(old_n)
+        tokens["new"].append(new_n)
+        plan = [(names[0], old_cold, old_prompt), (names[1], old_cached, old_prompt), (names[2], new, new_prompt),
+                (names[3], new_2t, new_prompt)]
+        shift = i % len(plan)  # rotate who goes first: no system always runs right after a quiet moment
+        for name, gen, prompt in plan[shift:] + plan[:shift]:
+            new_turn[name].append(first_token_of(gen, prompt))
+        draft["today"].append(first_token_of(old_cached, old_prompt))
+        draft["new"].append(first_token_of(new, new_prompt))
+        history = (*HISTORY, Message("b", "customer", message), Message("b", "agent", "I'm sorry! Please send a photo."))
+        old_next, old_next_n = build_prompt(tok, follow_up, legacy=True, history=history)
+        new_next, new_next_n = build_prompt(tok, follow_up, history=history)
+        tokens["old_next"].append(old_next_n)
+        tokens["new_next"].append(new_next_n)
+        if i % 2:
+            turn["new"].append(first_token_of(new, new_next))
+            turn["today"].append(first_token_of(old_cached, old_next))
+        else:
+            turn["today"].append(first_token_of(old_cached, old_next))
+            turn["new"].append(first_token_of(new, new_next))
+        print(f"\rfirst-token run {i + 1}/{runs}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    product_old, product_new = (build_prompt(tok, NEW_MESSAGES[0], legacy=legacy, budget=1024)[1]
+                                for legacy in (True, False))
+    result: dict[str, Any] = {
+        "threads": 1,
+        "dtype": "float32",
+        "budget_tokens": BENCH_BUDGET,
+        "prompt_tokens": {
+            "today": statistics.fmean(tokens["old"]),
+            "new": statistics.fmean(tokens["new"]),
+            "static_prefix_cached": primed,
+            "new_to_prefill_cold": statistics.fmean(tokens["new"]) - primed,
+            "at_product_budget_1024": {"today": product_old, "new": product_new},
+        },
+        "prime_s": prime_s,
+        "new_turn": {n: summarise_first(n, new_turn[n], tokens["new" if n.startswith("new") else "old"])
+                     for n in names},
+        "next_draft": {k: summarise_first(k, v, tokens["new" if k == "new" else "old"]) for k, v in draft.items()},
+        "next_turn": {k: summarise_first(k, v, tokens["new_next" if k == "new" else "old_next"])
+                      for k, v in turn.items()},
+    }
+    p50 = {n: result["new_turn"][n]["first_token_p50_s"] for n in names}
+    result["ratio_new_turn_today_cold_over_new"] = p50[names[0]] / max(1e-9, p50[names[2]])
+    result["ratio_new_turn_today_cached_over_new"] = p50[names[1]] / max(1e-9, p50[names[2]])
+    result["prefill_2_threads_over_1"] = p50[names[3]] / max(1e-9, p50[names[2]])
+    return result
+
+
+def print_first_token(r: dict[str, Any]) -> None:
+    """The first-token table."""
+    print(f"\n{'scenario':<11} {'system':<24} {'prompt':>6} {'cached':>6} {'1st tok p50':>11} {'p95':>7}")
+    for scenario in ("new_turn", "next_draft", "next_turn"):
+        for a in r[scenario].values():
+            print(f"{scenario:<11} {a['system']:<24} {a['prompt_tokens_mean']:>6.0f} {a['reused_tokens_mean']:>6.0f} "
+                  f"{a['first_token_p50_s']:>10.3f}s {a['first_token_p95_s']:>6.3f}s")
+    print(f"new turn: today (cold) / new = {r['ratio_new_turn_today_cold_over_new']:.2f}x; "
+          f"today (1-entry cache) / new = {r['ratio_new_turn_today_cached_over_new']:.2f}x; "
+          f"2-thread prefill / 1-thread = {r['prefill_2_threads_over_1']:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 runs, fewer variants")
@@ -215,12 +373,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--no-bf16", action="store_true", help="skip the (slow on AVX2-only CPUs) bf16 variant")
     parser.add_argument("--model", default="", help="model id or dir (default: bundled SmolLM2-135M-Instruct)")
+    parser.add_argument("--first-token-runs", type=int, default=None, help="runs per first-token scenario")
+    parser.add_argument("--first-token-only", action="store_true",
+                        help="only the first-token section (updates that key of an existing JSON)")
     args = parser.parse_args(argv)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     runs = args.runs or (3 if args.quick else 7)
+    out = ROOT / "bench" / "results" / ("generation_cuda.json" if args.device == "cuda" else "generation.json")
+    first: dict[str, Any] | None = None
+    if args.device == "cpu":
+        load_start = os.getloadavg()
+        first = bench_first_token(args.first_token_runs or (6 if args.quick else 18), args.model)
+        first["load_average_start"] = [round(x, 2) for x in load_start]
+        first["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+        first["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        print_first_token(first)
+        print(f"load average (1/5/15 min) at start {first['load_average_start']}, at end {first['load_average_end']}")
+        if args.first_token_only:
+            payload = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"benchmark": "generation"}
+            payload["first_token"] = first
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+            print(f"\nwrote {out.relative_to(ROOT)} (first_token only)")
+            return 0
+    load_start = os.getloadavg()
     results: list[dict[str, Any]] = []
     if args.device == "cuda":  # pragma: no cover - needs a GPU
         import torch
@@ -269,9 +448,11 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other agents)",
         "targets": {"first_token_p50_s": 0.8, "decode_ratio_vs_generate": 1.0},
+        "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
         "results": results,
     }
-    out = ROOT / "bench" / "results" / ("generation_cuda.json" if args.device == "cuda" else "generation.json")
+    if first is not None:
+        payload["first_token"] = first
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {out.relative_to(ROOT)}")

@@ -129,3 +129,37 @@ def test_prefix_cache_reuses_prompt_without_changing_output() -> None:
         assert [again, nxt] == want
     finally:
         gen.prefix_cache = True
+
+
+def test_static_prefix_cache_across_conversations_keeps_greedy_output() -> None:
+    """A new conversation reuses the primed static prefix (and other conversations' caches) and still
+    produces exactly the tokens of a full prefill, also after switching between conversations."""
+    from csassist.core.reply.prompts import static_prefix
+    from csassist.core.types import Message
+
+    gen = real_local_generator()
+    company = CompanySettings()
+    other = Passage("shipping-times#0", "shipping-times", "Shipping times", "Standard delivery takes 3-5 working "
+                    "days. Express delivery arrives the next working day.", "shipping.md", 0.7)
+    chats = [
+        build_messages("my order 12345 arrived broken, I want a refund", [], [P], None, company,
+                       token_budget=1024, count_tokens=gen.count_tokens),
+        build_messages("how long does express delivery take?", [Message("b", "agent", "Hello!")], [other, P], None,
+                       company, token_budget=1024, count_tokens=gen.count_tokens),
+    ]
+    gen.prefix_cache = False
+    want = [list(gen.stream(m, max_new_tokens=8, temperature=0.0, seed=0, cancel=CancelToken())) for m in chats]
+    gen.prefix_cache = True
+    gen.prefixes.clear()
+    try:
+        primed = gen.prime(static_prefix(company))
+        assert primed > 32 and len(gen.prefixes) == 1
+        got = []
+        for m in [*chats, chats[0]]:
+            got.append(list(gen.stream(m, max_new_tokens=8, temperature=0.0, seed=0, cancel=CancelToken())))
+            assert gen.last_reused_tokens >= primed - 1  # at least the static prefix was not prefilled again
+        assert gen.last_reused_tokens == gen.count_tokens(gen.render(chats[0])) - 1  # back to conversation 1
+        assert got == [*want, want[0]]
+        assert len(gen.prefixes) <= gen.prefixes.capacity
+    finally:
+        gen.prefixes.clear()

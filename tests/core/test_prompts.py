@@ -5,6 +5,7 @@ from __future__ import annotations
 from csassist.core.reply.grounding import unsupported_facts
 from csassist.core.reply.prompts import (
     CLOSE_TAG,
+    MAX_HISTORY_CHARS,
     OPEN_TAG,
     build_messages,
     clean_draft,
@@ -12,6 +13,7 @@ from csassist.core.reply.prompts import (
     passage_ids_in,
     quote_customer,
     render_prompt,
+    static_prefix,
 )
 from csassist.core.types import Analysis, Entity, IntentPrediction, IntentScore, Message, Passage, Urgency
 from csassist.settings import CompanySettings
@@ -53,14 +55,57 @@ def test_golden_layout() -> None:
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
     system = msgs[0]["content"]
     assert system.startswith("You are a helpful agent.\n\nCompany: Larkspur & Co. You are Sam.\n\nTone: warm.")
-    assert "[damaged-item-refund] Damaged Item Refund\nIf an item arrives damaged" in system
+    assert system.startswith(static_prefix(COMPANY) + "\n\nKnowledge-base passages:\n")
+    # the title only repeats the id: left out
+    assert system.endswith("\n[damaged-item-refund] If an item arrives damaged, send a photo and we refund the full "
+                           "price within 5 days.")
     assert msgs[1]["content"] == f"{OPEN_TAG}\nhello\n{CLOSE_TAG}"
     assert msgs[2]["content"] == "Hi! How can I help?"
+    # intent and entities are not spelled out (the entities are in the message); raised urgency is
     assert msgs[3]["content"] == (
-        "Detected intent: refund_request.\nDetails found in the message: order_id=12345.\nUrgency: elevated.\n\n"
-        f"{OPEN_TAG}\nmy order 12345 arrived broken\n{CLOSE_TAG}\n\nWrite the agent's reply to this customer message."
+        f"{OPEN_TAG}\nmy order 12345 arrived broken\n{CLOSE_TAG}\n\nUrgency: elevated.\n\n"
+        "Write the agent's reply to this customer message."
     )
     assert passage_ids_in(msgs, [REFUND, SHIPPING]) == ("damaged-item-refund",)
+
+
+def test_static_prefix_is_shared_and_passages_come_in_id_order() -> None:
+    """Every conversation's system message starts with the same text (its KV cache is reused), and the
+    same passages give the same text whatever their rank."""
+    a = build_messages("refund please", [], [SHIPPING, REFUND], None, COMPANY, token_budget=10_000, count_tokens=words)
+    b = build_messages("where is my parcel", [Message("c", "agent", "Hi")], [REFUND], None, COMPANY,
+                       token_budget=10_000, count_tokens=words)
+    assert a[0]["content"].startswith(static_prefix(COMPANY)) and b[0]["content"].startswith(static_prefix(COMPANY))
+    body = a[0]["content"].split("Knowledge-base passages:\n")[1]
+    assert body.index("[damaged-item-refund]") < body.index("[shipping-times]")
+    swapped = build_messages("refund please", [], [REFUND, SHIPPING], None, COMPANY, token_budget=10_000,
+                             count_tokens=words)
+    assert passage_ids_in(a, [SHIPPING, REFUND]) == ("shipping-times", "damaged-item-refund")  # rank order kept
+    assert swapped[0]["content"] == a[0]["content"]  # one-sentence passages: rank changes nothing
+
+
+def test_passages_keep_the_sentences_the_customer_asks_about() -> None:
+    long = passage("returns", "Returns are free within 30 days. Keep the receipt. We never sell your data. Our shop opened in 1999. "
+                   "Refunds reach your card within 5 business days after the return arrives. Gift cards are final.")
+    side = passage("gift-cards", "Gift cards never expire. A lost gift card can be blocked by support. "
+                   "Gift cards cannot be refunded.", 0.5)
+    msgs = build_messages("when will my refund reach my card?", [], [long, side], None, COMPANY,
+                          token_budget=10_000, count_tokens=words)
+    system = msgs[0]["content"]
+    assert "Refunds reach your card within 5 business days" in system
+    assert "opened in 1999" not in system and "never sell your data" not in system
+    side_line = next(line for line in system.split("\n") if line.startswith("[gift-cards]"))
+    assert side_line.count(".") == 1  # a side passage keeps one sentence
+    # the customer's earlier unanswered message also picks sentences
+    earlier = [Message("c", "customer", "I want to know about gift cards being lost")]
+    msgs = build_messages("and what about it?", earlier, [side], None, COMPANY, token_budget=10_000, count_tokens=words)
+    assert "lost gift card can be blocked" in msgs[0]["content"]
+
+
+def test_long_history_turns_are_clipped() -> None:
+    history = [Message("c", "agent", "word " * 300)]
+    msgs = build_messages("ok", history, [], None, COMPANY, token_budget=10_000, count_tokens=words)
+    assert len(msgs[1]["content"]) <= MAX_HISTORY_CHARS + 4 and msgs[1]["content"].endswith(" ...")
 
 
 def test_budget_trims_oldest_turns_first_then_passages_last_first() -> None:

@@ -110,8 +110,13 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def key_sentences(passage_text: str, message: str) -> list[str]:
+def key_sentences(
+    passage_text: str, message: str, *, max_sentences: int = MAX_SENTENCES, max_words: int = MAX_WORDS
+) -> list[str]:
     """The passage's sentences most related to ``message``, in passage order, within the size limits.
+
+    The limits default to the extractive reply's; the prompt builder passes tighter ones for the
+    passages after the best one (every prompt token is prefill time on CPU).
 
     Score = content words shared with the message, plus a small bonus for coming early (KB answers
     usually lead with the answer).  List intros (ending in ":") and lower-case list fragments are not
@@ -133,7 +138,7 @@ def key_sentences(passage_text: str, message: str) -> list[str]:
     words = 0
     for _, i in sorted(scored, reverse=True):
         n = len(sentences[i].split())
-        if chosen and (len(chosen) >= MAX_SENTENCES or words + n > MAX_WORDS):
+        if chosen and (len(chosen) >= max_sentences or words + n > max_words):
             continue
         chosen.add(i)
         words += n

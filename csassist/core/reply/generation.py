@@ -66,6 +66,11 @@ def load_generator(settings: Settings) -> Generator | None:
         return ServerGenerator.from_settings(settings.generation)
     if backend == "local":
         from csassist.core.reply.generation_local import LocalGenerator
+        from csassist.core.reply.prompts import static_prefix
 
-        return LocalGenerator.from_settings(settings.generation)
+        local = LocalGenerator.from_settings(settings.generation)
+        # Every prompt starts with the company's static prefix: compute its KV cache now (a fraction of
+        # a second, while the app still shows extractive answers), not in the first customer's wait.
+        local.prime(static_prefix(settings.company))
+        return local
     raise CsassistError(f"unknown generation backend {backend!r}: choose one of {', '.join(BACKENDS)}")

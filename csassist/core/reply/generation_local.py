@@ -10,6 +10,12 @@ The model is loaded once (:meth:`LocalGenerator.from_settings`) and shared: gene
 so concurrent callers are served one at a time; the pipeline cancels a stale turn so the lock is
 released within one token.
 
+Prefix caching (:mod:`csassist.core.reply.prefix_cache`): the KV caches of the last few prompts are
+kept, keyed by their exact token ids, and a new prompt prefills only what follows the longest
+prefix it shares with one of them.  :meth:`LocalGenerator.prime` computes the static system prefix
+(persona, company, rules) when the model is loaded, so even a new conversation's first draft only
+prefills its passages and messages.
+
 Sampling: greedy at temperature 0, else temperature + nucleus (top-p 0.9) + a mild repetition
 penalty on the tokens generated so far (not on the prompt: copying facts from the KB passages is
 wanted), seeded per call so a suggestion is reproducible.
@@ -17,21 +23,21 @@ wanted), seeded per call so a suggestion is reproducible.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from csassist.core.reply.models import LoadedModel, load_causal_lm
+from csassist.core.reply.prefix_cache import DEFAULT_CAPACITY, PrefixCache
 from csassist.core.reply.prompts import render_prompt
 from csassist.core.types import CancelToken
 from csassist.settings import GenerationSettings
 
 TOP_P = 0.9
 REPETITION_PENALTY = 1.15
-#: Reuse the previous prompt's KV cache when at least this many leading tokens are identical.
-MIN_PREFIX_REUSE = 32
+#: Marks where a system message's given start ends in a rendered prompt (see :meth:`LocalGenerator.prime`).
+_SENTINEL = "\u2063\u2063csassist-prefix-end\u2063\u2063"
 
 
 class LocalGenerator:
@@ -50,11 +56,12 @@ class LocalGenerator:
         self.eos_ids = self._eos_ids()
         #: Token ids of the most recent reply (benchmarks compare them with ``model.generate``).
         self.last_tokens: list[int] = []
-        #: Prefix caching: the last prompt's ids and its KV cache right after prefill.  The drafts of
-        #: one turn share the whole prompt, and turns share the system part, so only the new tail is
-        #: prefilled.  Benchmarks turn it off to compare like with like.
+        #: Prefix caching (see the module docstring).  Benchmarks turn it off to compare like with like.
         self.prefix_cache = True
-        self._prefix: tuple[list[int], Any] | None = None
+        self.prefixes = PrefixCache(DEFAULT_CAPACITY)
+        #: Torch threads for the prefill only (0 = leave the process setting alone); decode stays on
+        #: the process setting.  bench/generation.py measures 1 vs 2.
+        self.prefill_threads = 0
         #: How many prompt tokens the last call took from the prefix cache.
         self.last_reused_tokens = 0
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
@@ -98,6 +105,50 @@ class LocalGenerator:
         """The exact prompt text for ``messages`` (this model's chat template)."""
         return render_prompt(messages, self.tokenizer)
 
+    def prime(self, system_start: str) -> int:
+        """Compute and keep the KV cache of the rendered prompt up to the end of ``system_start``.
+
+        ``system_start`` is the beginning of every system message (core.reply.prompts.static_prefix);
+        once it is cached, a new conversation's first draft prefills only what follows it.  Returns
+        the number of tokens cached (0 when caching is off or the text is empty).
+        """
+        import torch
+
+        if not self.prefix_cache or not system_start.strip():
+            return 0
+        rendered = self.render([{"role": "system", "content": system_start + _SENTINEL}])
+        cut = rendered.find(_SENTINEL)
+        if cut <= 0:  # pragma: no cover - a chat template that drops or rewrites the system message
+            return 0
+        with self._lock, torch.inference_mode():
+            ids = self.tokenizer(rendered[:cut], return_tensors="pt", add_special_tokens=False).input_ids
+            ids = ids[:, : max(1, self.max_positions // 2)].to(self.device)
+            with self._prefill_threads():
+                out = self.model(input_ids=ids, use_cache=True)
+            self.prefixes.store(ids[0].tolist(), self._cache_of(out))
+            return int(ids.shape[1])
+
+    def _prefill_threads(self) -> Any:
+        """A context manager running the block on :attr:`prefill_threads` torch threads (if set)."""
+        import contextlib
+
+        import torch
+
+        wanted = self.prefill_threads
+        if wanted <= 0 or wanted == torch.get_num_threads():
+            return contextlib.nullcontext()
+
+        @contextlib.contextmanager
+        def switched() -> Iterator[None]:
+            before = torch.get_num_threads()
+            torch.set_num_threads(wanted)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(before)
+
+        return switched()
+
     # ------------------------------------------------------------------ generation
     def stream(
         self,
@@ -140,14 +191,15 @@ class LocalGenerator:
                 return
             extra: dict[str, Any] = {"logits_to_keep": 1} if self._keep_arg else {}
             prompt_ids = ids[0].tolist()
-            cached, reused = self._reusable_prefix(prompt_ids)
+            cached, reused = self.prefixes.lookup(prompt_ids) if self.prefix_cache else (None, 0)
             self.last_reused_tokens = reused
             if cached is not None:
                 extra[self._cache_arg] = cached
-            out = self.model(input_ids=ids[:, reused:], use_cache=True, **extra)
+            with self._prefill_threads():
+                out = self.model(input_ids=ids[:, reused:], use_cache=True, **extra)
             past = self._cache_of(out)
             if self.prefix_cache:
-                self._prefix = (prompt_ids, copy.deepcopy(past))
+                self.prefixes.store(prompt_ids, past)
             logits = out.logits[0, -1, :]
             produced: list[int] = []
             self.last_tokens = produced
@@ -167,31 +219,6 @@ class LocalGenerator:
                 out = self.model(input_ids=step, use_cache=True, **{self._cache_arg: past})
                 past = self._cache_of(out)
                 logits = out.logits[0, -1, :]
-
-    def _reusable_prefix(self, prompt_ids: list[int]) -> tuple[Any, int]:
-        """A copy of the stored KV cache cut to the prefix shared with ``prompt_ids`` (or ``(None, 0)``).
-
-        At least one prompt token is always left to run, so the forward pass yields the next-token logits.
-        """
-        if not self.prefix_cache or self._prefix is None:
-            return None, 0
-        old_ids, old_cache = self._prefix
-        shared = 0
-        for a, b in zip(old_ids, prompt_ids, strict=False):
-            if a != b:
-                break
-            shared += 1
-        shared = min(shared, len(prompt_ids) - 1)
-        crop = getattr(old_cache, "crop", None)
-        if shared < MIN_PREFIX_REUSE or crop is None:
-            return None, 0
-        cache = copy.deepcopy(old_cache)
-        extra = cache.get_seq_length() - shared
-        if extra > 0:
-            cache.crop(-extra)  # negative = "remove this many" in every transformers version
-        if cache.get_seq_length() != shared:  # pragma: no cover - a cache type with other crop semantics
-            return None, 0
-        return cache, shared
 
     def _cache_of(self, out: Any) -> Any:
         """The KV cache returned by a forward pass (attribute name depends on the transformers version)."""
