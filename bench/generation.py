@@ -6,16 +6,21 @@ prefilled) against the new one (the short prompt of csassist.core.reply.prompts,
 primed at load, an LRU of prompt caches), alternating run by run in one process so CPU contention
 hits both alike.  Scenarios, each with a different customer message per run:
 
-* ``new_turn`` — a new conversation, cold: nothing of it is cached (the new path has only the primed
-  static prefix and other conversations' prompts).  Also run: today's path *with* its old one-entry
-  cache holding another conversation's prompt (what the app did in a steady state), and the new path
-  with the prefill on 2 torch threads.
+* ``new_turn`` — a new conversation, cold: its message and its KB articles were in no earlier prompt
+  (each run asks a question of a demo-KB article, retrieved with the next two articles, and no
+  article is in two runs), so the new path has only the static prefix primed at load.  Also run:
+  today's path *with* its old one-entry cache (it holds another conversation's prompt, so it shares
+  the static part too), today's prompt at the 470-token budget behind the issue's "419-token
+  prompt" (one passage, no history: shorter than what the app sends at its default 1024, which
+  every other row uses), and the new path with the prefill on 2 torch threads.
+* ``new_turn_same_articles`` — a new conversation about the same articles as the conversation
+  drafted just before it (the common case for popular questions).
 * ``next_draft`` — the 2nd/3rd draft of the same turn (the whole prompt is cached on both paths).
 * ``next_turn`` — the conversation's next customer message after its previous turn was drafted.
 
 The load average is recorded with the numbers: the CPU is shared.
 
-Same model (the bundled SmolLM2-135M-Instruct unless --model), same ~400-token prompt (built by
+**Decode** (section ``results``): same model (the bundled SmolLM2-135M-Instruct unless --model), same ~400-token prompt (built by
 csassist.core.reply.prompts from demo-KB passages and a short history), greedy decoding, same number of
 new tokens.  Measures time to first token (p50/p95) and decode tokens/s (tokens after the first,
 divided by the time after the first), interleaving the two systems run by run so CPU contention
@@ -36,6 +41,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -50,13 +56,36 @@ sys.path.insert(0, str(ROOT))
 from csassist.core.types import CancelToken, Message, Passage  # noqa: E402
 
 
-def demo_passages() -> list[Passage]:
-    """Three demo-KB articles as passages (read directly: no index needed for a speed benchmark)."""
+def kb_passages(names: list[str] | tuple[str, ...]) -> list[Passage]:
+    """Demo-KB articles as passages, with their real titles and intents (no index needed for a speed bench)."""
     out = []
-    for name in ("damaged-item-refund", "refund-timelines", "how-to-return-an-item"):
-        text = (ROOT / "kb" / "articles" / f"{name}.md").read_text(encoding="utf-8").split("---", 2)[2]
-        out.append(Passage(f"{name}#0", name, name.replace("-", " "), text.strip(), f"{name}.md", 0.8))
+    for rank, name in enumerate(names):
+        _, head, body = (ROOT / "kb" / "articles" / f"{name}.md").read_text(encoding="utf-8").split("---", 2)
+        title = re.search(r"^title:\s*(.+)$", head, re.MULTILINE)
+        intents = re.search(r"^intents:\s*\[(.*)\]", head, re.MULTILINE)
+        out.append(Passage(f"{name}#0", name, title.group(1).strip() if title else name.replace("-", " "),
+                           body.strip(), f"{name}.md", round(0.8 - 0.1 * rank, 2),
+                           tuple(x.strip() for x in intents.group(1).split(",") if x.strip()) if intents else ()))
     return out
+
+
+def demo_passages() -> list[Passage]:
+    """The three refund articles every benchmark prompt used so far."""
+    return kb_passages(("damaged-item-refund", "refund-timelines", "how-to-return-an-item"))
+
+
+def unseen_cases(n: int) -> list[tuple[str, list[Passage]]]:
+    """``n`` cold cases: a question from a demo-KB article's front matter, with that article and the
+    next two (alphabetically) as the retrieved passages; no article is in two cases while the KB lasts."""
+    names = sorted(p.stem for p in (ROOT / "kb" / "articles").glob("*.md"))
+    cases = []
+    for i in range(n):
+        picked = [names[(3 * i + j) % len(names)] for j in range(3)]
+        head = (ROOT / "kb" / "articles" / f"{picked[0]}.md").read_text(encoding="utf-8").split("---", 2)[1]
+        questions = re.findall(r"^\s+-\s+(.+)$", head.split("questions:", 1)[-1], re.MULTILINE)
+        question = questions[0].strip().strip("'\"") if questions else picked[0].replace("-", " ") + "?"
+        cases.append((f"{question} (ticket {i})" if i >= len(names) // 3 else question, kb_passages(picked)))
+    return cases
 
 
 #: Customer messages for the first-token runs: each run is a conversation the cache has not seen.
@@ -72,13 +101,15 @@ HISTORY = (
     Message("b", "customer", "Hi, I have a problem with a delivery from last week."),
     Message("b", "agent", "Hi! I'm sorry to hear that. What happened?"),
 )
-#: The budget that gave the issue's 419-token "today" prompt (the product default is 1024).
-BENCH_BUDGET = 470
+#: The app's default prompt budget ([generation] prompt_token_budget): both paths are measured at it.
+BENCH_BUDGET = 1024
+#: The budget that gave the issue's 419-token "today" prompt (one passage, no history): also measured.
+ISSUE_BUDGET = 470
 
 
 def build_prompt(
     tokenizer: Any, message: str = "", *, legacy: bool = False, history: tuple[Message, ...] = HISTORY,
-    budget: int = BENCH_BUDGET,
+    budget: int = BENCH_BUDGET, passages: list[Passage] | None = None,
 ) -> tuple[str, int]:
     """The benchmark prompt through csassist's prompt builder (or today's, ``legacy``) and chat template."""
     from bench.prompt_v1 import build_messages_v1
@@ -90,7 +121,7 @@ def build_prompt(
     msgs = builder(
         message or NEW_MESSAGES[0],
         list(history),
-        demo_passages(),
+        passages if passages is not None else demo_passages(),
         None,
         CompanySettings(),
         token_budget=budget,
@@ -279,55 +310,74 @@ def bench_first_token(runs: int, model_name: str) -> dict[str, Any]:
     os.environ["CSASSIST_DTYPE"] = "float32"
     loaded = load_causal_lm(model_name, device="cpu", adapter="none")
     tok = loaded.tokenizer
-    old_cold = LocalGenerator(loaded)
-    old_cold.prefix_cache = False  # the brief's "today": the whole prompt prefilled
-    old_cached = LocalGenerator(loaded)
-    old_cached.prefixes = PrefixCache(capacity=1)  # today's code: the last prompt only, nothing primed
-    new = LocalGenerator(loaded)
-    new_2t = LocalGenerator(loaded)
-    new_2t.prefill_threads = 2
-    prime_s = time.perf_counter()
-    primed = new.prime(static_prefix(CompanySettings()))
-    prime_s = time.perf_counter() - prime_s
-    new_2t.prime(static_prefix(CompanySettings()))
-    warm_old, _ = build_prompt(tok, "hello, warm-up", legacy=True)
-    warm_new, _ = build_prompt(tok, "hello, warm-up")
-    for gen, prompt in ((old_cold, warm_old), (old_cached, warm_old), (new, warm_new), (new_2t, warm_new)):
-        first_token_of(gen, prompt)  # warm-up; the cached ones now hold another conversation's prompt
-    names = ("today, cold", "today, 1-entry cache", "new", "new, 2-thread prefill")
+
+    def today(cache: bool) -> Any:
+        gen = LocalGenerator(loaded)
+        gen.prefix_cache = cache
+        gen.prefixes = PrefixCache(capacity=1)  # today's code: the last prompt only, nothing primed
+        return gen
+
+    def new_path(prefill_threads: int = 0) -> tuple[Any, float, int]:
+        gen = LocalGenerator(loaded)
+        gen.prefill_threads = prefill_threads
+        start = time.perf_counter()
+        primed = gen.prime(static_prefix(CompanySettings()))
+        return gen, time.perf_counter() - start, primed
+
+    old_cold, old_cached, old_same = today(False), today(True), today(True)
+    new, prime_s, primed = new_path()
+    new_2t, _, _ = new_path(2)
+    new_same, _, _ = new_path()
+    warm_old, _ = build_prompt(tok, "hello, warm-up", legacy=True, passages=[])
+    warm_new, _ = build_prompt(tok, "hello, warm-up", passages=[])
+    for gen in (old_cold, old_cached, old_same):
+        first_token_of(gen, warm_old)  # warm-up; the cached ones now hold another conversation's prompt
+    for gen in (new, new_2t, new_same):
+        first_token_of(gen, warm_new)
+    names = ("today, cold", "today, 1-entry cache", "new", "new, 2-thread prefill", "today, cold, budget 470")
     new_turn: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    same: dict[str, list[dict[str, Any]]] = {"today, 1-entry cache": [], "new": []}
     draft: dict[str, list[dict[str, Any]]] = {"today": [], "new": []}
     turn: dict[str, list[dict[str, Any]]] = {"today": [], "new": []}
-    tokens: dict[str, list[int]] = {"old": [], "new": [], "old_next": [], "new_next": []}
+    tokens: dict[str, list[int]] = {k: [] for k in ("old", "new", "old_470", "old_same", "new_same", "old_next",
+                                                    "new_next")}
     follow_up = "ok thanks. and how long until the refund shows on my card?"
-    for i in range(runs):
-        message = NEW_MESSAGES[i % len(NEW_MESSAGES)] + ("" if i < len(NEW_MESSAGES) else f" (ticket {i})")
-        old_prompt, old_n = build_prompt(tok, message, legacy=True)
-        new_prompt, new_n = build_prompt(tok, message)
-        tokens["old"].append(old_n)
-        tokens["new"].append(new_n)
+    cases = unseen_cases(runs)
+    for i, (message, passages) in enumerate(cases):
+        # 1. a new conversation about articles no earlier prompt used: only the static prefix can be cached
+        old_prompt, old_n = build_prompt(tok, message, legacy=True, passages=passages)
+        new_prompt, new_n = build_prompt(tok, message, passages=passages)
+        old_short, old_short_n = build_prompt(tok, message, legacy=True, budget=ISSUE_BUDGET, passages=passages)
+        for key, n in (("old", old_n), ("new", new_n), ("old_470", old_short_n)):
+            tokens[key].append(n)
         plan = [(names[0], old_cold, old_prompt), (names[1], old_cached, old_prompt), (names[2], new, new_prompt),
-                (names[3], new_2t, new_prompt)]
+                (names[3], new_2t, new_prompt), (names[4], old_cold, old_short)]
         shift = i % len(plan)  # rotate who goes first: no system always runs right after a quiet moment
         for name, gen, prompt in plan[shift:] + plan[:shift]:
             new_turn[name].append(first_token_of(gen, prompt))
+        # 2. a new conversation about the same three articles as the conversation drafted before it
+        refund = NEW_MESSAGES[i % len(NEW_MESSAGES)] + ("" if i < len(NEW_MESSAGES) else f" (ticket {i})")
+        old_s, old_s_n = build_prompt(tok, refund, legacy=True)
+        new_s, new_s_n = build_prompt(tok, refund)
+        tokens["old_same"].append(old_s_n)
+        tokens["new_same"].append(new_s_n)
+        pair = [("today, 1-entry cache", old_same, old_s), ("new", new_same, new_s)]
+        for name, gen, prompt in pair if i % 2 else pair[::-1]:
+            same[name].append(first_token_of(gen, prompt))
+        # 3. the 2nd draft of conversation 1's turn, then 4. that conversation's next customer message
         draft["today"].append(first_token_of(old_cached, old_prompt))
         draft["new"].append(first_token_of(new, new_prompt))
         history = (*HISTORY, Message("b", "customer", message), Message("b", "agent", "I'm sorry! Please send a photo."))
-        old_next, old_next_n = build_prompt(tok, follow_up, legacy=True, history=history)
-        new_next, new_next_n = build_prompt(tok, follow_up, history=history)
+        old_next, old_next_n = build_prompt(tok, follow_up, legacy=True, history=history, passages=passages)
+        new_next, new_next_n = build_prompt(tok, follow_up, history=history, passages=passages)
         tokens["old_next"].append(old_next_n)
         tokens["new_next"].append(new_next_n)
-        if i % 2:
-            turn["new"].append(first_token_of(new, new_next))
-            turn["today"].append(first_token_of(old_cached, old_next))
-        else:
-            turn["today"].append(first_token_of(old_cached, old_next))
-            turn["new"].append(first_token_of(new, new_next))
+        pair = [("today", old_cached, old_next), ("new", new, new_next)]
+        for name, gen, prompt in pair if i % 2 else pair[::-1]:
+            turn[name].append(first_token_of(gen, prompt))
         print(f"\rfirst-token run {i + 1}/{runs}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    product_old, product_new = (build_prompt(tok, NEW_MESSAGES[0], legacy=legacy, budget=1024)[1]
-                                for legacy in (True, False))
+    which = {names[0]: "old", names[1]: "old", names[2]: "new", names[3]: "new", names[4]: "old_470"}
     result: dict[str, Any] = {
         "threads": 1,
         "dtype": "float32",
@@ -335,13 +385,14 @@ def bench_first_token(runs: int, model_name: str) -> dict[str, Any]:
         "prompt_tokens": {
             "today": statistics.fmean(tokens["old"]),
             "new": statistics.fmean(tokens["new"]),
+            "today_at_issue_budget_470": statistics.fmean(tokens["old_470"]),
             "static_prefix_cached": primed,
             "new_to_prefill_cold": statistics.fmean(tokens["new"]) - primed,
-            "at_product_budget_1024": {"today": product_old, "new": product_new},
         },
         "prime_s": prime_s,
-        "new_turn": {n: summarise_first(n, new_turn[n], tokens["new" if n.startswith("new") else "old"])
-                     for n in names},
+        "new_turn": {n: summarise_first(n, new_turn[n], tokens[which[n]]) for n in names},
+        "new_turn_same_articles": {k: summarise_first(k, v, tokens["new_same" if k == "new" else "old_same"])
+                                   for k, v in same.items()},
         "next_draft": {k: summarise_first(k, v, tokens["new" if k == "new" else "old"]) for k, v in draft.items()},
         "next_turn": {k: summarise_first(k, v, tokens["new_next" if k == "new" else "old_next"])
                       for k, v in turn.items()},
@@ -349,19 +400,21 @@ def bench_first_token(runs: int, model_name: str) -> dict[str, Any]:
     p50 = {n: result["new_turn"][n]["first_token_p50_s"] for n in names}
     result["ratio_new_turn_today_cold_over_new"] = p50[names[0]] / max(1e-9, p50[names[2]])
     result["ratio_new_turn_today_cached_over_new"] = p50[names[1]] / max(1e-9, p50[names[2]])
+    result["ratio_new_turn_today_at_budget_470_over_new"] = p50[names[4]] / max(1e-9, p50[names[2]])
     result["prefill_2_threads_over_1"] = p50[names[3]] / max(1e-9, p50[names[2]])
     return result
 
 
 def print_first_token(r: dict[str, Any]) -> None:
     """The first-token table."""
-    print(f"\n{'scenario':<11} {'system':<24} {'prompt':>6} {'cached':>6} {'1st tok p50':>11} {'p95':>7}")
-    for scenario in ("new_turn", "next_draft", "next_turn"):
+    print(f"\n{'scenario':<22} {'system':<24} {'prompt':>6} {'cached':>6} {'1st tok p50':>11} {'p95':>7}")
+    for scenario in ("new_turn", "new_turn_same_articles", "next_draft", "next_turn"):
         for a in r[scenario].values():
-            print(f"{scenario:<11} {a['system']:<24} {a['prompt_tokens_mean']:>6.0f} {a['reused_tokens_mean']:>6.0f} "
+            print(f"{scenario:<22} {a['system']:<24} {a['prompt_tokens_mean']:>6.0f} {a['reused_tokens_mean']:>6.0f} "
                   f"{a['first_token_p50_s']:>10.3f}s {a['first_token_p95_s']:>6.3f}s")
     print(f"new turn: today (cold) / new = {r['ratio_new_turn_today_cold_over_new']:.2f}x; "
           f"today (1-entry cache) / new = {r['ratio_new_turn_today_cached_over_new']:.2f}x; "
+          f"today at the issue's 470-token budget / new = {r['ratio_new_turn_today_at_budget_470_over_new']:.2f}x; "
           f"2-thread prefill / 1-thread = {r['prefill_2_threads_over_1']:.2f}")
 
 
@@ -386,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     first: dict[str, Any] | None = None
     if args.device == "cpu":
         load_start = os.getloadavg()
-        first = bench_first_token(args.first_token_runs or (6 if args.quick else 18), args.model)
+        first = bench_first_token(args.first_token_runs or (6 if args.quick else 16), args.model)
         first["load_average_start"] = [round(x, 2) for x in load_start]
         first["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         first["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -10,6 +10,7 @@ from csassist.core.reply.prompts import (
     build_messages,
     clean_draft,
     cut_at_stop,
+    passage_excerpt,
     passage_ids_in,
     quote_customer,
     render_prompt,
@@ -55,7 +56,7 @@ def test_golden_layout() -> None:
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
     system = msgs[0]["content"]
     assert system.startswith("You are a helpful agent.\n\nCompany: Larkspur & Co. You are Sam.\n\nTone: warm.")
-    assert system.startswith(static_prefix(COMPANY) + "\n\nKnowledge-base passages:\n")
+    assert system.startswith(static_prefix(COMPANY) + "\n") and static_prefix(COMPANY).endswith("passages:")
     # the title only repeats the id: left out
     assert system.endswith("\n[damaged-item-refund] If an item arrives damaged, send a photo and we refund the full "
                            "price within 5 days.")
@@ -76,7 +77,7 @@ def test_static_prefix_is_shared_and_passages_come_in_id_order() -> None:
     b = build_messages("where is my parcel", [Message("c", "agent", "Hi")], [REFUND], None, COMPANY,
                        token_budget=10_000, count_tokens=words)
     assert a[0]["content"].startswith(static_prefix(COMPANY)) and b[0]["content"].startswith(static_prefix(COMPANY))
-    body = a[0]["content"].split("Knowledge-base passages:\n")[1]
+    body = a[0]["content"][len(static_prefix(COMPANY)):]
     assert body.index("[damaged-item-refund]") < body.index("[shipping-times]")
     swapped = build_messages("refund please", [], [REFUND, SHIPPING], None, COMPANY, token_budget=10_000,
                              count_tokens=words)
@@ -84,22 +85,24 @@ def test_static_prefix_is_shared_and_passages_come_in_id_order() -> None:
     assert swapped[0]["content"] == a[0]["content"]  # one-sentence passages: rank changes nothing
 
 
-def test_passages_keep_the_sentences_the_customer_asks_about() -> None:
-    long = passage("returns", "Returns are free within 30 days. Keep the receipt. We never sell your data. Our shop opened in 1999. "
-                   "Refunds reach your card within 5 business days after the return arrives. Gift cards are final.")
-    side = passage("gift-cards", "Gift cards never expire. A lost gift card can be blocked by support. "
-                   "Gift cards cannot be refunded.", 0.5)
-    msgs = build_messages("when will my refund reach my card?", [], [long, side], None, COMPANY,
-                          token_budget=10_000, count_tokens=words)
-    system = msgs[0]["content"]
-    assert "Refunds reach your card within 5 business days" in system
-    assert "opened in 1999" not in system and "never sell your data" not in system
+def test_passages_keep_their_key_sentences_whatever_the_customer_wrote() -> None:
+    """An excerpt keeps the sentences about the article's own topic, and is the same for every customer
+    message (so a new conversation about a popular article finds its tokens cached)."""
+    long = Passage("refunds#0", "refunds", "Refunds to your card", "Returns are free within 30 days. We never sell "
+                   "your data. Our shop opened in 1999. We love candles. Refunds reach your card within 5 business "
+                   "days after the return arrives. Gift cards are final.", "refunds.md", 0.9)
+    side = Passage("gift-cards#0", "gift-cards", "Lost gift cards", "Gift cards never expire. A lost gift card can "
+                   "be blocked by support. Gift cards cannot be refunded.", "gift-cards.md", 0.5, ("gift_card",))
+    a, b = (build_messages(text, [], [long, side], None, COMPANY, token_budget=10_000, count_tokens=words)
+            for text in ("when will my refund reach my card?", "hello, I returned the lamp"))
+    system = a[0]["content"]
+    assert a[0]["content"] == b[0]["content"]
+    assert "Refunds reach your card within 5 business days" in system and "Returns are free within 30 days" in system
+    assert "opened in 1999" not in system and "love candles" not in system
+    assert "[refunds] Refunds to your card: " in system  # a title that says more than the id is kept
     side_line = next(line for line in system.split("\n") if line.startswith("[gift-cards]"))
-    assert side_line.count(".") == 1  # a side passage keeps one sentence
-    # the customer's earlier unanswered message also picks sentences
-    earlier = [Message("c", "customer", "I want to know about gift cards being lost")]
-    msgs = build_messages("and what about it?", earlier, [side], None, COMPANY, token_budget=10_000, count_tokens=words)
-    assert "lost gift card can be blocked" in msgs[0]["content"]
+    assert side_line == "[gift-cards] Lost gift cards: A lost gift card can be blocked by support."  # one sentence
+    assert passage_excerpt(side, best=True).count(".") == 3  # as the best passage it keeps up to three
 
 
 def test_long_history_turns_are_clipped() -> None:
@@ -185,4 +188,4 @@ def test_placeholders_flagged_and_passages_capped() -> None:
     )
     many = [passage(f"a{i}", f"text {i}") for i in range(6)]
     msgs = build_messages("hi", [], many, None, COMPANY, token_budget=10_000, count_tokens=words)
-    assert passage_ids_in(msgs, many) == ("a0", "a1", "a2")
+    assert passage_ids_in(msgs, many) == ("a0", "a1")
