@@ -17,6 +17,8 @@ hits both alike.  Scenarios, each with a different customer message per run:
   drafted just before it (the common case for popular questions).
 * ``next_draft`` — the 2nd/3rd draft of the same turn (the whole prompt is cached on both paths).
 * ``next_turn`` — the conversation's next customer message after its previous turn was drafted.
+* ``select_new_turn`` — the default strategy's first slot (``select``: the model writes one opening
+  sentence from a short prompt, core.reply.rewrite), new conversation: no cache vs the primed one.
 
 The load average is recorded with the numbers: the CPU is shared.
 
@@ -300,11 +302,13 @@ def bench_first_token(runs: int, model_name: str) -> dict[str, Any]:
     """Today's path vs the new one for a new turn, the next draft and the next turn (module docstring)."""
     import torch
 
+    from csassist.core.reply.generation import static_system_starts
     from csassist.core.reply.generation_local import LocalGenerator
     from csassist.core.reply.models import load_causal_lm
     from csassist.core.reply.prefix_cache import PrefixCache
-    from csassist.core.reply.prompts import static_prefix
-    from csassist.settings import CompanySettings
+    from csassist.core.reply.prompts import render_prompt
+    from csassist.core.reply.rewrite import opening_messages
+    from csassist.settings import CompanySettings, Settings
 
     torch.set_num_threads(1)
     os.environ["CSASSIST_DTYPE"] = "float32"
@@ -321,8 +325,8 @@ def bench_first_token(runs: int, model_name: str) -> dict[str, Any]:
         gen = LocalGenerator(loaded)
         gen.prefill_threads = prefill_threads
         start = time.perf_counter()
-        primed = gen.prime(static_prefix(CompanySettings()))
-        return gen, time.perf_counter() - start, primed
+        primed = [gen.prime(text) for text in static_system_starts(Settings())]  # as load_generator does
+        return gen, time.perf_counter() - start, primed[0]
 
     old_cold, old_cached, old_same = today(False), today(True), today(True)
     new, prime_s, primed = new_path()
@@ -339,6 +343,8 @@ def bench_first_token(runs: int, model_name: str) -> dict[str, Any]:
     same: dict[str, list[dict[str, Any]]] = {"today, 1-entry cache": [], "new": []}
     draft: dict[str, list[dict[str, Any]]] = {"today": [], "new": []}
     turn: dict[str, list[dict[str, Any]]] = {"today": [], "new": []}
+    select: dict[str, list[dict[str, Any]]] = {"today, cold": [], "new": []}
+    select_tokens: list[int] = []
     tokens: dict[str, list[int]] = {k: [] for k in ("old", "new", "old_470", "old_same", "new_same", "old_next",
                                                     "new_next")}
     follow_up = "ok thanks. and how long until the refund shows on my card?"
@@ -375,6 +381,12 @@ def bench_first_token(runs: int, model_name: str) -> dict[str, Any]:
         pair = [("today", old_cached, old_next), ("new", new, new_next)]
         for name, gen, prompt in pair if i % 2 else pair[::-1]:
             turn[name].append(first_token_of(gen, prompt))
+        # 5. the default strategy's first slot (select: one opening sentence) for a new conversation
+        opening = render_prompt(opening_messages(message, CompanySettings()), tok)
+        select_tokens.append(len(tok(opening, add_special_tokens=False).input_ids))
+        pair = [("today, cold", old_cold, opening), ("new", new, opening)]
+        for name, gen, prompt in pair if i % 2 else pair[::-1]:
+            select[name].append(first_token_of(gen, prompt))
         print(f"\rfirst-token run {i + 1}/{runs}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     which = {names[0]: "old", names[1]: "old", names[2]: "new", names[3]: "new", names[4]: "old_470"}
@@ -396,6 +408,7 @@ def bench_first_token(runs: int, model_name: str) -> dict[str, Any]:
         "next_draft": {k: summarise_first(k, v, tokens["new" if k == "new" else "old"]) for k, v in draft.items()},
         "next_turn": {k: summarise_first(k, v, tokens["new_next" if k == "new" else "old_next"])
                       for k, v in turn.items()},
+        "select_new_turn": {k: summarise_first(k, v, select_tokens) for k, v in select.items()},
     }
     p50 = {n: result["new_turn"][n]["first_token_p50_s"] for n in names}
     result["ratio_new_turn_today_cold_over_new"] = p50[names[0]] / max(1e-9, p50[names[2]])
@@ -408,7 +421,7 @@ def bench_first_token(runs: int, model_name: str) -> dict[str, Any]:
 def print_first_token(r: dict[str, Any]) -> None:
     """The first-token table."""
     print(f"\n{'scenario':<22} {'system':<24} {'prompt':>6} {'cached':>6} {'1st tok p50':>11} {'p95':>7}")
-    for scenario in ("new_turn", "new_turn_same_articles", "next_draft", "next_turn"):
+    for scenario in ("new_turn", "new_turn_same_articles", "next_draft", "next_turn", "select_new_turn"):
         for a in r[scenario].values():
             print(f"{scenario:<22} {a['system']:<24} {a['prompt_tokens_mean']:>6.0f} {a['reused_tokens_mean']:>6.0f} "
                   f"{a['first_token_p50_s']:>10.3f}s {a['first_token_p95_s']:>6.3f}s")

@@ -163,3 +163,28 @@ def test_static_prefix_cache_across_conversations_keeps_greedy_output() -> None:
         assert len(gen.prefixes) <= gen.prefixes.capacity
     finally:
         gen.prefixes.clear()
+
+
+def test_every_strategys_static_system_start_is_primed() -> None:
+    """After priming, a new conversation's select/rewrite/free prompt prefills only what follows its
+    static system text (the select prompt's system message is static as a whole)."""
+    from csassist.core.reply.generation import static_system_starts
+    from csassist.core.reply.rewrite import opening_messages, rewrite_messages
+    from csassist.settings import Settings
+
+    gen = real_local_generator()
+    settings = Settings()
+    gen.prefixes.clear()
+    try:
+        for start in static_system_starts(settings):
+            gen.prime(start)
+        assert len(gen.prefixes) == 3
+        opening = opening_messages("my lamp arrived broken", settings.company)
+        list(gen.stream(opening, max_new_tokens=2, temperature=0.0, seed=0, cancel=CancelToken()))
+        system_only = gen.count_tokens(gen.render(opening[:1]).rsplit("<|im_end|>", 1)[0])
+        assert gen.last_reused_tokens >= system_only - 2
+        rewrite = rewrite_messages("my lamp arrived broken", ["We refund damaged items."], settings.company)
+        list(gen.stream(rewrite, max_new_tokens=2, temperature=0.0, seed=0, cancel=CancelToken()))
+        assert gen.last_reused_tokens > gen.count_tokens(settings.company.persona)
+    finally:
+        gen.prefixes.clear()

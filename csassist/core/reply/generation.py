@@ -66,11 +66,29 @@ def load_generator(settings: Settings) -> Generator | None:
         return ServerGenerator.from_settings(settings.generation)
     if backend == "local":
         from csassist.core.reply.generation_local import LocalGenerator
-        from csassist.core.reply.prompts import static_prefix
 
         local = LocalGenerator.from_settings(settings.generation)
-        # Every prompt starts with the company's static prefix: compute its KV cache now (a fraction of
-        # a second, while the app still shows extractive answers), not in the first customer's wait.
-        local.prime(static_prefix(settings.company))
+        # Every prompt starts with a static system prefix: compute their KV caches now (a fraction of a
+        # second each, while the app still shows extractive answers), not in the first customer's wait.
+        for start in static_system_starts(settings):
+            local.prime(start)
         return local
     raise CsassistError(f"unknown generation backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+
+
+def static_system_starts(settings: Settings) -> list[str]:
+    """The conversation-independent start of the system message of each prompt the strategies use.
+
+    The ``free`` prompt's static prefix, the ``select`` opening prompt's whole system message and the
+    ``rewrite`` prompt's system message up to its draft answer: each is a prefix of every prompt of
+    its kind, so the generator's prefix cache serves it to every new conversation.
+    """
+    from csassist.core.reply.prompts import static_prefix
+    from csassist.core.reply.rewrite import opening_messages, rewrite_messages
+
+    company = settings.company
+    return [
+        static_prefix(company),
+        opening_messages("", company)[0]["content"],
+        rewrite_messages("", [], company)[0]["content"],
+    ]
