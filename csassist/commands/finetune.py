@@ -16,15 +16,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     """Register ``finetune`` and its options."""
     p = sub.add_parser("finetune", help="fine-tune the intent model (--intents) or the reply generator (--from-log)")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--intents", metavar="DATA.csv|jsonl", help="labelled utterances (text,label; label oos = out of scope)")
+    what.add_argument("--intents", metavar="DATA.csv|jsonl|KB_DIR",
+                      help="labelled utterances (text,label; label oos = out of scope), or a KB directory: its "
+                      "intents.csv plus the titles and questions of its articles, as `csassist index` learns them")
     what.add_argument("--from-log", action="store_true", help="learn from accepted/edited suggestions in the feedback log")
     what.add_argument("--rollback", action="store_true", help="return to the model/adapter promoted before the current one")
     what.add_argument("--promote", metavar="VERSION", help="make a saved version current again (see `csassist models`)")
     p.add_argument("--rollback-target", choices=("adapter", "intent"), default="adapter",
                    help="which store --rollback/--promote act on (default adapter)")
+    p.add_argument("--method", choices=("full", "contrastive"), default="full",
+                   help="--intents: full = fine-tune encoder + head with cross-entropy (default); contrastive = "
+                   "SetFit-style: tune the encoder so examples of one intent embed close, then fit a "
+                   "logistic-regression head (better with ~20 examples an intent)")
     p.add_argument("--val", metavar="DATA", help="--intents: validation file (default: carved from train)")
     p.add_argument("--base", metavar="MODEL", help="base model (intent encoder or generator)")
-    p.add_argument("--epochs", type=int, help="maximum epochs")
+    p.add_argument("--epochs", type=int, help="maximum epochs (--method full)")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--batch-size", type=int, help="batch size")
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
@@ -35,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--val-split", type=float, default=0.1, help="validation share when carved from train")
     p.add_argument("--patience", type=int, default=2, help="early stopping: evaluations without improvement")
     p.add_argument("--seed", type=int, default=13, help="random seed")
-    p.add_argument("--max-steps", type=int, help="cap on optimiser steps (quick runs)")
+    p.add_argument("--max-steps", type=int, help="cap on optimiser steps (quick runs); --method contrastive: the number of steps (default 120)")
     p.add_argument(
         "--time-budget",
         type=parse_duration,

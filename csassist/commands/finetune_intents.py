@@ -1,4 +1,11 @@
-"""`csassist finetune --intents DATA`: fully fine-tune the intent encoder (and ``--rollback`` it).
+"""`csassist finetune --intents DATA`: fine-tune the intent encoder (and ``--rollback`` it).
+
+``--method full`` (default) fine-tunes encoder + head with cross-entropy; ``--method contrastive``
+tunes the encoder SetFit-style and fits a logistic-regression head on it
+(:mod:`csassist.core.learn.intent_contrastive`).  ``DATA`` is a labelled file, or a KB directory:
+then the rows are exactly what ``csassist index`` fits the index head on (``intents.csv`` + the
+articles' titles and questions), so the fine-tuned model replaces the head having learned from the
+same examples.
 
 The options are declared in finetune.py (shared with ``--from-log``); this module runs the intent
 side: read the data, train with a progress bar (or, with ``--json``, one JSON object per progress
@@ -26,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from csassist.core.learn.store import intent_store
     from csassist.core.understand.intent_data import load_labelled_file
 
-    open_workspace()  # config warnings, printed the way every command prints them
+    workspace = open_workspace()  # config warnings, printed the way every command prints them
     out_root = Path(args.out).expanduser() if getattr(args, "out", None) else None
     if args.rollback:
         was = intent_store(out_root).current()
@@ -40,7 +47,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"rolled back: now using {now.name} (was {result['previous']})")
         return 0
 
-    train, problems = load_labelled_file(Path(args.intents).expanduser())
+    data = Path(args.intents).expanduser()
+    if data.is_dir():  # a KB: the index head's own training rows
+        from csassist.core.learn.kb_examples import intent_training_examples
+
+        train = intent_training_examples(data, max_file_bytes=workspace.settings.retrieval.max_kb_file_bytes)
+        problems: list[str] = []
+    else:
+        train, problems = load_labelled_file(data)
     val = None
     if args.val:
         val, val_problems = load_labelled_file(Path(args.val).expanduser())
@@ -49,6 +63,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {p}", file=sys.stderr)
     if len(problems) > 10:
         print(f"warning: ... and {len(problems) - 10} more skipped rows", file=sys.stderr)
+
+    if getattr(args, "method", "full") == "contrastive":
+        cfg_c = _contrastive_config(args)
+        report = _train_with_progress(intent_promotion, train, val, cfg_c, out_root, quiet=args.json, force=args.force)
+        if args.json:
+            print(json.dumps(report))
+            return 0
+        _print_report(report)
+        return 0
 
     cfg = ft.FinetuneConfig()
     overrides: dict[str, Any] = {
@@ -71,6 +94,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print_report(report)
     return 0
+
+
+def _contrastive_config(args: argparse.Namespace) -> Any:
+    """The contrastive recipe with the command's overrides (``--max-steps`` is its number of steps)."""
+    from csassist.core.learn.intent_contrastive import ContrastiveConfig
+
+    cfg = ContrastiveConfig()
+    overrides: dict[str, Any] = {
+        "base": args.base, "lr": args.lr, "steps": args.max_steps, "weight_decay": args.weight_decay,
+        "val_split": args.val_split, "seed": args.seed, "time_budget_s": getattr(args, "time_budget", None),
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    if args.batch_size:  # batches are intents x examples: --batch-size sets how many intents
+        cfg.intents_per_batch = max(2, args.batch_size // cfg.per_intent)
+    return cfg
 
 
 def _train_with_progress(ft, train, val, cfg, out_root, *, quiet: bool, force: bool) -> dict:  # type: ignore[no-untyped-def]
@@ -112,7 +152,8 @@ def _train_with_progress(ft, train, val, cfg, out_root, *, quiet: bool, force: b
             if kind == "start":
                 budget = event["time_budget_s"]
                 console.print(
-                    f"training on {event['train_examples']} examples, {event['labels']} intents "
+                    ("contrastive: " if event.get("method") == "contrastive" else "")
+                    + f"training on {event['train_examples']} examples, {event['labels']} intents "
                     f"(validation {event['val_examples']} + {event['val_oos_examples']} oos): "
                     f"up to {event['planned_steps']} steps"
                     + (f", time budget {_duration(budget)}" if budget else ""),

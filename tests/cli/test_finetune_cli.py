@@ -116,3 +116,38 @@ def test_from_log_refit_uses_the_configured_embedder_and_is_what_the_app_uses() 
     assert assistant.intent_model.model_id == refit["model"]
     assert assistant.describe().intent_model == f"{refit['version']} refitted head"  # what the status bar shows
     assert assistant.analyze(text).intent.top[0].intent == "change_shipping_address"
+
+
+def test_finetune_contrastive_from_a_kb_dir_is_promoted_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--method contrastive` on a KB directory: JSON progress on stderr, promoted, and eval names it."""
+    from tests.core.test_intent_contrastive import make_tiny_bert
+    from tests.core.test_kb_examples import _tiny_kb
+
+    kb = _tiny_kb(tmp_path / "kb")
+    tiny = make_tiny_bert(tmp_path / "tiny-bert")
+    code = main(["finetune", "--intents", str(kb), "--method", "contrastive", "--base", str(tiny),
+                 "--max-steps", "4", "--batch-size", "4", "--time-budget", "10m", "--json"])
+    assert code == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    events = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and events[0]["method"] == "contrastive" and "estimate" in kinds
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3, 4]
+    assert report["kind"] == "contrastive" and report["promoted"] and report["steps"] == 4
+    assert report["train_examples"] + report["val_examples"] == 9  # intents.csv + the KB's 6 phrasings, no oos
+    assert report["config"]["time_budget_s"] == 600 and report["config"]["intents_per_batch"] == 2
+
+    data = _write_data(tmp_path / "dev.csv")
+    assert main(["eval", "intents", "--data", str(data), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["model"] == f"contrastive:{report['version']}"
+    assert ev["model_description"] == f"contrastive fine-tuned {report['version']} (intent model store)"
+
+
+def test_unknown_method_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["finetune", "--intents", "x.csv", "--method", "setfit"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err

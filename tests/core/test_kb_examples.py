@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from csassist.core.errors import DataError
 from csassist.core.knowledge import embedder
 from csassist.core.knowledge.kb import load_kb
-from csassist.core.learn.kb_examples import kb_phrasing_examples, with_kb_phrasings
+from csassist.core.learn.kb_examples import intent_training_examples, kb_phrasing_examples, with_kb_phrasings
 from csassist.core.types import IntentExample
 from csassist.core.workspace import Workspace
 from csassist.settings import GenerationSettings, RetrievalSettings, Settings
@@ -71,6 +72,14 @@ def test_labelled_examples_come_first_and_are_never_relabelled(tmp_path: Path) -
     assert labels == ["missing_parcel"]
     assert len(merged) == len(kb.intent_examples) + 6
     assert with_kb_phrasings([IntentExample("x", "a")], []) == [IntentExample("x", "a")]
+
+
+def test_finetune_reads_a_kb_directory_as_index_does(tmp_path: Path) -> None:
+    kb = load_kb(_tiny_kb(tmp_path / "kb"))
+    assert intent_training_examples(tmp_path / "kb") == with_kb_phrasings(kb.intent_examples, kb.articles)
+    (tmp_path / "bare" / "articles").mkdir(parents=True)
+    with pytest.raises(DataError, match="no intents.csv"):
+        intent_training_examples(tmp_path / "bare")
 
 
 def test_index_fits_the_head_on_the_kb_phrasings_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

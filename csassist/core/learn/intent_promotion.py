@@ -5,8 +5,9 @@ Every intent model that is not the index head is a version of the one intent mod
 produced it (a history stack: back to the version promoted before, past the first one to the index
 head).  Two producers:
 
-* :func:`finetune_intents` — ``csassist finetune --intents``: train (:mod:`~csassist.core.learn.
-  intent_finetune`), save a version, promote it unless it scores worse than the promoted version on
+* :func:`finetune_intents` — ``csassist finetune --intents``: train (``--method full``:
+  :mod:`~csassist.core.learn.intent_finetune`; ``--method contrastive``: :mod:`~csassist.core.learn.
+  intent_contrastive`, chosen by the type of the config), save a version, promote it unless it scores worse than the promoted version on
   the same validation rows (``force`` promotes anyway).
 * :func:`refit_with_corrections` — ``csassist finetune --from-log``: the agents' intent corrections
   are added to the KB's examples and a head is refitted **on the encoder of the model in use** (a
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from csassist.core.errors import CsassistError, ModelMissingError
+from csassist.core.learn.intent_contrastive import ContrastiveConfig, train_contrastive_model
 from csassist.core.learn.intent_finetune import FinetuneConfig, ProgressCallback, train_intent_model
 from csassist.core.learn.intent_head import fit_head
 from csassist.core.learn.log_pairs import norm
@@ -63,7 +65,7 @@ def save_version(model: IntentModel, store: ModelStore, *, parent: str | None = 
 def finetune_intents(
     train_examples: Sequence[IntentExample],
     val_examples: Sequence[IntentExample] | None = None,
-    config: FinetuneConfig | None = None,
+    config: FinetuneConfig | ContrastiveConfig | None = None,
     *,
     out_root: Path | None = None,
     progress: ProgressCallback | None = None,
@@ -75,11 +77,16 @@ def finetune_intents(
     A model that is worse on this validation set than the currently promoted version is saved but
     not promoted unless ``force``.
     """
-    trained = train_intent_model(train_examples, val_examples, config, progress=progress)
+    if isinstance(config, ContrastiveConfig):
+        trained = train_contrastive_model(train_examples, val_examples, config, progress=progress)
+    else:
+        trained = train_intent_model(train_examples, val_examples, config, progress=progress)
     model = trained.model
     store = intent_store(out_root)
     current = store.current()
-    version = save_version(model, store, parent=current.name if current else None, note="finetune --intents")
+    method = "contrastive" if isinstance(config, ContrastiveConfig) else "full"
+    version = save_version(model, store, parent=current.name if current else None,
+                           note=f"finetune --intents --method {method}")
     report = dict(model.report)
     report.update({"model_dir": str(version.path), "promoted": False, "previous_val_accuracy": None})
     if not promote_model:

@@ -13,6 +13,7 @@ several classes.  The held-out dev set (``kb/eval``) is never an article, so it 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from csassist.core.types import Article, IntentExample
 from csassist.core.understand.intent_data import OOS_LABEL
@@ -45,3 +46,19 @@ def with_kb_phrasings(examples: Sequence[IntentExample], articles: Iterable[Arti
             seen.add(key)
             out.append(example)
     return out
+
+
+def intent_training_examples(kb_dir: Path, *, max_file_bytes: int | None = None) -> list[IntentExample]:
+    """What ``csassist index`` fits the intent head on: the KB's ``intents.csv`` plus its phrasings.
+
+    ``csassist finetune --intents KB_DIR`` trains on exactly this, so a fine-tuned model and the index
+    head it replaces learned from the same rows.  Raises :class:`~csassist.core.errors.DataError` when
+    the KB has no labelled examples (the phrasings alone carry no ``oos`` rows nor agents' wording).
+    """
+    from csassist.core.errors import DataError
+    from csassist.core.knowledge.kb import DEFAULT_MAX_KB_FILE_BYTES, load_kb
+
+    kb = load_kb(Path(kb_dir), max_file_bytes=max_file_bytes or DEFAULT_MAX_KB_FILE_BYTES)
+    if not kb.intent_examples:
+        raise DataError(f"{kb_dir}: the knowledge base has no intents.csv / intents.jsonl examples")
+    return with_kb_phrasings(kb.intent_examples, kb.articles)

@@ -54,6 +54,8 @@ MAX_CHARS = 2000
 #: Where a model came from: the head beside the index, or a version of the intent model store.
 ORIGIN_INDEX = "index"
 ORIGIN_STORE = "store"
+#: How ``short_name``/``describe`` say a stored model's ``report["kind"]``.
+KIND_WORDS = {"finetuned": "fine-tuned", "contrastive": "contrastive fine-tuned", "refit": "refitted head"}
 
 
 def clean_text(text: str) -> str:
@@ -166,14 +168,14 @@ class IntentModel:
         """A few words for the status bar: ``index head`` or ``v0003-… fine-tuned``."""
         if self.origin == ORIGIN_INDEX:
             return "index head"
-        kind = {"finetuned": "fine-tuned", "refit": "refitted head"}.get(str(self.report.get("kind")), "")
+        kind = KIND_WORDS.get(str(self.report.get("kind")), "")
         return f"{self.version or self.model_id} {kind}".strip()
 
     def describe(self) -> str:
         """Which model this is, in words: ``index head (head-…)`` or ``fine-tuned v0003-… (store)``."""
         if self.origin == ORIGIN_INDEX:
             return f"index head {self.model_id} on {self.encoder.model_id}"
-        kind = {"finetuned": "fine-tuned", "refit": "refitted head"}.get(str(self.report.get("kind")), "model")
+        kind = KIND_WORDS.get(str(self.report.get("kind")), "model")
         return f"{kind} {self.version or self.model_id} (intent model store)"
 
     def scores(self, texts: Sequence[str]) -> IntentScores:
