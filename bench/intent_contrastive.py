@@ -34,7 +34,7 @@ from csassist.core.knowledge.retrieval import Retriever  # noqa: E402
 from csassist.core.learn.evaluation import intent_metrics, load_eval_queries  # noqa: E402
 from csassist.core.learn.intent_contrastive import ContrastiveConfig, train_contrastive_model  # noqa: E402
 from csassist.core.learn.kb_examples import intent_training_examples  # noqa: E402
-from csassist.core.understand.intent import load_head  # noqa: E402
+from csassist.core.understand.intent import load_head, write_model  # noqa: E402
 from csassist.core.understand.oos import load_oos_model  # noqa: E402
 from csassist.core.workspace import Workspace  # noqa: E402
 
@@ -42,6 +42,9 @@ RESULTS = ROOT / "bench" / "results" / "intent_contrastive.json"
 #: name -> overrides of ContrastiveConfig (the default is the lead's prototype + the 10 % validation split).
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "no-refit": {"refit_head": False},
+    "mix0.5": {"mix": 0.5},
+    "mix0.7": {"mix": 0.7},
     "all-data": {"val_split": 0.0},
     "steps60": {"steps": 60},
     "lr1.5e-5": {"lr": 1.5e-5},
@@ -87,6 +90,7 @@ def main() -> int:
     parser.add_argument("--index", type=Path, required=True, help="index dir (built there when missing)")
     parser.add_argument("--variants", default="default", help=f"comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--save", type=Path, help="also save each trained model under DIR/<variant> (for eval --model)")
     args = parser.parse_args()
     configure_threads(1)
     if not (args.index / "manifest.json").exists():
@@ -107,6 +111,9 @@ def main() -> int:
         cfg = ContrastiveConfig(**VARIANTS[name])
         started = time.perf_counter()
         trained = train_contrastive_model(examples, None, cfg)
+        if args.save:
+            (args.save / name).mkdir(parents=True, exist_ok=True)
+            write_model(trained.model, args.save / name)
         result = score(trained.model, args.index, retriever, encoder, queries)
         result.update({"seconds": round(time.perf_counter() - started, 1), "config": VARIANTS[name],
                        "val_accuracy": trained.model.report["val_accuracy"],

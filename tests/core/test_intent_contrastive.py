@@ -23,6 +23,7 @@ from csassist.core.learn.intent_contrastive import (
     supcon_loss,
     train_contrastive_model,
 )
+from csassist.core.learn.intent_head import fit_head
 from csassist.core.learn.intent_promotion import load_intent_model
 from csassist.core.types import IntentExample
 from csassist.core.understand.intent import ORIGIN_STORE, read_model
@@ -121,6 +122,23 @@ def test_time_budget_shrinks_the_plan(tiny_bert: Path) -> None:
     assert report["stopped_by_budget"] and report["steps"] < 100_000
     estimate = next(e for e in events if e["event"] == "estimate")
     assert estimate["planned_steps"] < 100_000 and estimate["estimated_seconds"] < 60
+
+
+def test_mix_zero_gives_back_the_base_body_and_the_head_learns_the_validation_rows(tiny_bert: Path) -> None:
+    from csassist.core.understand.intent_encoder import TransformerEncoder
+
+    cfg = ContrastiveConfig(base=str(tiny_bert), steps=3, lr=1e-2, intents_per_batch=3, per_intent=2, mix=0.0,
+                            val_split=0.2)
+    trained = train_contrastive_model(_train_rows(), None, cfg)
+    base = TransformerEncoder.load(tiny_bert, "base", normalize=True)
+    texts = ["where is my parcel", "refund please"]
+    assert np.allclose(trained.model.encoder.encode(texts), base.encode(texts), atol=1e-6)
+    assert trained.model.report["head_refitted_on_validation"]
+    val_texts = [e.text for e in trained.val_in]
+    head_rows = fit_head([e for e in _train_rows() if e.text not in val_texts], trained.model.encoder)
+    assert not np.allclose(head_rows.head.coef, trained.model.head.coef)  # the validation rows joined the head
+    with pytest.raises(DataError, match="mix"):
+        train_contrastive_model(_train_rows(), None, ContrastiveConfig(base=str(tiny_bert), mix=1.5))
 
 
 def test_one_intent_is_a_clear_error(tiny_bert: Path) -> None:
