@@ -87,7 +87,7 @@ def test_finetune_reads_a_kb_directory_as_index_does(tmp_path: Path) -> None:
 
 def test_index_fits_the_head_on_the_kb_phrasings_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     encoder = FakeEncoder(model_id="fake")
-    monkeypatch.setattr(embedder, "load_encoder", lambda name=None: encoder)
+    monkeypatch.setattr(embedder, "load_encoder", lambda name=None, **_: encoder)
     kb_dir = _tiny_kb(tmp_path / "kb")
     settings = Settings(
         retrieval=RetrievalSettings(kb_dir=str(kb_dir), index_dir=str(tmp_path / "index")),
