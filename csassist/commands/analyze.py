@@ -50,12 +50,12 @@ def _analysis_dict(analysis, note: str | None, description: str | None = None, p
 
 def run(args: argparse.Namespace) -> int:
     """Analyse the message and print the result (plain text or JSON)."""
-    import json
     import sys
     from pathlib import Path
 
     from csassist.commands.common import open_workspace
     from csassist.core.errors import DataError, ModelMissingError
+    from csassist.core.sanitize import terminal_safe_json
     from csassist.core.textnorm import normalize_text
     from csassist.core.understand.stack import intent_distribution, load_understanding
 
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         passages = retriever.search(text, top_k, intents=intent_distribution(analysis.intent))
     result = _analysis_dict(analysis, note, description, passages)
     if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+        print(terminal_safe_json(result))
         return 0
     _print_plain(result)
     return 0

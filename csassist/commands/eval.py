@@ -105,13 +105,13 @@ def _index_dir(args: argparse.Namespace, workspace: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the report."""
-    import json
     import sys
     from pathlib import Path
 
     from csassist.commands.common import open_workspace
     from csassist.core.errors import ModelMissingError
     from csassist.core.learn.evaluation import load_eval_queries
+    from csassist.core.sanitize import terminal_safe_json
     from csassist.core.understand.stack import load_understanding
 
     workspace = open_workspace()
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     report = _retrieval(parts, queries, texts, args.k) if args.what == "retrieval" else _intents(model, queries, texts)
     report["skipped_rows"] = len(problems)
     if args.json:
-        print(json.dumps(report))
+        print(terminal_safe_json(report))
         return 0
     if args.what == "retrieval":
         _print_retrieval(report)

@@ -35,7 +35,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     """Build the index, fit the intent head, print the summary; 0 clean, 3 if KB input was skipped."""
-    import json
     import sys
     from pathlib import Path
 
@@ -43,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from csassist.cli import EXIT_OK, EXIT_PARTIAL
     from csassist.commands.common import open_workspace
+    from csassist.core.sanitize import terminal_safe_json
 
     workspace = open_workspace()
     err = Console(stderr=True)
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             "oos_detector": oos,
             "exit_code": exit_code,
         }
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        sys.stdout.write(terminal_safe_json(payload) + "\n")
         return exit_code
     _print_summary(Console(), report, kb_dir, intent, oos)
     return exit_code

@@ -140,11 +140,10 @@ def probe_server(gen: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the report (table or JSON)."""
-    import json
     import sys
 
     from csassist.core.progress import ProgressEvent
-    from csassist.core.sanitize import safe_line
+    from csassist.core.sanitize import safe_line, terminal_safe_json
 
     def progress(event: ProgressEvent) -> None:
         print(event.message, file=sys.stderr)
@@ -155,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         quiet_model_loading()
     report = collect(prepare=args.prepare, progress=progress if args.prepare else None)
     if args.json:
-        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+        sys.stdout.write(terminal_safe_json(report) + "\n")
         return 0
     emb, intent, gen, ad, srv = (report[k] for k in ("embedder", "intent_model", "generator", "adapters", "server"))
     yes = {True: "yes", False: "NO", None: "unknown"}

@@ -30,13 +30,12 @@ def snippet(text: str, width: int = 160) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Open the index (validated against its manifest), search, print."""
-    import json
     import sys
     from pathlib import Path
 
     from csassist.cli import EXIT_USAGE
     from csassist.commands.common import open_workspace
-    from csassist.core.sanitize import safe_line
+    from csassist.core.sanitize import safe_line, terminal_safe_json
     from csassist.core.textnorm import normalize_text
 
     workspace = open_workspace()
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                 for h in hits
             ]
         }
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        sys.stdout.write(terminal_safe_json(payload) + "\n")
         return 0
 
     from rich.console import Console

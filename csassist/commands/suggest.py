@@ -74,11 +74,11 @@ def grounding_json(grounding: Any) -> list[dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     """Load the assistant (degrading with warnings), run one turn, print the suggestions."""
     import dataclasses
-    import json
     import sys
 
     from csassist.cli import EXIT_USAGE
     from csassist.commands.common import open_workspace, print_warnings
+    from csassist.core.sanitize import terminal_safe_json
     from csassist.core.types import CancelToken, Message
 
     workspace = open_workspace()
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             "warnings": [*workspace.warnings, *assistant.warnings],
             "engine": assistant.describe().as_dict(),
         }
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        sys.stdout.write(terminal_safe_json(payload) + "\n")
         return 0
 
     from csassist.core.sanitize import make_safe_for_terminal, safe_line

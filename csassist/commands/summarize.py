@@ -28,7 +28,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     """Read the conversation, detect the intent of the customer's request, print the summary."""
-    import json
     import sys
     from pathlib import Path
 
@@ -36,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from csassist.core.errors import DataError
     from csassist.core.io.sources import read_conversations
     from csassist.core.reply.summary import summarize
+    from csassist.core.sanitize import terminal_safe_json
 
     path = Path(args.conversation).expanduser()
     messages, problems = read_conversations(path)
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         payload = summary.to_json()
         payload["warnings"] = warnings
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        sys.stdout.write(terminal_safe_json(payload) + "\n")
         return 0
     from csassist.core.sanitize import make_safe_for_terminal
 

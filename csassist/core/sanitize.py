@@ -122,3 +122,31 @@ def safe_line(text: object, *, max_chars: int = 2_000) -> str:
     """
     safe = make_safe_for_terminal(str(text), max_chars=max_chars)
     return safe.replace("\n", LINE_BREAK_MARK).replace("\t", " ")
+
+
+def _json_escape(code: int) -> str:
+    """``\\uXXXX`` for ``code`` (a UTF-16 surrogate pair above U+FFFF), as JSON writes escapes."""
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    high, low = divmod(code - 0x10000, 0x400)
+    return f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}"
+
+
+# json.dumps(ensure_ascii=False) already escapes C0 controls; these are the rest of the unsafe set.
+_JSON_TABLE: dict[int, str] = {
+    code: _json_escape(code) for low, high in _UNSAFE_RANGES for code in range(max(low, 0x7F), high + 1)
+}
+
+
+def terminal_safe_json(payload: object, **dumps_options: object) -> str:
+    """``json.dumps`` for the CLI's ``--json`` output: readable UTF-8, but nothing a terminal acts on.
+
+    ``ensure_ascii=False`` keeps accents and emoji readable and escapes C0 controls, but it passed
+    C1 controls (U+009B is an 8-bit CSI), bidi overrides (U+202E) and invisible "tag" characters
+    through raw.  They only ever occur inside JSON strings, so replacing each with its ``\\uXXXX``
+    escape keeps the document valid and the decoded value identical (a JSON consumer sees the same
+    text; a person reading the terminal sees the escape).
+    """
+    import json
+
+    return json.dumps(payload, ensure_ascii=False, **dumps_options).translate(_JSON_TABLE)  # type: ignore[arg-type]

@@ -54,6 +54,20 @@ def test_analyze_plain_output_shows_escapes_visibly(capsys: pytest.CaptureFixtur
     assert "␛[2J" in out and "LK-204817" in out
 
 
+def test_json_output_escapes_c1_bidi_and_tag_characters_and_decodes_to_the_same_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--json`` keeps accents readable but escapes what a terminal would act on (valid JSON, same value)."""
+    import json
+
+    message = "café order LK-204817 \x9b31m \u202eevil \U000e0041 \u2066x\u2069 \x1b[2J"
+    assert main(["analyze", message, "--json"]) == 0
+    out = capsys.readouterr().out
+    _assert_clean(out)
+    assert "\U000e0041" not in out and "café" in out
+    assert json.loads(out)["redacted_text"] == message  # nothing to redact: the same text, escaped only in transit
+
+
 def test_config_warnings_are_printed_safely(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = Path(__import__("os").environ["CSASSIST_HOME"]) / "config"
     config.mkdir(parents=True)

@@ -168,3 +168,15 @@ def test_hostile_corpus_is_made_terminal_safe() -> None:
         assert "\x1b" not in out and "\x9b" not in out and "\u202e" not in out
         assert not any(0xD800 <= ord(ch) <= 0xDFFF for ch in out)
         out.encode("utf-8")  # encodable: nothing left that a terminal or a tokenizer would choke on
+
+
+def test_terminal_safe_json_is_valid_json_with_the_same_value_and_no_unsafe_characters() -> None:
+    import json
+
+    from csassist.core.sanitize import _UNSAFE_RANGES, terminal_safe_json
+
+    payload = {"text": "é 😀 \x1b[2J \x9b \u202e \u2066 \u200b \ufeff \U000e0041 \ud800", "n": [1, "\u2028"]}
+    out = terminal_safe_json(payload, indent=1)
+    assert json.loads(out) == payload
+    assert not any(low <= ord(c) <= high for c in out for low, high in _UNSAFE_RANGES if c not in "\n")
+    assert "é 😀" in out  # readable text stays readable
