@@ -461,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.first_token_only:
             payload = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"benchmark": "generation"}
             payload["first_token"] = first
+            payload["first_token_note"] = (f"first_token measured {first['measured_at']} with --first-token-only; "
+                                           "results (decode, local vs generate) are from the last full run")
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
             print(f"\nwrote {out.relative_to(ROOT)} (first_token only)")
