@@ -178,10 +178,10 @@ def test_real_model_default_strategy_fills_every_slot_and_logs_the_inference_pro
     assert ids[: len(prompt_ids)] == prompt_ids and labels[: len(prompt_ids)] == [-100] * len(prompt_ids)
 
 
-def test_select_refuses_an_opening_that_talks_about_the_task_or_states_what_no_passage_says() -> None:
+def test_select_refuses_an_opening_that_talks_about_the_task_or_makes_a_claim() -> None:
     for opening in (
         "The customer message is a classic example of how one can misinterpret the tone of an email.",
-        "Our warehouse team packs every parcel with extra care and love.",
+        "We will send you a free replacement today.",
     ):
         gen = FakeGenerator([opening, opening, REWRITE])
         a = Assistant(strategy_settings("select"), generator=gen, analyzer=FakeAnalyzer())

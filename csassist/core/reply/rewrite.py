@@ -8,8 +8,8 @@ facts (issue 13).  Two narrower jobs keep the KB's words and give the model only
   then marks whatever it added.
 * **select** — sentence selection + light rewriting: the KB sentences picked by the extractive path
   are kept verbatim; the model writes only one opening sentence that acknowledges the customer's
-  request (a few tokens, so it is also the fastest).  An opening that the grounding check does not
-  find conversational or supported is refused, so the result is grounded by construction.
+  request (a few tokens, so it is also the fastest).  An opening with an unsupported claim, or one
+  that talks about the task instead of the customer, is refused, so no claim is ever added.
 
 Both are pure prompt/assembly functions: the prompts are stored with each suggestion, so accepted
 and edited replies remain (prompt, reply) pairs for the learning loop's LoRA adapter.
@@ -103,13 +103,14 @@ def compose_selected(
     ``extractive_text`` is :func:`~csassist.core.reply.extractive.extractive_reply` output ("greeting
     thank-you", blank line, KB sentences, blank line, closing).  The opening goes in front of the KB
     sentences only when it is not empty, does not talk about the task ("the customer message ...") and
-    the grounding check finds it conversational or supported (no unsupported claim, nothing stated that
-    no passage says: an opening only acknowledges); otherwise the extractive reply is returned unchanged.
+    the grounding check finds no unsupported claim in it; otherwise the extractive reply is returned
+    unchanged.  An opening without claims that no passage covers ("I can see you are having trouble
+    with your payment") is kept: it only acknowledges, and the card still marks it as not from the KB
+    (refusing those sent most select drafts to the slower, worse rewrite fallback on the KB dev set).
     """
     opening = opening.strip()
     if not opening or ECHO.search(opening):
         return extractive_text
-    verdict = ground(opening, passages, conversation)
-    if verdict.risky or verdict.unsupported:
+    if ground(opening, passages, conversation).risky:
         return extractive_text
     return place_opening(extractive_text, opening)
