@@ -305,10 +305,15 @@ def recommend(datasets: dict[str, Any]) -> dict[str, Any]:
                                                  -(systems[s]["rouge_l"]["mean"] + systems[s]["cosine"]["mean"])))
         for rank, s in enumerate(ordered):
             ranks.setdefault(s, []).append(rank)
-    best = sorted(ranks, key=lambda s: (statistics.fmean(ranks[s]), GENERATIVE.index(s)))
+    quality: dict[str, list[float]] = {}
+    for result in datasets.values():
+        for s, r in result["results"]["systems"].items():
+            quality.setdefault(s, []).append(r["rouge_l"]["mean"] + r["cosine"]["mean"])
+    best = sorted(ranks, key=lambda s: (statistics.fmean(ranks[s]), -statistics.fmean(quality[s])))
     return {"strategy": ",".join(best[:2]), "mean_rank": {s: statistics.fmean(r) for s, r in ranks.items()},
-            "rule": "rank by unsupported-claim share, then ROUGE-L + cosine; mean rank over the data sets; "
-                    "the best two distinct systems, one per generated slot"}
+            "mean_rouge_l_plus_cosine": {s: round(statistics.fmean(quality[s]), 4) for s in ranks},
+            "rule": "rank by unsupported-claim share, then ROUGE-L + cosine; mean rank over the data sets, ties "
+                    "broken by mean ROUGE-L + cosine; the best two distinct systems, one per generated slot"}
 
 
 def print_table(name: str, meta: dict[str, Any], result: dict[str, Any]) -> None:

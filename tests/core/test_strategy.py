@@ -188,3 +188,14 @@ def test_select_refuses_an_opening_that_talks_about_the_task_or_makes_a_claim() 
         s = suggestions(list(a.suggest(MSG, [], None, [P], CancelToken(), n=2)))[1]
         assert opening not in s.text and s.fallbacks == ("select: no grounded opening sentence",)
         assert [c["seed"] for c in gen.calls][:2] == [1, 2]  # select tried a second seed before falling back
+
+
+def test_the_default_is_what_the_reply_quality_bench_recommends() -> None:
+    """The default follows the measurement: re-running bench/reply_quality.py may change the JSON, and then this."""
+    import json
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[2] / "bench" / "results" / "reply_quality.json"
+    recommended = json.loads(results.read_text(encoding="utf-8"))["recommended"]
+    assert recommended["strategy"] == Settings().generation.strategy == DEFAULT_STRATEGY
+    assert "select" in recommended["mean_rank"] and "free" in recommended["mean_rank"]
