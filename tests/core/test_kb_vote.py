@@ -83,6 +83,15 @@ def test_without_a_vote_the_model_is_unchanged() -> None:
     assert pred.top[0].intent == "cancel_order" and pred.own_top == ()
 
 
+def test_a_failing_search_loses_only_the_vote() -> None:
+    def broken(texts: Sequence[str]) -> list[list[tuple[str, ...]]]:
+        raise OSError("index replaced under us")
+
+    model = dataclasses.replace(_model([0.45, 0.35, 0.20], 0.3, []), kb_vote=KBVote(search=broken))
+    pred = model.predict("where is my order")
+    assert pred.top[0].intent == "cancel_order" and pred.top[0].probability == pytest.approx(0.45)
+
+
 @pytest.mark.real_model
 def test_real_index_vote_pulls_towards_the_retrieved_articles_intent(tmp_path: Path, real_encoder) -> None:  # type: ignore[no-untyped-def]
     """Built as ``csassist index`` builds it; the vote is attached wherever the understanding is loaded."""

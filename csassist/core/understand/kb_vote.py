@@ -75,10 +75,18 @@ class KBVote:
     decay: float = DECAY
 
     def mix(self, texts: Sequence[str], probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
-        """``probs`` (one row per text, over ``labels``) mixed with the KB's votes for ``texts``."""
+        """``probs`` (one row per text, over ``labels``) mixed with the KB's votes for ``texts``.
+
+        The vote is a second opinion: when the search fails (an index being replaced, a broken
+        file), the model's own probabilities are returned and the intent is still shown.
+        """
         if not len(texts) or self.weight <= 0:
             return np.asarray(probs, dtype=np.float64)
-        votes = vote_matrix(self.search(texts), labels, depth=self.depth, decay=self.decay)
+        try:
+            hits = self.search(texts)
+        except Exception:  # noqa: BLE001 - any search failure only loses the vote, never the intent
+            return np.asarray(probs, dtype=np.float64)
+        votes = vote_matrix(hits, labels, depth=self.depth, decay=self.decay)
         return blend(probs, votes, self.weight)
 
 
