@@ -53,6 +53,13 @@ def test_onnx_vectors_equal_torch_and_the_export_is_reused(tmp_path: Path, fresh
     assert getattr(again, "runtime", "") == "onnx" and exported[0].stat().st_mtime_ns == stamp  # not re-exported
     assert np.abs(again.encode(TEXTS[:1]) - b[:1]).max() < 1e-6
 
+    # A damaged export (a truncated copy, another program's file) is exported again, once.
+    exported[0].write_bytes(b"not an onnx model")
+    embedder_module._RUNTIME_ENCODERS.clear()
+    repaired = load_encoder(None, runtime="onnx", cache_dir=tmp_path)
+    assert getattr(repaired, "runtime", "") == "onnx" and exported[0].stat().st_size > 1_000_000
+    assert np.abs(repaired.encode(TEXTS[:1]) - b[:1]).max() < 1e-6
+
 
 def test_auto_falls_back_to_torch_with_a_reason(tmp_path: Path, fresh_runtime_cache: Any,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:

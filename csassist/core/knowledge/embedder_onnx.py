@@ -135,12 +135,20 @@ class OnnxSentenceEncoder:
         """Export (once) and load ``st_model``; :class:`ModelMissingError` when it cannot be exported."""
         transformer = _exportable(st_model)
         target = Path(cache_dir) / f"{Path(model_id).name}-{export_key(model_dir)}.onnx"
-        if not target.is_file():
-            export(transformer, st_model.tokenizer, target)
         dimension = int(transformer.config.hidden_size)
         normalize = type(list(st_model)[-1]).__name__ == "Normalize"
-        return cls(target, st_model.tokenizer, model_id, dimension, int(st_model.max_seq_length or 256),
-                   normalize=normalize, threads=threads)
+
+        def load() -> OnnxSentenceEncoder:
+            return cls(target, st_model.tokenizer, model_id, dimension, int(st_model.max_seq_length or 256),
+                       normalize=normalize, threads=threads)
+
+        if target.is_file():
+            try:
+                return load()
+            except Exception:  # noqa: BLE001 - an unreadable export (disk trouble, foreign file) is redone once
+                target.unlink(missing_ok=True)
+        export(transformer, st_model.tokenizer, target)
+        return load()
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Mean-pooled (and L2-normalised) float32 vectors; length-sorted batches pad less."""
