@@ -64,15 +64,17 @@ def run(args: argparse.Namespace) -> int:
     if len(problems) > 10:
         print(f"warning: ... and {len(problems) - 10} more skipped rows", file=sys.stderr)
 
-    if getattr(args, "method", "full") == "contrastive":
-        cfg_c = _contrastive_config(args)
-        report = _train_with_progress(intent_promotion, train, val, cfg_c, out_root, quiet=args.json, force=args.force)
-        if args.json:
-            print(json.dumps(report))
-            return 0
-        _print_report(report)
+    cfg = _contrastive_config(args) if getattr(args, "method", "full") == "contrastive" else _full_config(args, ft)
+    report = _train_with_progress(intent_promotion, train, val, cfg, out_root, quiet=args.json, force=args.force)
+    if args.json:
+        print(json.dumps(report))
         return 0
+    _print_report(report)
+    return 0
 
+
+def _full_config(args: argparse.Namespace, ft: Any) -> Any:
+    """The full fine-tuning recipe (``ft`` is intent_finetune, imported lazily) with the command's overrides."""
     cfg = ft.FinetuneConfig()
     overrides: dict[str, Any] = {
         "base": args.base, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
@@ -87,13 +89,7 @@ def run(args: argparse.Namespace) -> int:
         from csassist.core.errors import DataError
 
         raise DataError(f"--freeze must be none, embeddings or a number of layers, not {cfg.freeze!r}")
-
-    report = _train_with_progress(intent_promotion, train, val, cfg, out_root, quiet=args.json, force=args.force)
-    if args.json:
-        print(json.dumps(report))
-        return 0
-    _print_report(report)
-    return 0
+    return cfg
 
 
 def _contrastive_config(args: argparse.Namespace) -> Any:

@@ -53,13 +53,14 @@ from typing import Any
 
 import numpy as np
 
-from csassist.core.errors import DataError, ModelMissingError
+from csassist.core.errors import DataError
 from csassist.core.learn.intent_finetune import (
     BUDGET_RESERVE_S,
     ESTIMATE_AFTER_STEPS,
     ProgressCallback,
     TrainedIntentModel,
     _lr_lambda,
+    load_base_encoder,
     split_validation,
 )
 from csassist.core.learn.intent_head import DEFAULT_C, choose_threshold, fit_head
@@ -215,9 +216,8 @@ def train_contrastive_model(
     threshold.  Nothing is saved here (see :mod:`csassist.core.learn.intent_promotion`).
     """
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
-    from csassist.core.knowledge.embedder import configure_threads, resolve_embedder_path
+    from csassist.core.knowledge.embedder import configure_threads
 
     cfg = config or ContrastiveConfig()
     if cfg.steps < 1 or cfg.per_intent < 2 or cfg.intents_per_batch < 2 or cfg.temperature <= 0:
@@ -251,12 +251,7 @@ def train_contrastive_model(
     if len({e.intent for e in train_in}) < 2:
         raise DataError("contrastive training needs examples of at least two intents left after the validation split")
 
-    base_id, base_path = resolve_embedder_path(cfg.base)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base_path)
-        encoder = AutoModel.from_pretrained(base_path)
-    except (OSError, ValueError) as exc:
-        raise ModelMissingError(f"cannot load base encoder {base_id!r} from {base_path}: {exc}") from exc
+    base_id, tokenizer, encoder = load_base_encoder(cfg.base)
 
     texts = [clean_text(e.text) for e in train_in]
     y = [index[e.intent] for e in train_in]

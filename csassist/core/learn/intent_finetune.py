@@ -123,6 +123,22 @@ def split_validation(
     return train, val
 
 
+def load_base_encoder(base: str | None) -> tuple[str, Any, Any]:
+    """``(model id, tokenizer, transformers encoder)`` of the base to fine-tune (the configured embedder by default).
+
+    Raises :class:`ModelMissingError` naming the model and the path when it cannot be loaded.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    from csassist.core.knowledge.embedder import resolve_embedder_path
+
+    base_id, base_path = resolve_embedder_path(base)
+    try:
+        return base_id, AutoTokenizer.from_pretrained(base_path), AutoModel.from_pretrained(base_path)
+    except (OSError, ValueError) as exc:
+        raise ModelMissingError(f"cannot load base encoder {base_id!r} from {base_path}: {exc}") from exc
+
+
 def _freeze(encoder: Any, how: str) -> int:
     """Apply ``--freeze``; return how many encoder layers stay trainable."""
     layers = encoder.encoder.layer if hasattr(encoder, "encoder") else []
@@ -251,9 +267,8 @@ def train_intent_model(
     """
     import torch
     from torch import nn
-    from transformers import AutoModel, AutoTokenizer
 
-    from csassist.core.knowledge.embedder import configure_threads, resolve_embedder_path
+    from csassist.core.knowledge.embedder import configure_threads
 
     cfg = config or FinetuneConfig()
     configure_threads(cfg.threads)
@@ -281,12 +296,7 @@ def train_intent_model(
     if not train_in:
         raise DataError("no training examples left after carving the validation split")
 
-    base_id, base_path = resolve_embedder_path(cfg.base)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base_path)
-        encoder = AutoModel.from_pretrained(base_path)
-    except (OSError, ValueError) as exc:
-        raise ModelMissingError(f"cannot load base encoder {base_id!r} from {base_path}: {exc}") from exc
+    base_id, tokenizer, encoder = load_base_encoder(cfg.base)
     trainable_layers = _freeze(encoder, cfg.freeze)
     net = _build_classifier(encoder, len(labels), cfg.dropout)
     net.train()
