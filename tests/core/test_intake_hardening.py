@@ -13,12 +13,12 @@ import pytest
 
 from csassist.core.io.limits import MAX_MESSAGE_BYTES
 from csassist.core.io.listen import DEFAULT_MAX_BODY_BYTES, ListenServer
+from csassist.core.io.message_format import parse_timestamp
 from csassist.core.io.sources import (
     DEFAULT_MAX_LINE_BYTES,
     JsonlFileSource,
     StdinSource,
     collect,
-    parse_timestamp,
     read_conversations,
 )
 from tests.core.test_listen import TOKEN, Received, post, raw_request

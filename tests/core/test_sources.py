@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from csassist.core.errors import CsassistError
 from csassist.core.io.demo_replay import DemoReplay, build_schedule
 from csassist.core.io.feeds import source_from_args
+from csassist.core.io.message_format import parse_message, parse_timestamp
 from csassist.core.io.sources import (
     JsonlFileSource,
     MessageSource,
@@ -28,8 +29,6 @@ from csassist.core.io.sources import (
     collect,
     demo_conversations_dir,
     load_conversations,
-    parse_message,
-    parse_timestamp,
     read_conversations,
 )
 from csassist.core.textnorm import normalize_text

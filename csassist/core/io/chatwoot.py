@@ -69,8 +69,9 @@ from pathlib import Path
 from typing import Any
 
 from csassist.core.errors import CsassistError
+from csassist.core.io.message_format import parse_timestamp
 from csassist.core.io.outbox import append_line_durably, encode_json_line, read_outbox
-from csassist.core.io.sources import ThreadedSource, parse_timestamp
+from csassist.core.io.sources import ThreadedSource
 from csassist.core.types import Message
 
 WEBHOOK_PREFIX = "/v1/chatwoot/"

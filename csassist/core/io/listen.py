@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 from csassist.core.errors import CsassistError
 from csassist.core.io.limits import FD_RESERVE, MAX_CONNECTIONS, MAX_MESSAGE_BYTES, REQUEST_DEADLINE_S
-from csassist.core.io.sources import parse_message
+from csassist.core.io.message_format import parse_message
 from csassist.core.types import Message
 
 #: A connector's webhook handler: ``(path, headers, body) -> (status, json_payload)``.
