@@ -62,6 +62,12 @@ def test_fit_save_load_and_explain(tmp_path: Path, fake_encoder: FakeEncoder) ->
     assert empty.top == () and empty.out_of_scope
     # An index without a detector leaves the model as it was.
     assert load_oos_model(head, tmp_path / "elsewhere", fake_encoder) is head
+    # The linear off-topic probe is saved with the detector and scores negatives above questions.
+    detector = OOSDetector.load(tmp_path / "index" / "oos", fake_encoder)
+    vectors = fake_encoder.encode(["where is my parcel, it has not arrived", OFF_TOPIC[1], OFF_TOPIC[5]])
+    scores = detector.probe(vectors)
+    assert np.all((scores >= 0) & (scores <= 1)) and scores[0] < min(scores[1], scores[2])
+    assert model.detector is not None and np.allclose(model.detector.probe(vectors), scores)
     # A detector from another embedder is refused with advice.
     with pytest.raises(ModelMissingError, match="csassist index"):
         OOSDetector.load(tmp_path / "index" / "oos", FakeEncoder(model_id="other"))
@@ -90,3 +96,16 @@ def test_real_detector_flags_off_topic_and_keeps_questions(tmp_path: Path, real_
     assert [p.out_of_scope for p in preds] == [False, False, True, True]
     assert preds[0].top[0].intent == "track_order" and preds[0].neighbours[0].intent == "track_order"
     assert "away" in preds[2].reason and preds[2].oos_score is not None and preds[2].oos_score > preds[0].oos_score
+
+
+def test_detector_of_an_older_format_is_refused_with_advice(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    """A detector fitted before the probe feature existed has fewer features: re-index, never misread it."""
+    import json
+
+    fit_oos_detector(_examples(), fake_encoder, tmp_path / "oos")
+    meta_path = tmp_path / "oos" / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["format"], meta["features"] = 1, meta["features"][:-1]
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ModelMissingError, match="another format; run `csassist index`"):
+        OOSDetector.load(tmp_path / "oos", fake_encoder)

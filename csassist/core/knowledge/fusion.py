@@ -36,10 +36,13 @@ class RetrievalOptions:
     lexical_weight: float = 1.0
     chars_weight: float = 0.5
     kb_sentences: float = 1.0  # weight of the ranking by the chunk's best-matching sentence (0 = off)
+    spelling: bool = True  # misspelled words corrected towards the KB's words first (knowledge.spelling)
 
 
 #: The engine before hybrid retrieval (7a33194): embeddings only, no boosts, no sentence scoring.
-DENSE_ONLY = RetrievalOptions(lexical=False, chars=False, intent_boost=0.0, per_sentence=False, kb_sentences=0.0)
+DENSE_ONLY = RetrievalOptions(
+    lexical=False, chars=False, intent_boost=0.0, per_sentence=False, kb_sentences=0.0, spelling=False
+)
 
 #: A message longer than this with two or more sentences is also searched sentence by sentence.
 LONG_MESSAGE_CHARS = 140

@@ -48,6 +48,7 @@ from csassist.core.knowledge.index import (
 )
 from csassist.core.knowledge.lexical import LEXICAL_SUBDIR, LexicalIndex
 from csassist.core.knowledge.sentences import split_sentences
+from csassist.core.knowledge.spelling import SpellingNormaliser
 from csassist.core.types import Passage
 
 _REINDEX = "re-index with `csassist index KB --rebuild`"
@@ -98,6 +99,8 @@ class Retriever:
             for r in records
         ]
         self._article_of = [p.article_id for p in self._passages]
+        #: Typo repair towards the words of these articles (what the models read; built on first use).
+        self.spelling = SpellingNormaliser.from_texts(f"{p.title}\n{p.text}" for p in self._passages)
         self._sentence_texts: list[str] = []
         self._sentence_vectors = np.zeros((0, encoder.dimension), dtype=np.float32)
         self._sentences_of: dict[int, list[int]] = {}
@@ -210,7 +213,7 @@ class Retriever:
         wanted = [i for i, q in enumerate(queries) if q and q.strip()]
         if not wanted or k <= 0 or not self._records:
             return results
-        texts = [queries[i].strip()[:MAX_QUERY_CHARS] for i in wanted]
+        texts = [self.reading(queries[i], opts) for i in wanted]
         parts = [self._sentences_of_query(t) if opts.per_sentence else [] for t in texts]
         flat = [s for p in parts for s in p]
         vectors = np.asarray(self.encoder.encode(texts + flat), dtype=np.float32)
@@ -223,6 +226,11 @@ class Retriever:
                 texts[row], vectors[row], parts[row], sentence_vectors, k, distribution, opts
             )
         return results
+
+    def reading(self, query: str, options: RetrievalOptions | None = None) -> str:
+        """The text the models read for ``query``: trimmed, capped and (by default) typo-repaired."""
+        text = query.strip()[:MAX_QUERY_CHARS]
+        return self.spelling.normalise(text) if (options or self.options).spelling else text
 
     def search_vectors(
         self,

@@ -33,7 +33,7 @@ import dataclasses
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,9 @@ class IntentModel:
     #: The KB's second opinion on the ranking (:mod:`csassist.core.understand.kb_vote`); attached where
     #: a retriever is open (:func:`csassist.core.understand.stack.attach_kb`), never saved.
     kb_vote: KBVote | None = field(default=None, compare=False, repr=False)
+    #: How the index reads a message before any model does (typo repair towards the KB's words, see
+    #: :mod:`csassist.core.knowledge.spelling`); attached with the KB, never saved.  ``None``: as written.
+    reading: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.head.dimension != self.encoder.dimension:
@@ -178,9 +181,13 @@ class IntentModel:
         kind = KIND_WORDS.get(str(self.report.get("kind")), "model")
         return f"{kind} {self.version or self.model_id} (intent model store)"
 
+    def model_text(self, text: str) -> str:
+        """What the encoder reads for ``text``: read as the KB's index reads it, trimmed and capped."""
+        return clean_text(self.reading(text) if self.reading is not None and text else text)
+
     def scores(self, texts: Sequence[str]) -> IntentScores:
         """Per-class probabilities and embeddings for ``texts`` (one encoder call for the batch)."""
-        cleaned = [clean_text(t) for t in texts]
+        cleaned = [self.model_text(t) for t in texts]
         todo = [i for i, t in enumerate(cleaned) if t]
         probs = np.zeros((len(cleaned), len(self.head.labels)), dtype=np.float64)
         emb = np.zeros((len(cleaned), self.encoder.dimension), dtype=np.float32)
@@ -206,7 +213,7 @@ class IntentModel:
         todo = [i for i in range(len(texts)) if not scored.empty[i]]
         out = scored.probs.copy()
         if todo:
-            out[todo] = self.kb_vote.mix([clean_text(texts[i]) for i in todo], scored.probs[todo], self.labels)
+            out[todo] = self.kb_vote.mix([self.model_text(texts[i]) for i in todo], scored.probs[todo], self.labels)
         return out
 
     def predictions(self, texts: Sequence[str], scored: IntentScores) -> list[IntentPrediction]:

@@ -63,7 +63,7 @@ def attach_kb(
             raise
         notes.append(f"out-of-scope detector unusable ({exc}); using the intent model's own cut-off")
     if retriever is not None:
-        model = dataclasses.replace(model, kb_vote=retriever_vote(retriever))
+        model = dataclasses.replace(model, kb_vote=retriever_vote(retriever), reading=retriever.reading)
     return model
 
 
