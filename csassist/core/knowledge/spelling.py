@@ -41,8 +41,7 @@ COMMON_WORDS = 5000
 KB_WEIGHT = 10**9
 #: Texting shorthand that is meant as written (not in the English list, so it would be "corrected").
 SHORTHAND = frozenset(
-    "pls plz thx thnx ty ur asap btw idk tbh imo lol omg nvm thru tho cuz coz msg txt wk yr hr hrs min mins "
-    "bday pic pics info dm fyi approx".split()
+    ["pls", "plz", "thx", "thnx", "ty", "ur", "asap", "btw", "idk", "tbh", "imo", "lol", "omg", "nvm", "thru", "tho", "cuz", "coz", "msg", "txt", "wk", "yr", "hr", "hrs", "min", "mins", "bday", "pic", "pics", "info", "dm", "fyi", "approx"]
 )
 #: A lowercase word not glued to an address, code, number or apostrophe ("ordr", not "j.novak@", "LK-12").
 _CANDIDATE = re.compile(r"(?<![\w.@/'-])[a-z]+(?![\w@/-]|'\w|\.\w)")
