@@ -13,8 +13,10 @@ no training path reads) under six configurations, each adding one component to t
 6. + KB vote -- the intents of the top retrieved articles mixed into the intent ranking
    (:mod:`csassist.core.understand.kb_vote`), and that ranking boosting retrieval;
 7. + typo repair -- misspelled words corrected towards the KB's words before any model reads the
-   message (:mod:`csassist.core.knowledge.spelling`); the OOS detector's linear off-topic probe is
-   part of every row with the detector.
+   message (:mod:`csassist.core.knowledge.spelling`);
+8. + lead request -- a message holding two requests ranks its first one higher
+   (:mod:`csassist.core.understand.requests`).
+The OOS detector's linear off-topic probe is part of every row with the detector.
 
 Latency: analyse + retrieve per message on one thread, the old pipeline (PyTorch embedder) and the new
 one (the app's embedder: ONNX Runtime when installed) alternating message by message in the same run
@@ -71,17 +73,18 @@ TARGETS = {
     "latency_ms_p95_max": 40.0,
 }
 AS_WRITTEN = RetrievalOptions(spelling=False)
-#: (name, retrieval options, OOS detector, the KB's vote on the intent ranking); typo repair follows
-#: ``options.spelling`` for the intent model too.
-CONFIGS: list[tuple[str, RetrievalOptions, bool, bool]] = [
-    ("dense only (7a33194)", DENSE_ONLY, False, False),
-    ("+ BM25 (words, RRF)", dataclasses.replace(DENSE_ONLY, lexical=True), False, False),
-    ("+ intent boost", dataclasses.replace(DENSE_ONLY, lexical=True, intent_boost=1.0), False, False),
-    ("+ per-sentence (query and KB sentences)", AS_WRITTEN, False, False),
-    ("(not kept) + char n-gram BM25", dataclasses.replace(AS_WRITTEN, chars=True), False, False),
-    ("+ OOS detector", AS_WRITTEN, True, False),
-    ("+ KB vote on the intent ranking", AS_WRITTEN, True, True),
-    ("+ typo repair towards KB words (final)", RetrievalOptions(), True, True),
+#: (name, retrieval options, OOS detector, the KB's vote on the intent ranking, lead request); typo
+#: repair follows ``options.spelling`` for the intent model too.
+CONFIGS: list[tuple[str, RetrievalOptions, bool, bool, bool]] = [
+    ("dense only (7a33194)", DENSE_ONLY, False, False, False),
+    ("+ BM25 (words, RRF)", dataclasses.replace(DENSE_ONLY, lexical=True), False, False, False),
+    ("+ intent boost", dataclasses.replace(DENSE_ONLY, lexical=True, intent_boost=1.0), False, False, False),
+    ("+ per-sentence (query and KB sentences)", AS_WRITTEN, False, False, False),
+    ("(not kept) + char n-gram BM25", dataclasses.replace(AS_WRITTEN, chars=True), False, False, False),
+    ("+ OOS detector", AS_WRITTEN, True, False, False),
+    ("+ KB vote on the intent ranking", AS_WRITTEN, True, True, False),
+    ("+ typo repair towards KB words", RetrievalOptions(), True, True, False),
+    ("+ lead request of two (final)", RetrievalOptions(), True, True, True),
 ]
 
 
@@ -136,18 +139,24 @@ def accuracy(index_dir: Path, data: Path) -> tuple[list[dict[str, Any]], int]:
     texts = [q.text for q in queries]
     encoder = CachedEncoder(load_encoder())
     retriever = Retriever.open(index_dir, encoder)  # type: ignore[arg-type]
-    head = load_head(index_dir / "intent", encoder)  # type: ignore[arg-type]
+    final_head = load_head(index_dir / "intent", encoder)  # type: ignore[arg-type]
+    head = dataclasses.replace(final_head, lead_request=False)
     with_oos = load_oos_model(head, index_dir, encoder, retriever.best_similarity)  # type: ignore[arg-type]
     as_written = Retriever.open(index_dir, encoder, options=AS_WRITTEN)  # type: ignore[arg-type]
     with_vote = attach_kb(head, index_dir, encoder, as_written)  # type: ignore[arg-type]
     with_repair = attach_kb(head, index_dir, encoder, retriever)  # type: ignore[arg-type]
+    final = attach_kb(final_head, index_dir, encoder, retriever)  # type: ignore[arg-type]
     plain_preds = head.predict_batch(texts)
     oos_preds = with_oos.predict_batch(texts)
     vote_preds = with_vote.predict_batch(texts)
     repair_preds = with_repair.predict_batch(texts)
+    final_preds = final.predict_batch(texts)
     rows = []
-    for name, options, detector, vote in CONFIGS:
-        preds = (repair_preds if options.spelling else vote_preds) if vote else oos_preds if detector else plain_preds
+    for name, options, detector, vote, lead in CONFIGS:
+        if vote:
+            preds = final_preds if lead else repair_preds if options.spelling else vote_preds
+        else:
+            preds = oos_preds if detector else plain_preds
         boost = options.intent_boost > 0
         dists = [intent_distribution(p) if boost else {} for p in preds]
         hits = retriever.search_many(texts, 5, intents=dists, options=options)

@@ -27,6 +27,8 @@ def _analysis_dict(analysis, note: str | None, description: str | None = None, p
         "out_of_scope": pred.out_of_scope,
         "oos_score": None if pred.oos_score is None else round(pred.oos_score, 4),
         "oos_reason": pred.reason or None,
+        "read_as": pred.read_as or None,
+        "requests": list(pred.requests),
         "threshold": round(pred.threshold, 4),
         "intent_model": pred.model or None,
         "intent_model_description": description,

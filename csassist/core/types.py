@@ -134,6 +134,10 @@ class IntentPrediction:
     # The model's own candidates when the KB's vote reordered ``top`` (empty otherwise).  Retrieval boosts
     # with these: boosting with a ranking the top articles already voted on would only echo them.
     own_top: tuple[IntentScore, ...] = ()
+    #: The message as the models read it, when typo repair changed it ("" otherwise).
+    read_as: str = ""
+    #: The requests of a message holding two or more, lead request first (their ranking leans to it).
+    requests: tuple[str, ...] = ()
 
     @property
     def intent(self) -> str | None:

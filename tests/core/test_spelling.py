@@ -84,4 +84,6 @@ def test_the_index_reads_messages_with_repair_and_the_intent_model_reads_the_sam
     assert head.model_text(" cancle my ordr ") == "cancle my ordr"  # no KB attached: as written
     model = attach_kb(head, out, fake_encoder, retriever)
     assert model.model_text(" cancle my ordr ") == "cancel my order"
+    assert model.predict("cancle my ordr").read_as == "cancel my order"  # shown with the prediction
+    assert model.predict("cancel my order").read_as == ""
     assert model.predict("cancle my ordr").top == dataclasses.replace(model, reading=None).predict("cancel my order").top

@@ -45,6 +45,7 @@ from csassist.core.errors import ModelMissingError
 from csassist.core.knowledge.embedder import Encoder
 from csassist.core.types import IntentExample, IntentPrediction, IntentScore
 from csassist.core.understand.kb_vote import KBVote
+from csassist.core.understand.requests import lead_weighted, split_requests
 
 FORMAT = 2
 TOP_K = 3
@@ -147,6 +148,8 @@ class IntentModel:
     #: How the index reads a message before any model does (typo repair towards the KB's words, see
     #: :mod:`csassist.core.knowledge.spelling`); attached with the KB, never saved.  ``None``: as written.
     reading: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
+    #: Whether a two-request message's ranking leans to its first request (:mod:`.requests`).
+    lead_request: bool = field(default=True, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.head.dimension != self.encoder.dimension:
@@ -204,32 +207,59 @@ class IntentModel:
         return self.predict_batch([text])[0]
 
     def ranking_probs(self, texts: Sequence[str], scored: IntentScores) -> np.ndarray:
-        """The probabilities that order the candidates: the model's, mixed with the KB's vote when attached.
+        """The probabilities that order the candidates: the model's (a two-request message leaning to its
+        first request), mixed with the KB's vote when attached.
 
         Empty rows stay zero.  Out-of-scope verdicts never read these (see :meth:`predictions`).
         """
+        probs = self._lead_request_probs(texts, scored)
         if self.kb_vote is None or not len(self.labels):
-            return scored.probs
+            return probs
         todo = [i for i in range(len(texts)) if not scored.empty[i]]
-        out = scored.probs.copy()
+        out = probs.copy()
         if todo:
-            out[todo] = self.kb_vote.mix([self.model_text(texts[i]) for i in todo], scored.probs[todo], self.labels)
+            out[todo] = self.kb_vote.mix([self.model_text(texts[i]) for i in todo], probs[todo], self.labels)
+        return out
+
+    def _lead_request_probs(self, texts: Sequence[str], scored: IntentScores) -> np.ndarray:
+        """``scored.probs`` with two-request messages leaning to their first request (:mod:`.requests`).
+
+        Returns ``scored.probs`` itself when no message holds two requests (one encoder call for all
+        the parts otherwise).
+        """
+        if not self.lead_request or not len(self.labels):
+            return scored.probs
+        parts = {i: split_requests(self.model_text(t)) for i, t in enumerate(texts) if not scored.empty[i]}
+        parts = {i: p for i, p in parts.items() if p}
+        if not parts:
+            return scored.probs
+        flat = [p for i in parts for p in parts[i]]
+        part_probs = self.head.probs(np.asarray(self.encoder.encode(flat), dtype=np.float32))
+        out = scored.probs.copy()
+        start = 0
+        for i, requests in parts.items():
+            out[i] = lead_weighted(scored.probs[i], part_probs[start : start + len(requests)])
+            start += len(requests)
         return out
 
     def predictions(self, texts: Sequence[str], scored: IntentScores) -> list[IntentPrediction]:
         """Top candidates from :meth:`ranking_probs`, the softmax verdict from the model's own best probability."""
         ranked = self.ranking_probs(texts, scored)
         out = []
-        for i in range(len(texts)):
+        for i, text in enumerate(texts):
             if scored.empty[i]:
                 out.append(empty_prediction(self.threshold, self.model_id))
                 continue
             own = prediction_from_probs(scored.probs[i], self.labels, self.threshold, self.model_id)
-            if ranked is scored.probs:
-                out.append(own)
-                continue
-            pred = prediction_from_probs(ranked[i], self.labels, self.threshold, self.model_id)
-            out.append(dataclasses.replace(pred, out_of_scope=own.out_of_scope, own_top=own.top))
+            pred = own
+            if ranked is not scored.probs:
+                pred = prediction_from_probs(ranked[i], self.labels, self.threshold, self.model_id)
+                pred = dataclasses.replace(pred, out_of_scope=own.out_of_scope, own_top=own.top)
+            read = self.model_text(text)
+            requests = tuple(split_requests(read)) if self.lead_request else ()
+            if read != clean_text(text) or requests:
+                pred = dataclasses.replace(pred, read_as=read if read != clean_text(text) else "", requests=requests)
+            out.append(pred)
         return out
 
     def predict_batch(self, texts: Sequence[str]) -> list[IntentPrediction]:

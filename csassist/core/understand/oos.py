@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -419,17 +420,15 @@ class OOSAwareIntentModel(IntentModel):
             base = preds[i]
             flagged = bool(probs[row] >= detector.threshold)
             nearest = detector.neighbours(vectors[row], None, 1)
-            preds[i] = IntentPrediction(
-                top=base.top,
+            preds[i] = dataclasses.replace(
+                base,
                 out_of_scope=flagged,
                 threshold=detector.threshold,
-                model=base.model,
                 oos_score=float(probs[row]),
                 reason=_reason(flagged, float(probs[row]), nearest[0] if nearest else None,
                                float(features[row, 4]), float(kb[row]), float(top[row]), kb_known,
                                float(features[row, 6])),
                 neighbours=detector.neighbours(vectors[row], base.top[0].intent if base.top else None),
-                own_top=base.own_top,
             )
         return preds
 

@@ -119,10 +119,12 @@ class AssistPanel(VerticalScroll):
 
 
 def _why(analysis: Analysis) -> str:
-    """Out of scope: the detector's reason; in scope: the nearest training example ('' when unknown)."""
+    """Out of scope: the detector's reason; in scope: how typos were read, else the nearest training example."""
     prediction = analysis.intent
     if prediction.out_of_scope and prediction.reason:
         return prediction.reason.split(": ", 1)[-1]
+    if prediction.read_as:
+        return f"read as \u201c{prediction.read_as}\u201d"
     if prediction.neighbours:
         nearest = prediction.neighbours[0]
         return f"like \u201c{nearest.text}\u201d {nearest.similarity:.2f}"

@@ -1,0 +1,49 @@
+"""Two requests in one message: "Please cancel LK-308815, and how long will the refund take?"
+
+Why: one embedding of the whole message sits between its two requests, and the KB's vote leans to
+whichever has the longer article, so the first request -- the one the customer led with -- lost
+(dev set, two-request messages: closed-set intent 0.47 while their top 3 held both intents).
+
+How: the message is cut where a conjunction starts a new request (", and can you...", "and also
+please...", "? And do you..."); each part is classified on its own, each later part weighing
+:data:`DECAY` of the one before it (the lead request counts most), and the parts' mix is blended
+half and half (:data:`SHARE`) with the whole message's probabilities.  Both constants are round priors: measured on the dev set, closed-set accuracy
+0.848 -> 0.863 (two-request messages 0.47 -> 0.73, the other kinds unchanged, top 3 unchanged);
+splitting at sentence boundaries as well measured no better and moved long messages' top 3, so
+only conjunctions split.  Only the intent *ranking* uses this; the out-of-scope verdict keeps the
+whole message's probabilities.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+#: Each later request weighs this fraction of the one before it.
+DECAY = 0.5
+#: Share of the requests' mix in the final probabilities (the rest is the whole message's).
+SHARE = 0.5
+#: A part shorter than this many words is not a request of its own ("and thanks").
+MIN_WORDS = 3
+
+_SPLIT = re.compile(
+    r",?\s+(?:and also|and then|and|also|plus|but)\s+"
+    r"(?=(?:i|i'd|i'm|can|could|would|please|pls|my|what|where|when|how|do|does|is|are|the|one|once|"
+    r"while|now|put|add|tell|send|stop|cancel)\b)",
+    re.IGNORECASE,
+)
+
+
+def split_requests(text: str) -> list[str]:
+    """The requests of ``text`` in order, or ``[]`` when it holds fewer than two."""
+    parts = [p.strip() for p in _SPLIT.split(text or "")]
+    parts = [p for p in parts if len(p.split()) >= MIN_WORDS]
+    return parts if len(parts) >= 2 else []
+
+
+def lead_weighted(whole: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """``whole`` (one probability row) blended with the rows of ``parts``, the first request weighing most."""
+    weights = DECAY ** np.arange(len(parts), dtype=np.float64)
+    mix = (weights[:, None] * parts).sum(axis=0) / weights.sum()
+    return (1.0 - SHARE) * np.asarray(whole, dtype=np.float64) + SHARE * mix  # type: ignore[no-any-return]

@@ -1,0 +1,69 @@
+"""Two requests in one message: where it is cut, how the parts weigh, and that only the ranking changes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from csassist.core.learn.intent_head import fit_intent_head
+from csassist.core.understand.intent import load_head
+from csassist.core.understand.requests import lead_weighted, split_requests
+from tests.core.test_intent import _examples
+from tests.fakes import FakeEncoder
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("Please cancel LK-308815, and how long will the refund take to reach my Mastercard?",
+         ["Please cancel LK-308815", "how long will the refund take to reach my Mastercard?"]),
+        ("Can I use a euro gift card on the UK store? And do you deliver to Jersey?",
+         ["Can I use a euro gift card on the UK store?", "do you deliver to Jersey?"]),
+        ("I need to reset my password, and while you're at it please stop the marketing texts.",
+         ["I need to reset my password", "while you're at it please stop the marketing texts."]),
+    ],
+)
+def test_a_conjunction_that_starts_a_new_request_cuts_the_message(text: str, parts: list[str]) -> None:
+    assert split_requests(text) == parts
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The lamp and the shade arrived broken.",  # "and" joining two things, not two requests
+        "Where is my order?",
+        "refund please and thanks",  # "thanks" is no request
+        "",
+    ],
+)
+def test_one_request_is_not_cut(text: str) -> None:
+    assert split_requests(text) == []
+
+
+def test_the_first_request_weighs_most_and_the_whole_message_keeps_half() -> None:
+    whole = np.array([0.5, 0.5, 0.0])
+    parts = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    mixed = lead_weighted(whole, parts)
+    assert mixed == pytest.approx([0.25 + 0.5 * 2 / 3, 0.25, 0.5 * 1 / 3])
+    assert mixed.sum() == pytest.approx(1.0)
+
+
+def test_the_ranking_leans_to_the_lead_request_but_the_verdict_does_not_change(
+    tmp_path: Path, fake_encoder: FakeEncoder
+) -> None:
+    fit_intent_head(_examples(), fake_encoder, tmp_path / "intent")
+    model = load_head(tmp_path / "intent", fake_encoder)
+    text = "please refund the payment, and can you change my delivery address"
+    lead = model.predict(text)
+    plain = dataclasses.replace(model, lead_request=False).predict(text)
+    assert lead.top[0].intent == "refund"
+    lead_p = {s.intent: s.probability for s in lead.top}
+    plain_p = {s.intent: s.probability for s in plain.top}
+    assert lead_p["refund"] - lead_p["change_address"] > plain_p["refund"] - plain_p["change_address"]
+    assert lead.out_of_scope == plain.out_of_scope and lead.own_top == plain.top
+    assert lead.requests == ("please refund the payment", "can you change my delivery address") and not plain.requests
+    # one request: exactly the model's own prediction
+    assert model.predict("where is my parcel") == dataclasses.replace(model, lead_request=False).predict("where is my parcel")
