@@ -29,10 +29,10 @@ answer above 0.40") and the nearest training examples of the predicted intent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
-import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
