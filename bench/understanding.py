@@ -70,6 +70,7 @@ TARGETS = {
     "in_scope_flagged_oos_max": 0.05,
     "hit@1": 0.80,
     "hit@3": 0.95,
+    "extractive_cites_right_article": 0.85,
     "latency_ms_p95_max": 40.0,
 }
 AS_WRITTEN = RetrievalOptions(spelling=False)
@@ -166,7 +167,39 @@ def accuracy(index_dir: Path, data: Path) -> tuple[list[dict[str, Any]], int]:
             "intents": intent_metrics(queries, preds),
         })
         print(f"  scored: {name}", file=sys.stderr, flush=True)
+    rows[-1]["extractive"] = extractive_citations(queries, final_preds, retriever)
     return rows, len(queries)
+
+
+def extractive_citations(queries: Sequence[Any], preds: Sequence[Any], retriever: Retriever) -> dict[str, Any]:
+    """How often the instant extractive reply (card 1) answers from a right article, as the app builds it.
+
+    The app's path: the analysis (final intent model), the boosted search, then
+    :func:`~csassist.core.reply.extractive.extractive_reply` (grounding floor, intent-tagged passage
+    first).  A holding answer ("we will check") cites nothing and counts as not citing a right article.
+    """
+    from csassist.core.reply.extractive import extractive_reply
+    from csassist.core.types import Analysis, Urgency
+    from csassist.settings import CompanySettings
+
+    company = CompanySettings()
+    by_kind: dict[str, list[bool]] = {}
+    holding = 0
+    for query, pred in zip(queries, preds, strict=True):
+        if query.intent == "oos":
+            continue
+        passages = retriever.search(query.text, 5, intents=intent_distribution(pred))
+        analysis = Analysis(intent=pred, entities=(), urgency=Urgency(), redacted_text=query.text)
+        _, ids = extractive_reply(query.text, passages, analysis, company)
+        holding += not ids
+        by_kind.setdefault(query.kind or "all", []).append(bool(ids) and ids[0] in query.articles)
+    cited = [ok for oks in by_kind.values() for ok in oks]
+    return {
+        "n": len(cited),
+        "cites_right_article": sum(cited) / max(1, len(cited)),
+        "holding_answers": holding / max(1, len(cited)),
+        "by_kind": {kind: sum(oks) / len(oks) for kind, oks in sorted(by_kind.items())},
+    }
 
 
 def quick(kb: Path, index_dir: Path, data: Path, kb_phrasings: bool) -> dict[str, Any]:
@@ -254,6 +287,10 @@ def print_tables(rows: list[dict[str, Any]], lat: dict[str, Any]) -> None:
         print(f"{kind:<12} {i.get('n', 0):>4} {_pct(r.get('hit@1')):>6} {_pct(r.get('hit@3')):>6} "
               f"{_pct(i.get('closed_set_accuracy')):>7} {_pct(i.get('in_scope_accuracy_after_oos')):>7} "
               f"{_pct(i.get('top3_accuracy')):>6} {_pct(i.get('in_scope_flagged_oos')):>7} {_pct(i.get('oos_recall')):>7}")
+    ext = last.get("extractive")
+    if ext:
+        print(f"\nextractive reply (card 1) cites a right article: {_pct(ext['cites_right_article'])} "
+              f"(holding answers {_pct(ext['holding_answers'])}, n={ext['n']})")
     print(f"\nlatency analyse+retrieve, 1 thread, {lat['messages']} messages: "
           f"old p50 {lat['old_ms_p50']:.1f} / p95 {lat['old_ms_p95']:.1f} ms; "
           f"new p50 {lat['new_ms_p50']:.1f} / p95 {lat['new_ms_p95']:.1f} ms (x{lat['ratio_p95']:.2f})")
@@ -269,6 +306,7 @@ def targets(rows: list[dict[str, Any]], lat: dict[str, Any]) -> dict[str, Any]:
         "in_scope_flagged_oos_max": i["in_scope_flagged_oos"],
         "hit@1": r["hit@1"],
         "hit@3": r["hit@3"],
+        "extractive_cites_right_article": rows[-1]["extractive"]["cites_right_article"],
         "latency_ms_p95_max": lat["new_ms_p95"],
     }
     out = {}
