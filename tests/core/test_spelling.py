@@ -35,6 +35,7 @@ def speller() -> SpellingNormaliser:
         ("can i still do the retrun lable thing", "can i still do the return label thing"),  # label, not table
         ("forgot pasword n the reset email never came", "forgot password n the reset email never came"),
         ("wher is my parcle", "where is my parcel"),
+        ("Wher is my ordr? Parcle never came.", "Where is my order? Parcel never came."),  # sentence openings
     ],
 )
 def test_misspelled_words_become_the_kb_words_meant(speller: SpellingNormaliser, typed: str, meant: str) -> None:
@@ -46,6 +47,7 @@ def test_misspelled_words_become_the_kb_words_meant(speller: SpellingNormaliser,
     [
         "Spotify took money from my card",  # capitalised: names and brands
         "Hi, I'm Priya Raman from the USA",
+        "Raman here. Okafor too.",  # a name opening a sentence, more than one edit from any word
         "my email is j.novak@example.com, order LK-274519",  # addresses and codes
         "the speckled glaze, I texted you, it flickered",  # known English words, even if not in the KB
         "the courier's app said 'delivered' yesterday",  # apostrophes and quotes

@@ -13,7 +13,9 @@ How, and why it does not "fix" what is right:
   :data:`COMMON_WORDS` most frequent English words.  Uncommon English words are never targets, so
   "crypto" does not become "crypt".
 * Only unknown words are touched: a word in the KB or anywhere in symspellpy's 82,765-word list is
-  left alone.  Capitalised words (names, brands, "USA", "TikTok"), words with digits or apostrophes,
+  left alone.  Capitalised words (names, brands, "USA", "TikTok") are skipped -- except a sentence's
+  first word, corrected only one edit away and only to a KB word ("Wher" -> "Where", "Raman" stays) --,
+  words with digits or apostrophes,
   and parts of e-mail addresses, URLs and codes are skipped; words shorter than three letters
   ("u", "n", "hw") and common texting shorthand (:data:`SHORTHAND`: "pls", "thx") are meant as typed.
 * Edit distance 1 for words up to four letters, 2 beyond.  Among equally close candidates the
@@ -45,6 +47,9 @@ SHORTHAND = frozenset(
 )
 #: A lowercase word not glued to an address, code, number or apostrophe ("ordr", not "j.novak@", "LK-12").
 _CANDIDATE = re.compile(r"(?<![\w.@/'-])[a-z]+(?![\w@/-]|'\w|\.\w)")
+#: A capitalised word opening the message or a sentence ("Wher is my ordr?"): the capital is grammar,
+#: not a name, but names open sentences too ("Raman here"), so only one edit away, to a KB word.
+_OPENING = re.compile(r"(?:^|(?<=[.!?]\s))[A-Z][a-z]+(?![\w@/-]|'\w|\.\w)")
 _WORDS = re.compile(r"[A-Za-z]+")
 
 
@@ -103,14 +108,14 @@ class SpellingNormaliser:
                 self._symspell = index
             return self._symspell
 
-    def correct_word(self, word: str) -> str:
-        """``word`` (lowercase) or the word it most likely misspells."""
+    def correct_word(self, word: str, *, max_distance: int = 2) -> str:
+        """``word`` (lowercase) or the word it most likely misspells (at most ``max_distance`` edits)."""
         index = self._index()
         if len(word) < 3 or word in self._known:
             return word
         from symspellpy import Verbosity
 
-        found = index.lookup(word, Verbosity.CLOSEST, max_edit_distance=1 if len(word) <= 4 else 2)
+        found = index.lookup(word, Verbosity.CLOSEST, max_edit_distance=min(max_distance, 1 if len(word) <= 4 else 2))
         if not found:
             return word
         letters = sorted(word)
@@ -126,5 +131,13 @@ class SpellingNormaliser:
         """``text`` with its misspelled lowercase words corrected (everything else byte for byte)."""
         if not text or not self.vocabulary:
             return text
+        text = _OPENING.sub(lambda m: self._correct_opening(m.group(0)), text)
         return _CANDIDATE.sub(lambda m: self.correct_word(m.group(0)), text)
+
+    def _correct_opening(self, word: str) -> str:
+        """A sentence's capitalised first word, corrected one edit at most and capitalised again."""
+        fixed = self.correct_word(word.lower(), max_distance=1)
+        if fixed == word.lower() or fixed not in self.vocabulary:  # "Raman" is not the KB's "Roman"
+            return word
+        return fixed[:1].upper() + fixed[1:]
 
