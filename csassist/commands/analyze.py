@@ -111,6 +111,10 @@ def _print_plain(r: dict) -> None:
         print(f"model:     {r['intent_model_description'] or r['intent_model']}")
         for s in r["top"]:
             print(f"           {s['probability']:6.1%}  {s['intent']}")
+        if r["read_as"]:  # the typo-repaired text the models read (customer text: one safe line)
+            print(f"read as:   {safe_line(r['read_as'])}")
+        if r["requests"]:
+            print("requests:  " + " | ".join(safe_line(x) for x in r["requests"]))
         if r["oos_reason"]:
             print(f"why:       {r['oos_reason']}")
         for n in r["nearest_examples"]:

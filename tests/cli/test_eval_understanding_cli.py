@@ -56,3 +56,9 @@ def test_index_eval_and_analyze_explain(tmp_path: Path, capsys: pytest.CaptureFi
     assert result["kb"][0]["id"] == "missing-parcel" and result["kb"][0]["matched_sentence"]
     assert main(["analyze", "tell me a joke about the weather", "--index", str(index)]) == 0
     assert "why:" in capsys.readouterr().out
+    # how the models read a misspelled message is part of the explanation (JSON and text)
+    assert main(["analyze", "wher is my parcle, it nevr arrived", "--index", str(index), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["read_as"] == "where is my parcel, it never arrived" and result["intent"] == "track_order"
+    assert main(["analyze", "wher is my parcle", "--index", str(index)]) == 0
+    assert "read as:   where is my parcel" in capsys.readouterr().out

@@ -35,3 +35,19 @@ async def test_panel_shows_why_and_matched_sentence(app_factory) -> None:  # typ
         await pilot.pause()
         intents = str(panel.query_one("#intents").render())
         assert "out of scope" in intents and "nearest example 0.62 away" in intents
+
+
+def test_why_line_says_how_a_misspelled_message_was_read() -> None:
+    """Typo repair changed what the models read: the agent sees it instead of the nearest example."""
+    from csassist.ui.widgets.assist_panel import _why
+
+    pred = IntentPrediction(
+        top=(IntentScore("cancel_order", 0.9),), out_of_scope=False, threshold=0.5,
+        neighbours=(Neighbour("cancel my order please", "cancel_order", 0.8),), read_as="cancel my order",
+    )
+    analysis = Analysis(intent=pred, entities=(), urgency=Urgency(), redacted_text="cancle my ordr")
+    assert _why(analysis) == "read as \u201ccancel my order\u201d"
+    plain = Analysis(intent=IntentPrediction(top=pred.top, out_of_scope=False, threshold=0.5,
+                                             neighbours=pred.neighbours), entities=(), urgency=Urgency(),
+                     redacted_text="cancel my order")
+    assert _why(plain).startswith("like \u201ccancel my order please\u201d")
