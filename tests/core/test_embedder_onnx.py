@@ -94,8 +94,8 @@ def test_only_mean_pooling_pipelines_are_exported() -> None:
     class Dense:
         pass
 
-    assert embedder_onnx._exportable([Transformer(), Pooling("mean")]) is Transformer.auto_model
+    assert embedder_onnx.mean_pooled_transformer([Transformer(), Pooling("mean")]) is Transformer.auto_model
     with pytest.raises(ModelMissingError, match="pooling"):
-        embedder_onnx._exportable([Transformer(), Pooling("cls")])
+        embedder_onnx.mean_pooled_transformer([Transformer(), Pooling("cls")])
     with pytest.raises(ModelMissingError, match="mean-pooling models only"):
-        embedder_onnx._exportable([Transformer(), Pooling("mean"), Dense()])
+        embedder_onnx.mean_pooled_transformer([Transformer(), Pooling("mean"), Dense()])

@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from csassist.core.errors import ModelMissingError
+from csassist.core.knowledge.late_chunking import TokenStates
 from csassist.core.textnorm import normalize_text
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -118,6 +119,29 @@ class SentenceEncoder:
                 show_progress_bar=False,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def token_states(self, text: str) -> TokenStates | None:
+        """``text``'s last hidden states and token offsets (late chunking); ``None`` for a model that is
+        not mean-pooled (its sentence vector is not a mean of token states) or a slow tokenizer."""
+        import torch
+
+        from csassist.core.knowledge.embedder_onnx import mean_pooled_transformer
+
+        try:
+            transformer = mean_pooled_transformer(self.model)
+        except ModelMissingError:
+            return None
+        cleaned = normalize_text(text)
+        try:
+            enc = self.model.tokenizer([cleaned], truncation=True, max_length=int(self.model.max_seq_length or 256),
+                                       return_offsets_mapping=True, return_tensors="pt")
+        except NotImplementedError:  # only fast (Rust) tokenizers return offsets
+            return None
+        offsets = enc.pop("offset_mapping")[0].numpy().astype(np.int64)
+        with self._lock, torch.inference_mode():
+            states = transformer(**{k: v.to(self.model.device) for k, v in enc.items()}).last_hidden_state[0]
+        return TokenStates(cleaned, np.ascontiguousarray(states.float().cpu().numpy(), dtype=np.float32),
+                           offsets, normalize=True)  # as encode(): normalize_embeddings=True
 
 
 #: Embedder runtimes (``[retrieval] runtime``): ONNX Runtime gives the same vectors about twice as fast.

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from csassist.core.errors import ModelMissingError
+from csassist.core.knowledge.late_chunking import TokenStates
 from csassist.core.textnorm import normalize_text
 
 #: ONNX operator set of the export (supported by every onnxruntime of the last three years).
@@ -45,8 +46,12 @@ def runtime_available() -> bool:
     return True
 
 
-def _exportable(st_model: Any) -> Any:
-    """The transformer inside ``st_model`` when its pipeline is Transformer -> mean Pooling [-> Normalize]."""
+def mean_pooled_transformer(st_model: Any) -> Any:
+    """The transformer inside ``st_model`` when its pipeline is Transformer -> mean Pooling [-> Normalize].
+
+    Only then is the sentence vector the mean of the transformer's token states, which both the ONNX
+    export and late chunking (:mod:`~csassist.core.knowledge.late_chunking`) rely on.
+    """
     modules = list(st_model)
     names = [type(m).__name__ for m in modules]
     if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
@@ -133,7 +138,7 @@ class OnnxSentenceEncoder:
     def from_sentence_transformer(cls, st_model: Any, model_id: str, model_dir: str, cache_dir: Path,
                                   *, threads: int = 1) -> OnnxSentenceEncoder:
         """Export (once) and load ``st_model``; :class:`ModelMissingError` when it cannot be exported."""
-        transformer = _exportable(st_model)
+        transformer = mean_pooled_transformer(st_model)
         target = Path(cache_dir) / f"{Path(model_id).name}-{export_key(model_dir)}.onnx"
         dimension = int(transformer.config.hidden_size)
         normalize = type(list(st_model)[-1]).__name__ == "Normalize"
@@ -172,3 +177,23 @@ class OnnxSentenceEncoder:
                     pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
                 out[idx] = pooled
         return out
+
+    def token_states(self, text: str) -> TokenStates | None:
+        """``text``'s last hidden states and token offsets from one forward pass (late chunking).
+
+        Tokenised exactly as :meth:`encode` does (same truncation), so ``pooled()`` of the result is
+        this encoder's vector for ``text``.  ``None`` when the tokenizer cannot give offsets (a slow one).
+        """
+        cleaned = normalize_text(text)
+        try:
+            enc = self.tokenizer([cleaned], truncation=True, max_length=self.max_length,
+                                 return_offsets_mapping=True, return_tensors="np")
+        except NotImplementedError:  # only fast (Rust) tokenizers return offsets
+            return None
+        mask = np.asarray(enc["attention_mask"], dtype=np.int64)
+        feeds = {name: np.asarray(enc.get(name, np.zeros_like(mask)), dtype=np.int64)
+                 for name in _INPUTS if name in self._wanted}
+        with self._lock:
+            states = self._session.run(None, feeds)[0][0]
+        return TokenStates(cleaned, np.ascontiguousarray(states, dtype=np.float32),
+                           np.asarray(enc["offset_mapping"][0], dtype=np.int64), self.normalize)

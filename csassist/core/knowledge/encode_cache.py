@@ -1,9 +1,14 @@
 """A small memo in front of the embedder, so one customer turn is encoded once.
 
-Per turn the engine embeds the same text twice: once for the intent head and once for the KB search.
-On a 2-core CPU the encoder is ~90 % of the analysis time, so sharing one vector halves the time from
-a message's arrival to its intent and KB answers on screen.  The memo is tiny (recent turns only),
-thread-safe, and transparent: it is itself an :class:`~csassist.core.knowledge.embedder.Encoder`.
+Per turn the engine embeds the same text several times: for the intent head, the out-of-scope
+detector, the KB vote's search and the KB search itself.  On a 2-core CPU the encoder is ~90 % of the
+analysis time, so sharing one vector is most of the time from a message's arrival to its intent and
+KB answers on screen.  The memo is tiny (recent turns only), thread-safe, and transparent: it is
+itself an :class:`~csassist.core.knowledge.embedder.Encoder`.
+
+When the wrapped encoder can hand out token states (:mod:`~csassist.core.knowledge.late_chunking`),
+a new message's one forward pass also keeps them, so the retriever's per-sentence vectors of a long
+message are pooled from that pass instead of costing a second one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from csassist.core.knowledge.embedder import Encoder
+from csassist.core.knowledge.late_chunking import TokenStates
+
+#: Misses up to this many texts per call are remembered (larger batches are indexing or evaluation).
+MEMO_BATCH = 8
+#: Token states kept (each is tokens x dimension floats, ~100 KB for a long message).
+STATES_CAPACITY = 8
 
 
 class MemoEncoder:
@@ -26,6 +37,7 @@ class MemoEncoder:
         self.dimension = inner.dimension
         self.capacity = capacity
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._states: OrderedDict[str, TokenStates] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -44,15 +56,49 @@ class MemoEncoder:
                     out[row] = vector
             self.hits += len(texts) - len(missing)
             self.misses += len(missing)
-        if missing:
+        if not missing:
+            return out
+        if len(missing) > MEMO_BATCH:
             # Large batches (indexing, evaluation) go straight through without filling the memo.
-            fresh = np.asarray(self.inner.encode([texts[i] for i in missing], batch_size), dtype=np.float32)
-            out[missing] = fresh
-            if len(missing) <= 8:
-                with self._lock:
-                    for row, vector in zip(missing, fresh, strict=True):
-                        self._memo[texts[row]] = vector
-                        self._memo.move_to_end(texts[row])
-                    while len(self._memo) > self.capacity:
-                        self._memo.popitem(last=False)
+            out[missing] = np.asarray(self.inner.encode([texts[i] for i in missing], batch_size), dtype=np.float32)
+            return out
+        plain = []
+        for row in missing:
+            states = self._fresh_states(texts[row])
+            if states is None:
+                plain.append(row)
+            else:
+                out[row] = states.pooled()
+        if plain:
+            out[plain] = np.asarray(self.inner.encode([texts[i] for i in plain], batch_size), dtype=np.float32)
+        with self._lock:
+            for row in missing:
+                self._memo[texts[row]] = out[row].copy()
+                self._memo.move_to_end(texts[row])
+            while len(self._memo) > self.capacity:
+                self._memo.popitem(last=False)
         return out
+
+    def token_states(self, text: str) -> TokenStates | None:
+        """``text``'s token states: remembered from its encoding when recent, else one forward pass.
+
+        ``None`` when the wrapped encoder cannot give token states (callers encode sentences instead).
+        """
+        with self._lock:
+            states = self._states.get(text)
+            if states is not None:
+                self._states.move_to_end(text)
+                return states
+        return self._fresh_states(text)
+
+    def _fresh_states(self, text: str) -> TokenStates | None:
+        """Ask the wrapped encoder for ``text``'s token states and remember them (None: not offered)."""
+        getter = getattr(self.inner, "token_states", None)
+        states: TokenStates | None = getter(text) if getter is not None else None
+        if states is not None:
+            with self._lock:
+                self._states[text] = states
+                self._states.move_to_end(text)
+                while len(self._states) > STATES_CAPACITY:
+                    self._states.popitem(last=False)
+        return states

@@ -16,6 +16,8 @@ vector from another model lives in another space, and searching it would return 
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,9 @@ from csassist.core.knowledge.index import (
     read_manifest,
     read_sentence_records,
 )
+from csassist.core.knowledge.late_chunking import pool_spans
 from csassist.core.knowledge.lexical import LEXICAL_SUBDIR, LexicalIndex
-from csassist.core.knowledge.sentences import split_sentences
+from csassist.core.knowledge.sentences import locate_sentences, split_sentences
 from csassist.core.knowledge.spelling import SpellingNormaliser
 from csassist.core.types import Passage
 
@@ -56,6 +59,13 @@ _REINDEX = "re-index with `csassist index KB --rebuild`"
 MAX_QUERY_CHARS = 2000
 #: At most this many sentences of a long message are searched on their own (each costs an encoding).
 MAX_QUERY_SENTENCES = 4
+#: Pool a long message's sentence vectors from its one encoder pass instead of encoding them again
+#: (:mod:`~csassist.core.knowledge.late_chunking`; query side only, the index is unchanged).  Off: on
+#: the dev set it saved ~45 ms per long message but cost one hit@1, one hit@3 and two closed-set
+#: intents out of 204 (bench/understanding.py's latency section measures both every run).
+LATE_CHUNKING = False
+#: Recent queries whose fused ranking is remembered (the KB vote and the KB panel search each message).
+FUSED_MEMO = 32
 
 IntentDistribution = Mapping[str, float]
 
@@ -77,8 +87,13 @@ class Retriever:
         lexical: LexicalIndex | None = None,
         sentences: tuple[list[dict[str, Any]], np.ndarray] | None = None,
         options: RetrievalOptions | None = None,
+        late_chunking: bool | None = None,
     ) -> None:
         self.index_dir = index_dir
+        #: Pool long messages' sentence vectors from their one encoder pass (None: :data:`LATE_CHUNKING`).
+        self.late_chunking = LATE_CHUNKING if late_chunking is None else late_chunking
+        self._fused_memo: OrderedDict[tuple[str, RetrievalOptions, bool], dict[int, float]] = OrderedDict()
+        self._memo_lock = threading.Lock()
         self.manifest = manifest
         self.encoder = encoder
         self.options = options or RetrievalOptions()
@@ -207,7 +222,7 @@ class Retriever:
         intents: Sequence[IntentDistribution | None] | None = None,
         options: RetrievalOptions | None = None,
     ) -> list[list[Passage]]:
-        """Search several queries with one encoder call (batch evaluation, benchmarks)."""
+        """Search several queries: one encoder call for them all (batch evaluation, benchmarks)."""
         opts = options or self.options
         results: list[list[Passage]] = [[] for _ in queries]
         wanted = [i for i, q in enumerate(queries) if q and q.strip()]
@@ -215,15 +230,12 @@ class Retriever:
             return results
         texts = [self.reading(queries[i], opts) for i in wanted]
         parts = [self._sentences_of_query(t) if opts.per_sentence else [] for t in texts]
-        flat = [s for p in parts for s in p]
-        vectors = np.asarray(self.encoder.encode(texts + flat), dtype=np.float32)
-        offset = len(texts)
+        vectors = np.asarray(self.encoder.encode(texts), dtype=np.float32)
+        sentence_vectors = self._query_sentence_vectors(texts, parts)
         for row, position in enumerate(wanted):
-            sentence_vectors = vectors[offset : offset + len(parts[row])]
-            offset += len(parts[row])
             distribution = intents[position] if intents is not None and position < len(intents) else None
             results[position] = self._search_one(
-                texts[row], vectors[row], parts[row], sentence_vectors, k, distribution, opts
+                texts[row], vectors[row], parts[row], sentence_vectors[row], k, distribution, opts
             )
         return results
 
@@ -231,6 +243,37 @@ class Retriever:
         """The text the models read for ``query``: trimmed, capped and (by default) typo-repaired."""
         text = query.strip()[:MAX_QUERY_CHARS]
         return self.spelling.normalise(text) if (options or self.options).spelling else text
+
+    def _query_sentence_vectors(self, texts: Sequence[str], parts: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Per query, the vectors of its sentences (``parts``): late-chunked when the encoder allows.
+
+        With :attr:`late_chunking` and an encoder that offers token states, a sentence's vector is
+        pooled from the whole message's forward pass (:mod:`~csassist.core.knowledge.late_chunking`);
+        the sentences that cannot be (no token states, not located, past the encoder's length limit)
+        are encoded on their own, all in one call.
+        """
+        out = [np.zeros((len(p), self.encoder.dimension), dtype=np.float32) for p in parts]
+        getter = getattr(self.encoder, "token_states", None) if self.late_chunking else None
+        todo: list[tuple[int, int]] = []
+        for row, sentences in enumerate(parts):
+            if not sentences:
+                continue
+            states = getter(texts[row]) if getter is not None else None
+            if states is None:
+                todo.extend((row, j) for j in range(len(sentences)))
+                continue
+            spans = locate_sentences(states.text, sentences)
+            pooled, covered = pool_spans(states, [span or (0, 0) for span in spans])
+            for j, ok in enumerate(covered):
+                if ok:
+                    out[row][j] = pooled[j]
+                else:
+                    todo.append((row, j))
+        if todo:
+            fresh = np.asarray(self.encoder.encode([parts[row][j] for row, j in todo]), dtype=np.float32)
+            for (row, j), vector in zip(todo, fresh, strict=True):
+                out[row][j] = vector
+        return out
 
     def search_vectors(
         self,
@@ -290,7 +333,34 @@ class Retriever:
         distribution: IntentDistribution | None,
         opts: RetrievalOptions,
     ) -> list[Passage]:
-        """Fuse every enabled signal for one query into at most ``k`` article-level passages."""
+        """Fuse every enabled signal for one query into at most ``k`` article-level passages.
+
+        The fused ranking does not depend on the intent boost (added per article afterwards), so it is
+        remembered per (text, options, late chunking): each message is searched twice, unboosted for the KB's vote on
+        its intent and boosted for the KB panel, and the second search reuses the first one's ranking.
+        """
+        key = (text, opts, self.late_chunking)
+        with self._memo_lock:
+            fused = self._fused_memo.get(key)
+            if fused is not None:
+                self._fused_memo.move_to_end(key)
+        if fused is None:
+            fused = self._fuse(text, vector, sentences, sentence_vectors, opts)
+            with self._memo_lock:
+                self._fused_memo[key] = fused
+                while len(self._fused_memo) > FUSED_MEMO:
+                    self._fused_memo.popitem(last=False)
+        return self._passages_for(fused, vector, sentence_vectors, k, distribution, opts)
+
+    def _fuse(
+        self,
+        text: str,
+        vector: np.ndarray,
+        sentences: Sequence[str],
+        sentence_vectors: np.ndarray,
+        opts: RetrievalOptions,
+    ) -> dict[int, float]:
+        """Reciprocal-rank fusion of the dense, BM25, KB-sentence and per-sentence rankings of one query."""
         depth = opts.candidates
         lists: list[tuple[list[int], float]] = [(self._dense_ranking(vector, depth), 1.0)]
         use_lexical = self.lexical is not None and opts.lexical
@@ -309,8 +379,7 @@ class Retriever:
                 assert self.lexical is not None
                 words = ranked(self.lexical.scores(sentence, "word"), depth, positive_only=True)
                 lists.append((words, opts.sentence_weight * opts.lexical_weight))
-        fused = reciprocal_rank_fusion(lists, opts.rrf_k)
-        return self._passages_for(fused, vector, sentence_vectors, k, distribution, opts)
+        return reciprocal_rank_fusion(lists, opts.rrf_k)
 
     def _passages_for(
         self,

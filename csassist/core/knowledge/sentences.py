@@ -13,6 +13,7 @@ separate sentences and its markers are never shown as evidence.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _MARKERS = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
@@ -42,3 +43,25 @@ def split_sentences(text: str) -> list[str]:
         else:
             out.append(carry[:MAX_CHARS])
     return out
+
+
+def locate_sentences(text: str, sentences: Sequence[str]) -> list[tuple[int, int] | None]:
+    """Where each of ``sentences`` (from :func:`split_sentences` of ``text``) sits in ``text``, in order.
+
+    Why: the query side pools a sentence's vector from the whole message's token states
+    (:mod:`~csassist.core.knowledge.late_chunking`), which needs the sentence's character span in the
+    text the encoder saw.  The splitter rewrites whitespace and drops Markdown markers, so a sentence
+    is matched word by word with any whitespace between; one that cannot be found (a marker removed
+    from its middle) is ``None`` and the caller encodes it on its own.
+    """
+    spans: list[tuple[int, int] | None] = []
+    position = 0
+    for sentence in sentences:
+        words = sentence.split()
+        match = re.compile(r"\s+".join(map(re.escape, words))).search(text, position) if words else None
+        if match is None:
+            spans.append(None)
+            continue
+        spans.append((match.start(), match.end()))
+        position = match.end()
+    return spans
