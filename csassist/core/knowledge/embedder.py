@@ -132,8 +132,9 @@ class SentenceEncoder:
         except ModelMissingError:
             return None
         cleaned = normalize_text(text)
+        limit = int(self.model.max_seq_length or 256)
         try:
-            enc = self.model.tokenizer([cleaned], truncation=True, max_length=int(self.model.max_seq_length or 256),
+            enc = self.model.tokenizer([cleaned], truncation=True, max_length=limit,
                                        return_offsets_mapping=True, return_tensors="pt")
         except NotImplementedError:  # only fast (Rust) tokenizers return offsets
             return None
@@ -141,7 +142,8 @@ class SentenceEncoder:
         with self._lock, torch.inference_mode():
             states = transformer(**{k: v.to(self.model.device) for k, v in enc.items()}).last_hidden_state[0]
         return TokenStates(cleaned, np.ascontiguousarray(states.float().cpu().numpy(), dtype=np.float32),
-                           offsets, normalize=True)  # as encode(): normalize_embeddings=True
+                           offsets, normalize=True,  # as encode(): normalize_embeddings=True
+                           complete=int(enc["input_ids"].shape[1]) < limit)
 
 
 #: Embedder runtimes (``[retrieval] runtime``): ONNX Runtime gives the same vectors about twice as fast.

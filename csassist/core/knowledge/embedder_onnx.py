@@ -196,4 +196,5 @@ class OnnxSentenceEncoder:
         with self._lock:
             states = self._session.run(None, feeds)[0][0]
         return TokenStates(cleaned, np.ascontiguousarray(states, dtype=np.float32),
-                           np.asarray(enc["offset_mapping"][0], dtype=np.int64), self.normalize)
+                           np.asarray(enc["offset_mapping"][0], dtype=np.int64), self.normalize,
+                           complete=mask.shape[1] < self.max_length)

@@ -35,13 +35,15 @@ class TokenStates:
 
     ``offsets[i] = (start, end)`` are character positions in :attr:`text` (the text as the encoder
     saw it, after :func:`~csassist.core.textnorm.normalize_text`); special tokens ([CLS], [SEP])
-    have ``start == end``.  Tokens past the encoder's length limit are simply absent.
+    have ``start == end``.  Tokens past the encoder's length limit are simply absent, and then
+    ``complete`` is False.
     """
 
     text: str
     states: np.ndarray  # (tokens, dimension) float32
     offsets: np.ndarray  # (tokens, 2) int64
     normalize: bool = True
+    complete: bool = True  # False when the encoder cut the text at its length limit
 
     def pooled(self) -> np.ndarray:
         """The text's own vector: the mean of every token (specials included), L2-normalised."""
@@ -68,8 +70,8 @@ def pool_spans(tokens: TokenStates, spans: Sequence[tuple[int, int]]) -> tuple[n
     """Per character span of ``tokens.text``: the mean of the tokens starting inside it, L2-normalised.
 
     Returns ``(vectors, covered)``: ``vectors`` has one row per span; ``covered[i]`` is False when the
-    span has no token or runs past the last token the encoder kept (the message was truncated), and
-    that row is zero -- the caller encodes such a sentence on its own.  Special tokens never count.
+    span has no token or, in a truncated text, runs past the last token the encoder kept, and that
+    row is zero -- the caller encodes such a sentence on its own.  Special tokens never count.
     """
     dimension = int(tokens.states.shape[1]) if tokens.states.ndim == 2 else 0
     vectors = np.zeros((len(spans), dimension), dtype=np.float32)
@@ -78,7 +80,7 @@ def pool_spans(tokens: TokenStates, spans: Sequence[tuple[int, int]]) -> tuple[n
         return vectors, covered
     starts, ends = tokens.offsets[:, 0], tokens.offsets[:, 1]
     real = ends > starts
-    until = tokens.covered_until
+    until = len(tokens.text) if tokens.complete else tokens.covered_until
     for row, (start, end) in enumerate(spans):
         if end <= start or end > until:
             continue

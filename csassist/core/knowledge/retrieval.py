@@ -140,8 +140,13 @@ class Retriever:
         return self.lexical is not None
 
     @classmethod
-    def open(cls, index_dir: Path, encoder: Encoder | None = None, options: RetrievalOptions | None = None) -> Retriever:
-        """Load and validate an index; ``encoder=None`` loads the embedder named in the manifest."""
+    def open(cls, index_dir: Path, encoder: Encoder | None = None, options: RetrievalOptions | None = None,
+             *, late_chunking: bool | None = None) -> Retriever:
+        """Load and validate an index; ``encoder=None`` loads the embedder named in the manifest.
+
+        ``late_chunking`` (None: :data:`LATE_CHUNKING`) pools long queries' sentence vectors from their
+        one encoder pass instead of encoding them again.
+        """
         import faiss
 
         index_dir = Path(index_dir).expanduser()
@@ -199,7 +204,7 @@ class Retriever:
             sentences = _load_sentences(index_dir, int(manifest["sentences"].get("count", -1)), dimension)
         return cls(
             index_dir, manifest, index, records, encoder,
-            vectors=vectors, lexical=lexical, sentences=sentences, options=options,
+            vectors=vectors, lexical=lexical, sentences=sentences, options=options, late_chunking=late_chunking,
         )
 
     # ------------------------------------------------------------------ searching
