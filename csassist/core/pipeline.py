@@ -3,7 +3,10 @@
 Why one facade: the per-turn sequence (analyse -> retrieve -> suggest) and its degradation rules must
 behave the same everywhere, and the UI must not know which pieces are missing: no index means no
 passages, no intent model means no intent, no generator means extractive suggestions only.  Loading
-the pieces from settings is :class:`csassist.core.workspace.Workspace`'s job, not this module's.
+the pieces from settings is :class:`csassist.core.workspace.Workspace`'s job, not this module's, and
+drafting the suggestions (the extractive lead, each slot's strategy and fallbacks, streaming one
+draft) is :mod:`csassist.core.reply.drafting`'s and :mod:`csassist.core.reply.slots`'s: this module
+orchestrates a turn and owns the rules that are about the turn, not about a draft.
 
 Suggestions stream as :class:`SuggestionUpdate` snapshots:
 
@@ -24,55 +27,24 @@ Suggestions stream as :class:`SuggestionUpdate` snapshots:
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from collections.abc import Generator as Generator_
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from csassist.core.engine import EngineInfo
-from csassist.core.errors import BackendError
-from csassist.core.learn.textmetrics import token_jaccard
-from csassist.core.reply.extractive import extractive_reply
+from csassist.core.reply.drafting import draft_slots, lead_update
 from csassist.core.reply.generation import Generator
-from csassist.core.reply.grounding import drop_unsupported, ground
-from csassist.core.reply.prompts import (
-    build_messages,
-    clean_draft,
-    cut_at_stop,
-    passage_ids_in,
-    render_prompt,
-)
-from csassist.core.reply.rewrite import (
-    compose_selected,
-    first_sentence,
-    lead_body,
-    opening_messages,
-    place_opening,
-    rewrite_messages,
-)
-from csassist.core.reply.strategy import (
-    FALLBACK_ORDER,
-    MODEL_FREE,
-    RETRY_UNUSABLE,
-    STRATEGIES,
-    fallback_chain,
-    parse_strategies,
-    slot_strategy,
-    training_strategy,
-    unusable_reason,
-)
+from csassist.core.reply.prompts import build_messages
+from csassist.core.reply.rewrite import lead_body, rewrite_messages
+from csassist.core.reply.slots import DraftTurn, render_for, token_counter
+from csassist.core.reply.strategy import FALLBACK_ORDER, STRATEGIES, parse_strategies, training_strategy
 from csassist.core.types import (
     Analysis,
     CancelToken,
-    Grounding,
     IntentPrediction,
     Message,
     Passage,
-    Suggestion,
     SuggestionUpdate,
     Urgency,
 )
@@ -87,49 +59,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Turns whose intent prediction is kept for retrieve() (several open conversations interleave).
 RECENT_PREDICTIONS = 32
-#: Two drafts whose word sets overlap more than this are near-duplicates.
-DUPLICATE_JACCARD = 0.9
-#: New tokens for a "select" opening sentence: one short sentence, so it is also the fastest draft.
-OPENING_TOKENS = 32
-
-
-@dataclass(frozen=True)
-class SlotPlan:
-    """One generated slot's job: the chat the model sees, its token limit, and how its text is finished."""
-
-    strategy: str
-    messages: list[dict[str, str]]
-    max_new_tokens: int
-    prompt: str  # stored with the suggestion: the learning loop's prompt for this reply (core.reply.strategy)
-    source_ids: tuple[str, ...]
-    finish: Callable[[str], str] | None = None  # cleaned model text -> suggestion text ("" = unusable)
-    preview: Callable[[str], str] | None = None  # partial model text -> what the card shows meanwhile
-    complete: Callable[[str], bool] | None = None  # stop generating once this is true
-    empty_reason: str = ""  # why an empty ``finish`` result is unusable
-
-
-@dataclass(frozen=True)
-class _Turn:
-    """What every generated slot of one customer turn shares."""
-
-    message: Message
-    history: Sequence[Message]
-    analysis: Analysis | None
-    passages: Sequence[Passage]
-    messages: list[dict[str, str]]  # the grounded ("free") prompt's chat messages
-    prompt: str  # ... rendered
-    lead: Suggestion  # slot 0, the extractive reply
-    training_prompt: str  # logged with replies the model did not write whole
-
-    @property
-    def context(self) -> list[Message]:
-        """The conversation a draft is grounded against (history plus the new message)."""
-        return [*self.history, self.message]
-
-
-def approx_token_count(text: str) -> int:
-    """Rough token count (~4 characters a token) for generators that expose no tokenizer."""
-    return max(1, len(text) // 4 + 1)
 
 
 def customer_turn_text(text: str, history: Sequence[Message], *, max_messages: int = 3) -> str:
@@ -276,15 +205,18 @@ class Assistant:
         try:
             messages = self._prompt_messages(message, history, analysis, passages)
             prompt = self._render(messages)
-            lead = self._extractive_update(message, history, analysis, passages)
+            lead = lead_update(message, history, analysis, passages, self.settings.company)
             assert lead.suggestion is not None
             training_prompt = self._training_prompt(messages, message, lead.text)
             suggestion = dataclasses.replace(lead.suggestion, prompt=training_prompt)
             yield dataclasses.replace(lead, suggestion=suggestion)
-            if self.generator is None or total <= 1 or cancel.cancelled:
+            generator = self.generator
+            if generator is None or total <= 1 or cancel.cancelled:
                 return
-            turn = _Turn(message, history, analysis, passages, messages, prompt, suggestion, training_prompt)
-            yield from self._generated_updates(turn, cancel, total, seed)
+            turn = DraftTurn(message, history, analysis, passages, messages, prompt, suggestion, training_prompt)
+            yield from draft_slots(
+                turn, cancel, total, seed, settings=self.settings, generator=generator, strategies=self._strategies()
+            )
         finally:
             self._release(message.conversation_id, cancel)
 
@@ -334,131 +266,13 @@ class Assistant:
             analysis,
             self.settings.company,
             token_budget=cfg.prompt_token_budget,
-            count_tokens=self._count_tokens(),
+            count_tokens=token_counter(self.generator),
             max_turns=cfg.history_turns,
         )
 
-    def _extractive_update(
-        self,
-        message: Message,
-        history: Sequence[Message],
-        analysis: Analysis | None,
-        passages: Sequence[Passage],
-    ) -> SuggestionUpdate:
-        """Slot 0, the lead suggestion (the caller adds the training prompt, so an accepted or edited
-        extractive reply is a training pair for ``csassist finetune --from-log`` like any generated one).
-
-        The lead is never a draft with an unsupported claim: the extractive reply is built from KB
-        sentences so it is grounded by construction, and this is checked — any sentence that still fails
-        the check is dropped before the agent sees it (generated drafts only ever take the later slots)."""
-        start = time.perf_counter()
-        text, ids = extractive_reply(
-            message.text, passages, analysis, self.settings.company, customer_name=message.customer
-        )
-        text, grounding = _grounded_extract(text, passages, [*history, message])
-        ms = (time.perf_counter() - start) * 1000
-        suggestion = Suggestion(
-            text=text,
-            source_ids=ids,
-            backend="extractive",
-            model="",
-            latency_ms=ms,
-            first_token_ms=ms,
-            flags=grounding.flags,
-            grounding=grounding,
-            strategy="extractive",
-        )
-        return SuggestionUpdate(slot=0, text=text, backend="extractive", done=True, suggestion=suggestion)
-
-    def _count_tokens(self) -> Callable[[str], int]:
-        counter = getattr(self.generator, "count_tokens", None)
-        return counter if callable(counter) else approx_token_count
-
     def _render(self, messages: list[dict[str, str]]) -> str:
-        """The exact prompt: the chat template for a local model, the request messages for a server."""
-        render = getattr(self.generator, "render", None)
-        if callable(render):
-            return str(render(messages))
-        tokenizer = getattr(self.generator, "tokenizer", None)
-        if tokenizer is not None:
-            return render_prompt(messages, tokenizer)
-        return json.dumps(messages, ensure_ascii=False, indent=1)
-
-    def _generated_updates(self, turn: _Turn, cancel: CancelToken, total: int, seed: int) -> Iterator[SuggestionUpdate]:
-        """Slots 1..total-1: each tries its strategy's fallback chain until one gives a usable draft.
-
-        See :mod:`csassist.core.reply.strategy` for the order.  Only cancellation and a backend
-        failure leave a slot without a suggestion (the failure then ends every later slot too: the
-        backend is down, and the agent must see that rather than a string of fallbacks).
-        """
-        gen = self.generator
-        assert gen is not None
-        strategies = self._strategies()
-        done_texts: list[str] = []
-        offered_ids: set[str] = set(turn.lead.source_ids)
-        attempt = 0
-        failure: str | None = None
-        for slot in range(1, total):
-            if failure is not None:
-                yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error=failure)
-                continue
-            tried: list[str] = []
-            for name in fallback_chain(slot_strategy(strategies, slot)):
-                if name in MODEL_FREE:
-                    found = self._model_free_update(name, turn, slot, done_texts, offered_ids, tried)
-                    if isinstance(found, str):
-                        tried.append(f"{name}: {found}")
-                        continue
-                    assert found.suggestion is not None
-                    offered_ids.update(found.suggestion.source_ids)
-                    done_texts.append(found.text)
-                    yield found
-                    break
-                outcome: SuggestionUpdate | str | None = None
-                for retry in range(2 if not tried else 1):  # the configured strategy may get a second seed
-                    if cancel.cancelled:
-                        yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error="cancelled")
-                        return
-                    attempt += 1
-                    plan = self._slot_plan(name, turn)
-                    try:
-                        outcome = yield from self._stream_slot(
-                            gen, plan, slot, self._temperature(slot, len(tried) + retry), seed + attempt, cancel, turn
-                        )
-                    except BackendError as exc:
-                        failure = str(exc)
-                        yield SuggestionUpdate(slot=slot, text="", backend=gen.backend, done=True, error=failure)
-                        break
-                    except Exception as exc:  # noqa: BLE001 - one broken draft must not end the turn
-                        outcome = f"{type(exc).__name__}: {exc}"
-                        break
-                    if isinstance(outcome, str):
-                        if name in RETRY_UNUSABLE:
-                            continue  # a cheap strategy: one more seed before falling back
-                        break
-                    if outcome.suggestion is None:
-                        break  # cancelled
-                    text = outcome.suggestion.text
-                    dup = next((i for i, t in enumerate(done_texts) if token_jaccard(text, t) > DUPLICATE_JACCARD), None)
-                    if dup is None:
-                        break
-                    outcome = f"near-duplicate of suggestion {dup + 2}"  # on-screen numbering: the lead is 1
-                if failure is not None:
-                    break
-                if isinstance(outcome, SuggestionUpdate):
-                    if outcome.suggestion is None:  # cancelled mid-draft
-                        yield outcome
-                        return
-                    suggestion = dataclasses.replace(outcome.suggestion, fallbacks=tuple(tried))
-                    done_texts.append(suggestion.text)
-                    yield dataclasses.replace(outcome, suggestion=suggestion)
-                    break
-                tried.append(f"{name}: {outcome}")
-
-    def _temperature(self, slot: int, retry: int) -> float:
-        """Slot 1's first try is cooler (the safest draft); later slots and retries are hotter for variety."""
-        base = self.settings.generation.temperature
-        return base * (0.5 if slot == 1 and retry == 0 else 1.0 + 0.25 * (slot - 2 + retry))
+        """The exact prompt the current generator sees for ``messages`` (see :func:`render_for`)."""
+        return render_for(self.generator, messages)
 
     def _strategies(self) -> list[str]:
         """How each generated slot uses the model (``[generation] strategy``, one name per slot, the last repeats)."""
@@ -475,160 +289,3 @@ class Assistant:
         if training_strategy(self._strategies()) == "free":
             return self._render(turn_messages)
         return self._render(rewrite_messages(message.text, [lead_body(lead_text)], self.settings.company))
-
-    def _slot_plan(self, strategy: str, turn: _Turn) -> SlotPlan:
-        """What the model is asked for in one slot, and how its text becomes the suggestion.
-
-        ``free``: the grounded prompt, the model writes the reply.  ``rewrite``: the model adapts the
-        lead's KB sentences to the customer.  ``select``: the lead's KB sentences stay verbatim and the
-        model writes only an opening sentence (kept only when grounded); generation stops as soon as
-        that sentence is complete, and the card shows it in place while it is written.
-        """
-        cfg = self.settings.generation
-        company = self.settings.company
-        lead = turn.lead
-        if strategy == "rewrite":
-            messages = rewrite_messages(turn.message.text, [lead_body(lead.text)], company)
-            return SlotPlan(strategy, messages, cfg.max_new_tokens, self._render(messages), lead.source_ids)
-        if strategy == "select":
-
-            def finish(text: str) -> str:
-                composed = compose_selected(lead.text, first_sentence(text), turn.passages, turn.context)
-                return "" if composed == lead.text else composed  # no grounded opening: nothing new to offer
-
-            return SlotPlan(
-                strategy,
-                opening_messages(turn.message.text, company),
-                min(cfg.max_new_tokens, OPENING_TOKENS),
-                turn.training_prompt,
-                lead.source_ids,
-                finish=finish,
-                preview=lambda raw: place_opening(lead.text, first_sentence(raw) or raw.strip()),
-                complete=lambda raw: bool(first_sentence(raw)) and len(raw.strip()) > len(first_sentence(raw)),
-                empty_reason="no grounded opening sentence",
-            )
-        return SlotPlan(strategy, turn.messages, cfg.max_new_tokens, turn.prompt,
-                        passage_ids_in(turn.messages, turn.passages))
-
-    def _stream_slot(
-        self,
-        gen: Generator,
-        plan: SlotPlan,
-        slot: int,
-        temperature: float,
-        seed: int,
-        cancel: CancelToken,
-        turn: _Turn,
-    ) -> Generator_[SuggestionUpdate, None, SuggestionUpdate | str]:
-        """Run one draft, yielding partial updates; return the ``done`` update, or why the text is unusable.
-
-        The returned update is not yielded here: the caller still checks it against earlier drafts.
-        """
-        start = time.perf_counter()
-        first_ms: float | None = None
-        raw = ""
-        pieces = gen.stream(
-            plan.messages, max_new_tokens=plan.max_new_tokens, temperature=temperature, seed=seed, cancel=cancel
-        )
-        try:
-            for piece in pieces:
-                if not piece:
-                    continue
-                if first_ms is None:
-                    first_ms = (time.perf_counter() - start) * 1000
-                raw += piece
-                shown, stopped = cut_at_stop(raw)
-                if stopped:
-                    raw = shown
-                    break
-                if cancel.cancelled or (plan.complete is not None and plan.complete(shown)):
-                    break
-                text = plan.preview(shown) if plan.preview is not None else shown
-                yield SuggestionUpdate(slot=slot, text=text.strip(), backend=gen.backend)
-        finally:
-            close = getattr(pieces, "close", None)
-            if callable(close):
-                close()
-        if cancel.cancelled:
-            return SuggestionUpdate(slot=slot, text=raw.strip(), backend=gen.backend, done=True, error="cancelled")
-        text = clean_draft(raw)
-        if plan.finish is not None:
-            text = plan.finish(text)
-            if not text:
-                return plan.empty_reason or "the model wrote nothing usable"
-        else:
-            reason = unusable_reason(text)
-            if reason is not None:
-                return reason
-        grounding = ground(text, turn.passages, turn.context)
-        suggestion = Suggestion(
-            text=text,
-            source_ids=plan.source_ids,
-            backend=gen.backend,
-            model=gen.model_id,
-            latency_ms=(time.perf_counter() - start) * 1000,
-            first_token_ms=first_ms,
-            prompt=plan.prompt,
-            flags=grounding.flags,
-            grounding=grounding,
-            strategy=plan.strategy,
-        )
-        return SuggestionUpdate(slot=slot, text=text, backend=gen.backend, done=True, suggestion=suggestion)
-
-    def _model_free_update(
-        self,
-        name: str,
-        turn: _Turn,
-        slot: int,
-        done_texts: Sequence[str],
-        offered_ids: set[str],
-        tried: Sequence[str],
-    ) -> SuggestionUpdate | str:
-        """A draft that needs no model (the last resorts of the fallback order), or why there is none.
-
-        ``extractive-alt`` answers from the best retrieved article not yet offered (when it is relevant
-        enough to answer from); ``extractive-copy`` repeats the lead, so the slot is never empty.
-        """
-        start = time.perf_counter()
-        lead = turn.lead
-        if name == "extractive-copy":
-            text, ids, grounding = lead.text, lead.source_ids, lead.grounding
-        else:
-            others = [p for p in turn.passages if p.article_id not in offered_ids]
-            if not others:
-                return "no other retrieved article"
-            text, ids = extractive_reply(
-                turn.message.text, others, turn.analysis, self.settings.company, customer_name=turn.message.customer
-            )
-            if not ids:
-                return "no other article relevant enough"
-            text, grounding = _grounded_extract(text, turn.passages, turn.context)
-            dup = next((i for i, t in enumerate(done_texts) if token_jaccard(text, t) > DUPLICATE_JACCARD), None)
-            if dup is not None:
-                return f"near-duplicate of suggestion {dup + 2}"
-        ms = (time.perf_counter() - start) * 1000
-        suggestion = Suggestion(
-            text=text,
-            source_ids=ids,
-            backend="extractive",
-            latency_ms=ms,
-            first_token_ms=ms,
-            prompt=turn.training_prompt,
-            flags=grounding.flags if grounding is not None else (),
-            grounding=grounding,
-            strategy=name,
-            fallbacks=tuple(tried),
-        )
-        return SuggestionUpdate(slot=slot, text=text, backend="extractive", done=True, suggestion=suggestion)
-
-
-def _grounded_extract(text: str, passages: Sequence[Passage], context: Sequence[Message]) -> tuple[str, Grounding]:
-    """An extractive reply and its grounding, with any sentence that fails the check dropped.
-
-    Extractive text is KB sentences, so it is grounded by construction; this makes it certain.
-    """
-    grounding = ground(text, passages, context)
-    if grounding.risky:
-        text = drop_unsupported(text, grounding)
-        grounding = ground(text, passages, context)
-    return text, grounding

@@ -263,7 +263,7 @@ class Suggestion:
     flags: tuple[str, ...] = ()  # e.g. "unsupported order number 99999"
     grounding: Grounding | None = None  # sentence-level verdict (core.reply.grounding)
     # How the text was made: extractive | select | rewrite | free | extractive-alt | extractive-copy
-    # (core.pipeline's fallback order); "" for suggestions from engines that do not say.
+    # (core.reply.drafting's fallback order); "" for suggestions from engines that do not say.
     strategy: str = ""
     fallbacks: tuple[str, ...] = ()  # strategies tried first for this slot and why each gave nothing usable
 
