@@ -109,9 +109,13 @@ def test_memo_keeps_the_token_states_of_the_message_it_encoded() -> None:
     states = memo.token_states(LONG)
     assert states is not None and states.text == LONG and inner.state_calls == 1  # remembered
     assert np.array_equal(memo.encode([LONG]), vector)
+    # Several new texts at once (a message's sentences) are one batched call, without token states.
+    memo.encode(["first sentence here", "second sentence here"])
+    assert inner.calls == 2 and inner.state_calls == 1
+    assert memo.encode(["first sentence here"]).shape == (1, inner.dimension) and inner.calls == 2
     # Bulk batches bypass the memo and its states; an encoder without token states gives None.
     memo.encode([f"bulk {i}" for i in range(20)])
-    assert inner.calls == 20 and inner.state_calls == 1
+    assert inner.calls == 22 and inner.state_calls == 1
     assert MemoEncoder(FakeEncoder()).token_states(LONG) is None
 
 
