@@ -252,8 +252,9 @@ def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
     old_ret = Retriever.open(index_dir, old_enc, options=DENSE_ONLY)
     old = Analyzer(load_head(index_dir / "intent", old_enc))
     pipelines: dict[str, tuple[Analyzer, Retriever]] = {}
+    memos: dict[str, MemoEncoder] = {}
     for name, late in (("new", False), ("late", True)):
-        enc = MemoEncoder(fast)
+        enc = memos[name] = MemoEncoder(fast)
         ret = Retriever.open(index_dir, enc, late_chunking=late)
         pipelines[name] = (Analyzer(attach_kb(load_head(index_dir / "intent", enc), index_dir, enc, ret)), ret)
     for _ in range(3):  # warm-up
@@ -262,16 +263,19 @@ def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
             analyzer.analyze("where is my order?")
     load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     times: dict[str, list[float]] = {"old": [], "new": [], "late": []}
+    encoded: dict[str, list[int]] = {"new": [], "late": []}  # texts the encoder ran on, per message
     for text in texts:
         t0 = time.perf_counter()
         old_ret.search(text, 5)
         old.analyze(text)
         times["old"].append((time.perf_counter() - t0) * 1000)
         for name, (analyzer, ret) in pipelines.items():
+            misses = memos[name].misses
             t0 = time.perf_counter()
             analysis = analyzer.analyze(text)
             ret.search(text, 5, intents=intent_distribution(analysis.intent))
             times[name].append((time.perf_counter() - t0) * 1000)
+            encoded[name].append(memos[name].misses - misses)
     long_rows = [i for i, t in enumerate(texts) if len(t.strip()) >= LONG_MESSAGE_CHARS]
     out: dict[str, Any] = {
         "messages": len(texts),
@@ -284,6 +288,9 @@ def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
         out[f"{name}_ms_p50"] = _percentile(times[name], 50)
         out[f"{name}_ms_p95"] = _percentile(times[name], 95)
         out[f"{name}_long_ms_p50"] = _percentile([times[name][i] for i in long_rows], 50)
+    for name, counts in encoded.items():  # 1 = the message alone; more = its sentences / request parts too
+        out[f"{name}_texts_encoded_mean"] = float(np.mean(counts)) if counts else 0.0
+        out[f"{name}_messages_encoding_more_than_one_text"] = sum(c > 1 for c in counts)
     out["ratio_p95"] = out["new_ms_p95"] / max(out["old_ms_p95"], 1e-9)
     return out
 
@@ -348,8 +355,11 @@ def print_latency(lat: dict[str, Any]) -> None:
           f"load {lat.get('load_avg_start')} -> {lat.get('load_avg_end')}:")
     for name, label in (("old", "old (7a33194)"), ("new", "new (app)"), ("late", "new + late chunking")):
         if f"{name}_ms_p50" in lat:
+            more = lat.get(f"{name}_messages_encoding_more_than_one_text")
             print(f"  {label:<22} p50 {lat[name + '_ms_p50']:6.1f}  p95 {lat[name + '_ms_p95']:6.1f}  "
-                  f"long p50 {lat.get(name + '_long_ms_p50', float('nan')):6.1f} ms")
+                  f"long p50 {lat.get(name + '_long_ms_p50', float('nan')):6.1f} ms"
+                  + (f"  (texts encoded per message {lat[name + '_texts_encoded_mean']:.2f}; "
+                     f"{more} messages encode more than themselves)" if more is not None else ""))
     for name, q in lat.get("late_chunking_quality", {}).items():
         print(f"  quality, sentences {name:<13} " + "  ".join(f"{k} {v:.4f}" for k, v in q.items()))
 
