@@ -112,7 +112,8 @@ def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
 
 def build_chatwoot(settings: Settings, on_problem: Callable[[str], None]) -> Any:
     """The Chatwoot connector from ``[chatwoot]`` (a clear error for a missing url/account/token)."""
-    from csassist.core.io.chatwoot import ChatwootConfig, ChatwootConnector, load_token
+    from csassist.core.io.chatwoot import ChatwootConnector, load_token
+    from csassist.core.io.chatwoot_api import ChatwootConfig
 
     cw = settings.chatwoot
     if not cw.url or cw.account_id <= 0:

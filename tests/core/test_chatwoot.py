@@ -11,14 +11,8 @@ from pathlib import Path
 import pytest
 
 from csassist.core.errors import CsassistError
-from csassist.core.io.chatwoot import (
-    WEBHOOK_PREFIX,
-    ChatwootConfig,
-    ChatwootConnector,
-    load_token,
-    parse_key,
-    to_message,
-)
+from csassist.core.io.chatwoot import WEBHOOK_PREFIX, ChatwootConnector, load_token
+from csassist.core.io.chatwoot_api import ChatwootConfig, parse_key, to_message
 from csassist.core.io.listen import ListenServer
 from csassist.core.io.outbox import Outbox
 from csassist.core.types import Message

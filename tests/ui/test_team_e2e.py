@@ -15,7 +15,8 @@ from typing import Any
 
 import psycopg
 
-from csassist.core.io.chatwoot import WEBHOOK_PREFIX, ChatwootConfig, ChatwootConnector
+from csassist.core.io.chatwoot import WEBHOOK_PREFIX, ChatwootConnector
+from csassist.core.io.chatwoot_api import ChatwootConfig
 from csassist.core.io.listen import ListenServer
 from csassist.core.io.outbox import Outbox
 from csassist.core.learn.feedback import FeedbackLog

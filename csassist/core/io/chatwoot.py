@@ -31,6 +31,11 @@ when the app closes are found again in the outbox at the next start (a small led
 outbox ids makes that idempotent), and before re-posting after an ambiguous failure the sender
 checks whether the reply already reached the conversation, so a customer never gets it twice.
 
+Where the pieces live: this module is intake (the connector, polling, webhooks);
+:mod:`csassist.core.io.chatwoot_api` holds the REST client, its errors, the config and the field
+mapping; :mod:`csassist.core.io.chatwoot_sender` posts replies; :mod:`csassist.core.io.delivery_ledger`
+remembers which ones arrived.
+
 Other helpdesks map onto the same pieces (a poller emitting :class:`~csassist.core.types.Message`,
 a webhook route, a sender keyed by ``conversation_id``):
 
@@ -55,22 +60,26 @@ import hashlib
 import hmac
 import json
 import os
-import queue
 import stat
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from csassist.core.errors import CsassistError
-from csassist.core.io.message_format import parse_timestamp
-from csassist.core.io.outbox import append_line_durably, encode_json_line, read_outbox
+from csassist.core.io.chatwoot_api import (
+    BACKOFF_FIRST_S,
+    BACKOFF_MAX_S,
+    ChatwootAuthError,
+    ChatwootClient,
+    ChatwootConfig,
+    ChatwootError,
+    ChatwootRetry,
+    to_message,
+)
+from csassist.core.io.chatwoot_sender import ChatwootSender
 from csassist.core.io.sources import ThreadedSource
 from csassist.core.types import Message
 
@@ -78,40 +87,6 @@ WEBHOOK_PREFIX = "/v1/chatwoot/"
 TOKEN_ENV = "CSASSIST_CHATWOOT_TOKEN"
 #: Signed webhooks older or newer than this are refused (replay protection).
 SIGNATURE_TOLERANCE_S = 300
-#: Chatwoot's integer ``message_type`` in the REST API.
-_API_TYPES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
-_BACKOFF_FIRST_S = 0.5
-_BACKOFF_MAX_S = 60.0
-
-
-class ChatwootError(CsassistError):
-    """Chatwoot answered with an error we cannot retry past (bad request, not found)."""
-
-
-class ChatwootAuthError(ChatwootError):
-    """401/403: the API token is wrong, expired or lacks access (retrying will not help)."""
-
-
-class ChatwootRetry(CsassistError):
-    """A failure worth retrying: network loss, 5xx, or 429 (``retry_after`` seconds when given)."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class ChatwootConfig:
-    """What the connector needs (from ``[chatwoot]`` in config.toml and the token)."""
-
-    url: str
-    account_id: int
-    token: str
-    poll_interval_s: float = 5.0
-    private_notes: bool = False
-    webhook_secret: str = ""
-    webhook_hmac_secret: str = ""
-    timeout_s: float = 10.0
 
 
 def load_token(token_file: str = "", env: Mapping[str, str] | None = None) -> str:
@@ -141,145 +116,7 @@ def load_token(token_file: str = "", env: Mapping[str, str] | None = None) -> st
 
 
 # --------------------------------------------------------------------------------------------------
-# Field mapping
-# --------------------------------------------------------------------------------------------------
-
-
-def conversation_key(account_id: int | str, conversation_id: int | str) -> str:
-    """``cw-{account}-{conversation}``: csassist's id for a Chatwoot conversation."""
-    return f"cw-{account_id}-{conversation_id}"
-
-
-def parse_key(conversation_id: str) -> tuple[int, int] | None:
-    """``(account, conversation)`` from a ``cw-A-C`` id; ``None`` for ids of other feeds."""
-    parts = conversation_id.split("-")
-    if len(parts) != 3 or parts[0] != "cw" or not (parts[1].isdigit() and parts[2].isdigit()):
-        return None
-    return int(parts[1]), int(parts[2])
-
-
-def chatwoot_time(value: object) -> float:
-    """Epoch seconds from the API's integers or a webhook's ``"2020-03-03 13:05:57 UTC"`` / ISO text."""
-    if isinstance(value, str) and value.strip().endswith(" UTC"):
-        value = value.strip()[: -len(" UTC")].replace(" ", "T") + "+00:00"
-    return parse_timestamp(value)
-
-
-def to_message(account_id: int, conversation_id: int, raw: Mapping[str, Any]) -> Message | None:
-    """A Chatwoot message (API or webhook shape) as a csassist :class:`Message`, or ``None`` to skip it."""
-    kind = raw.get("message_type")
-    kind = _API_TYPES.get(kind, "") if isinstance(kind, int) and not isinstance(kind, bool) else kind
-    if kind not in ("incoming", "outgoing") or raw.get("private") is True:
-        return None
-    content = raw.get("content")
-    if not isinstance(content, str) or not content.strip():
-        return None  # attachments only, or an empty event
-    sender = raw.get("sender") if isinstance(raw.get("sender"), Mapping) else {}
-    customer = None
-    if kind == "incoming":
-        name = sender.get("name") if sender else None
-        customer = name if isinstance(name, str) and name.strip() else None
-    try:
-        ts = chatwoot_time(raw.get("created_at")) if raw.get("created_at") is not None else time.time()
-    except ValueError:
-        ts = time.time()
-    return Message(conversation_key(account_id, conversation_id), "customer" if kind == "incoming" else "agent",
-                   content, ts=ts, customer=customer)
-
-
-# --------------------------------------------------------------------------------------------------
-# HTTP client
-# --------------------------------------------------------------------------------------------------
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect would drop the token header or turn a POST into a GET: treat it as an error."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-class ChatwootClient:
-    """The few Chatwoot REST calls csassist makes, with errors sorted into retry / do not retry."""
-
-    def __init__(self, config: ChatwootConfig) -> None:
-        parsed = urllib.parse.urlsplit(config.url.strip())
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise CsassistError(f"[chatwoot] url must be http(s)://HOST, got {config.url!r}")
-        if config.account_id <= 0:
-            raise CsassistError("[chatwoot] account_id must be the positive number in your Chatwoot URLs")
-        self.config = config
-        self.base = config.url.rstrip("/") + f"/api/v1/accounts/{config.account_id}"
-        self._opener = urllib.request.build_opener(_NoRedirect())
-
-    def request(self, method: str, path: str, params: Mapping[str, Any] | None = None,
-                body: Mapping[str, Any] | None = None) -> Any:
-        """One call; the decoded JSON answer, or ``ChatwootAuthError``/``ChatwootRetry``/``ChatwootError``."""
-        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        data = json.dumps(body).encode("utf-8") if body is not None else None
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("api_access_token", self.config.token)
-        req.add_header("Accept", "application/json")
-        req.add_header("User-Agent", "csassist")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with self._opener.open(req, timeout=self.config.timeout_s) as response:
-                raw = response.read(8 << 20)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            if status in (401, 403):
-                raise ChatwootAuthError(f"Chatwoot refused the API token (HTTP {status}); check [chatwoot] token") from None
-            if status == 429 or status >= 500:
-                raise ChatwootRetry(f"Chatwoot HTTP {status}", _retry_after(exc.headers.get("Retry-After"))) from None
-            raise ChatwootError(f"Chatwoot HTTP {status} for {method} {path}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ChatwootRetry(f"Chatwoot unreachable ({reason})") from None
-        try:
-            return json.loads(raw.decode("utf-8")) if raw.strip() else {}
-        except (UnicodeDecodeError, ValueError):
-            raise ChatwootRetry("Chatwoot sent an unreadable answer") from None
-
-    def assigned_conversations(self) -> list[dict[str, Any]]:
-        """The open conversations assigned to the token's agent (every page)."""
-        found: list[dict[str, Any]] = []
-        for page in range(1, 51):
-            answer = self.request("GET", "/conversations", {"assignee_type": "me", "status": "open", "page": page})
-            data = answer.get("data", answer) if isinstance(answer, dict) else {}
-            batch = data.get("payload", []) if isinstance(data, dict) else []
-            found.extend(c for c in batch if isinstance(c, dict) and isinstance(c.get("id"), int))
-            if len(batch) < 25:  # Chatwoot's page size
-                break
-        return found
-
-    def messages(self, conversation: int, after: int | None = None) -> list[dict[str, Any]]:
-        """Messages of one conversation, oldest first (only those after message id ``after``)."""
-        answer = self.request("GET", f"/conversations/{conversation}/messages",
-                              {"after": after} if after is not None else None)
-        batch = answer.get("payload", []) if isinstance(answer, dict) else []
-        rows = [m for m in batch if isinstance(m, dict) and isinstance(m.get("id"), int)]
-        return sorted(rows, key=lambda m: int(m["id"]))
-
-    def post_message(self, conversation: int, content: str, *, private: bool) -> dict[str, Any]:
-        """Post as the agent (``private``: as a note only agents see)."""
-        answer = self.request("POST", f"/conversations/{conversation}/messages",
-                              body={"content": content, "message_type": "outgoing", "private": private})
-        return answer if isinstance(answer, dict) else {}
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (a number; an HTTP date is read as "a minute")."""
-    if not value:
-        return None
-    try:
-        return max(0.0, min(float(value.strip()), 3600.0))
-    except ValueError:
-        return 60.0
-
-
-# --------------------------------------------------------------------------------------------------
-# The connector: shared de-duplication for polling + webhooks, and the sender
+# The connector: shared de-duplication for polling + webhooks; it owns the sender (chatwoot_sender)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -467,7 +304,7 @@ class ChatwootPoller(ThreadedSource):
         return emitted
 
     def _run(self) -> None:
-        backoff = _BACKOFF_FIRST_S
+        backoff = BACKOFF_FIRST_S
         down = False
         while not self.stopping:
             try:
@@ -481,142 +318,13 @@ class ChatwootPoller(ThreadedSource):
                     self._problem(f"{exc}; retrying (messages are not lost: the next poll fetches them)")
                     down = True
                 self._stop_event.wait(exc.retry_after if exc.retry_after is not None else backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
             except ChatwootError as exc:
                 self._problem(str(exc))
             if down:
                 self._problem("Chatwoot reachable again")
                 down = False
-            backoff = _BACKOFF_FIRST_S
+            backoff = BACKOFF_FIRST_S
             self._stop_event.wait(self.connector.config.poll_interval_s)
 
-
-# --------------------------------------------------------------------------------------------------
-# Sending
-# --------------------------------------------------------------------------------------------------
-
-
-class ChatwootSender:
-    """Post sent replies to Chatwoot from a thread, retrying until delivered (see module docstring).
-
-    :meth:`submit` takes an outbox record *after* the outbox made it durable; delivered outbox ids
-    are appended to ``ledger`` (fsynced), so :meth:`start` can find replies a previous run did not
-    deliver and post them, without ever posting one twice.
-    """
-
-    def __init__(self, connector: ChatwootConnector, *, ledger: Path) -> None:
-        self.connector = connector
-        self.ledger = Path(ledger)
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._delivered = {str(r.get("id")) for r in read_outbox(self.ledger)}
-        self._idle = threading.Condition()
-        self._pending = 0
-        #: Replies posted, attempts that failed, and the last failure (status bar, tests).
-        self.posted = 0
-        self.failures = 0
-        self.last_error: str | None = None
-
-    def start(self, outbox_path: Path | None = None) -> None:
-        """Start the thread; re-queue replies of ``outbox_path`` that never reached Chatwoot."""
-        if self._thread is not None:
-            return
-        if outbox_path is not None:
-            for record in read_outbox(outbox_path):
-                if parse_key(str(record.get("conversation_id", ""))) and str(record.get("id")) not in self._delivered:
-                    self.submit({**record, "_resend": True})
-        self._thread = threading.Thread(target=self._loop, name="csassist-chatwoot-send", daemon=True)
-        self._thread.start()
-
-    def submit(self, record: Mapping[str, Any]) -> None:
-        """Queue one outbox record for posting (ids of other feeds are ignored)."""
-        key = parse_key(str(record.get("conversation_id", "")))
-        if key is None or str(record.get("id")) in self._delivered:
-            return
-        if key[0] != self.connector.config.account_id:
-            self.connector.problem(f"reply for {record.get('conversation_id')} is for another Chatwoot account; kept in the outbox")
-            return
-        self.connector.remember_own(key[1], str(record.get("text", "")))
-        with self._idle:
-            self._pending += 1
-        self._queue.put(dict(record))
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            record = self._queue.get()
-            if record is None:
-                return
-            try:
-                self._deliver(record)
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
-
-    def _deliver(self, record: dict[str, Any]) -> None:
-        """Post until it worked, the agent's token is refused, or the app stops (then: next start)."""
-        key = parse_key(str(record["conversation_id"]))
-        assert key is not None
-        conversation, text = key[1], str(record["text"])
-        private = bool(record.get("private", self.connector.config.private_notes))
-        ambiguous = bool(record.get("_resend"))
-        backoff = _BACKOFF_FIRST_S
-        while not self._stop.is_set():
-            try:
-                if ambiguous and self._already_there(conversation, text, private, float(record.get("ts") or 0)):
-                    self._mark_delivered(record)
-                    return
-                self.connector.client.post_message(conversation, text, private=private)
-            except ChatwootRetry as exc:
-                self._failed(record, str(exc))
-                ambiguous = True  # the post may have arrived before the connection broke
-                self._stop.wait(exc.retry_after if exc.retry_after is not None else backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
-                continue
-            except ChatwootError as exc:  # 401/403/404...: retrying will not help; kept in the outbox
-                self._failed(record, str(exc))
-                self.connector.problem(f"reply to {record['conversation_id']} not posted to Chatwoot ({exc}); "
-                                       "it stays in the outbox and is retried at the next start")
-                return
-            self._mark_delivered(record)
-            return
-
-    def _already_there(self, conversation: int, text: str, private: bool, since: float) -> bool:
-        """Whether an outgoing message with this text was posted after ``since`` (idempotent retry)."""
-        for raw in self.connector.client.messages(conversation):
-            if raw.get("content") == text and raw.get("message_type") in (1, "outgoing") \
-                    and bool(raw.get("private")) == private:
-                try:
-                    if chatwoot_time(raw.get("created_at")) >= since - 5:
-                        return True
-                except ValueError:
-                    return True
-        return False
-
-    def _mark_delivered(self, record: dict[str, Any]) -> None:
-        self._delivered.add(str(record["id"]))
-        try:
-            append_line_durably(self.ledger, encode_json_line({"id": str(record["id"]), "at": time.time()}))
-        except OSError as exc:
-            self.connector.problem(f"{self.ledger}: cannot record a delivered reply ({exc})")
-        self.posted += 1
-
-    def _failed(self, record: Mapping[str, Any], why: str) -> None:
-        self.failures += 1
-        if self.last_error is None or self.failures == 1:
-            self.connector.problem(f"posting a reply to {record['conversation_id']} failed ({why}); retrying")
-        self.last_error = why
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until every queued reply was posted or given up on; ``True`` when idle."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop after the reply in flight; the rest is re-sent from the outbox at the next start."""
-        self._stop.set()
-        self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout)
