@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--warmup", type=float, default=0.1, help="warmup share of the steps")
     p.add_argument("--dropout", type=float, help="--intents: classifier dropout")
     p.add_argument("--freeze", default="none", help="--intents: none | embeddings | N (lowest N layers)")
+    p.add_argument("--head-init", choices=("probe", "random"),
+                   help="--intents --method full: start the head as a linear probe of the frozen encoder (default, LP-FT) or at random")
     p.add_argument("--lora-r", type=int, default=8, help="--from-log: LoRA rank")
     p.add_argument("--val-split", type=float, default=0.1, help="validation share when carved from train")
     p.add_argument("--patience", type=int, default=2, help="early stopping: evaluations without improvement")

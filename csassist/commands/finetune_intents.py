@@ -81,6 +81,7 @@ def _full_config(args: argparse.Namespace, ft: Any) -> Any:
         "weight_decay": args.weight_decay, "warmup": args.warmup, "dropout": args.dropout,
         "freeze": args.freeze, "val_split": args.val_split, "patience": args.patience, "seed": args.seed,
         "max_steps": args.max_steps, "time_budget_s": getattr(args, "time_budget", None),
+        "head_init": getattr(args, "head_init", None),
     }
     for key, value in overrides.items():
         if value is not None:

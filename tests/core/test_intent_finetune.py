@@ -124,6 +124,7 @@ def test_tiny_real_finetune_budget_promote_refit_rollback(tmp_path: Path, real_e
     assert report["trainable_layers"] == 4
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and "estimate" in kinds and "eval" in kinds
+    assert kinds[1] == "probe" and report["probe_train_accuracy"] >= 0.5  # LP-FT: the head starts as a probe
     assert any(e["event"] == "step" and math.isfinite(e["loss"]) for e in events)
     model_dir = Path(report["model_dir"])
     metrics = json.loads((model_dir / "metrics.json").read_text())

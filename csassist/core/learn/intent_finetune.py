@@ -8,6 +8,14 @@ and LayerNorm), linear warmup then cosine decay, dropout before the head, label 
 stopping on a validation split (carved from train, stratified, when none is given), optional
 freezing of the embeddings or the lowest N layers, and a fixed seed.
 
+The head starts from a linear probe (LP-FT, Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
+Features"): a logistic regression fitted on the frozen encoder's mean-pooled vectors becomes the
+initial head, and the whole network then trains at one learning rate.  A random head's first
+hundreds of steps send large, noisy gradients into a good encoder; a probed head starts where the
+frozen-embedding head already is (~93 % on BANKING77) and the encoder only has to refine.  The probe
+costs one forward pass over the training set and a scikit-learn fit (about 2 minutes on BANKING77
+on this CPU), inside the time budget.
+
 A time budget (``FinetuneConfig.time_budget_s``) resizes the schedule once step times are measured
 so the decay ends inside it, and stops training cleanly when it is used up: the step that hits it
 is evaluated and the best evaluated checkpoint is kept.
@@ -39,6 +47,9 @@ from csassist.core.understand.intent_encoder import TransformerEncoder, mean_poo
 ESTIMATE_AFTER_STEPS = 3
 #: Seconds kept free at the end of a time budget for the final evaluation and saving.
 BUDGET_RESERVE_S = 5.0
+#: The linear probe's inverse regularisation and iteration cap (a starting point, not the final head).
+PROBE_C = 1.0
+PROBE_ITERATIONS = 300
 
 
 @dataclass
@@ -80,7 +91,8 @@ class FinetuneConfig:
     base: str | None = None  # encoder directory or name; None -> the bundled all-MiniLM-L6-v2
     epochs: int = 8
     lr: float = 1.5e-4
-    head_lr: float | None = None  # None -> 10x lr: the head starts from scratch, the encoder does not
+    head_lr: float | None = None  # None -> lr with a probed head, 10x lr with a random one (it starts from scratch)
+    head_init: str = "probe"  # probe (LP-FT: logistic regression on the frozen vectors) | random
     batch_size: int = 32
     weight_decay: float = 0.01
     warmup: float = 0.1  # share of the steps
@@ -182,6 +194,24 @@ def _predict_probs(net: Any, tokenizer: Any, texts: Sequence[str], max_length: i
     """Softmax probabilities for ``texts`` with the network in eval mode (restored to train after)."""
     import torch
 
+    return _batched(net, tokenizer, texts, max_length, lambda ids, mask: torch.softmax(net(ids, mask).float(), -1),
+                    batch_size)
+
+
+def _pooled(net: Any, tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int = 128) -> np.ndarray:
+    """The encoder's mean-pooled vectors for ``texts`` (what the head reads), in eval mode."""
+    return _batched(
+        net, tokenizer, texts, max_length,
+        lambda ids, mask: mean_pool(net.encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask).float(),
+        batch_size,
+    )
+
+
+def _batched(net: Any, tokenizer: Any, texts: Sequence[str], max_length: int, forward: Callable[[Any, Any], Any],
+             batch_size: int) -> np.ndarray:
+    """``forward(input_ids, attention_mask)`` over length-sorted batches of ``texts``, rows in input order."""
+    import torch
+
     was_training = net.training
     net.eval()
     chunks = []
@@ -191,14 +221,38 @@ def _predict_probs(net: Any, tokenizer: Any, texts: Sequence[str], max_length: i
             idx = order[start : start + batch_size]
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
                             return_tensors="pt")
-            chunks.append((idx, torch.softmax(net(enc["input_ids"], enc["attention_mask"]).float(), -1).numpy()))
+            chunks.append((idx, forward(enc["input_ids"], enc["attention_mask"]).numpy()))
     if was_training:
         net.train()
-    n_labels = chunks[0][1].shape[1] if chunks else 0
-    out = np.zeros((len(texts), n_labels), dtype=np.float64)
-    for idx, probs in chunks:
-        out[idx] = probs
+    width = chunks[0][1].shape[1] if chunks else 0
+    out = np.zeros((len(texts), width), dtype=np.float64)
+    for idx, rows in chunks:
+        out[idx] = rows
     return out
+
+
+def _probe_head(net: Any, tokenizer: Any, texts: Sequence[str], targets: np.ndarray, max_length: int,
+                seed: int) -> dict[str, float]:
+    """Set ``net.head`` to a logistic regression fitted on the frozen encoder's pooled vectors (LP-FT)."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    started = time.perf_counter()
+    vectors = _pooled(net, tokenizer, texts, max_length)
+    probe = LogisticRegression(C=PROBE_C, max_iter=PROBE_ITERATIONS, random_state=seed).fit(vectors, targets)
+    weight = np.zeros(tuple(net.head.weight.shape), dtype=np.float32)
+    bias = np.full(net.head.bias.shape[0], -10.0, dtype=np.float32)  # a class the probe never saw stays unlikely
+    classes = probe.classes_.astype(int)
+    if len(classes) == 2:  # binary: scikit-learn keeps one row; the softmax equivalent is +-half of it
+        weight[classes[1]], weight[classes[0]] = probe.coef_[0] / 2, -probe.coef_[0] / 2
+        bias[classes[1]], bias[classes[0]] = probe.intercept_[0] / 2, -probe.intercept_[0] / 2
+    else:
+        weight[classes], bias[classes] = probe.coef_, probe.intercept_
+    with torch.no_grad():
+        net.head.weight.copy_(torch.from_numpy(weight))
+        net.head.bias.copy_(torch.from_numpy(bias))
+    return {"probe_seconds": round(time.perf_counter() - started, 1),
+            "probe_train_accuracy": round(float(probe.score(vectors, targets)), 4)}
 
 
 def _resize_plan(
@@ -262,8 +316,8 @@ def train_intent_model(
     "time_budget_s"}``, ``{"event": "estimate", "seconds_per_step", "planned_steps",
     "estimated_seconds"}`` (after the first steps are timed), ``{"event": "step", "step",
     "total_steps", "epoch", "loss", "lr", "elapsed_s"}``, ``{"event": "eval", "step", "epoch",
-    "val_accuracy"}`` and ``{"event": "budget", "step", "elapsed_s"}`` when the time budget stops
-    training.  Nothing is saved here (see :mod:`csassist.core.learn.intent_promotion`).
+    "val_accuracy"}``, ``{"event": "probe", "probe_seconds", "probe_train_accuracy"}`` once the head is
+    probed, and ``{"event": "budget", "step", "elapsed_s"}`` when the time budget stops training.  Nothing is saved here (see :mod:`csassist.core.learn.intent_promotion`).
     """
     import torch
     from torch import nn
@@ -299,11 +353,15 @@ def train_intent_model(
     base_id, tokenizer, encoder = load_base_encoder(cfg.base)
     trainable_layers = _freeze(encoder, cfg.freeze)
     net = _build_classifier(encoder, len(labels), cfg.dropout)
+    if cfg.head_init not in ("probe", "random"):
+        raise DataError(f"head_init must be probe or random, not {cfg.head_init!r}")
+    texts = [clean_text(e.text) for e in train_in]
+    targets = torch.tensor([index[e.intent] for e in train_in], dtype=torch.long)
     net.train()
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     enc_params = [(n, p) for n, p in net.encoder.named_parameters() if p.requires_grad]
-    head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr * 10
+    head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr * (1 if cfg.head_init == "probe" else 10)
     groups = [
         {"params": [p for n, p in enc_params if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay, "lr": cfg.lr},
         {"params": [p for n, p in enc_params if n.endswith(no_decay)], "weight_decay": 0.0, "lr": cfg.lr},
@@ -320,8 +378,6 @@ def train_intent_model(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup, plan, cfg.schedule))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
-    texts = [clean_text(e.text) for e in train_in]
-    targets = torch.tensor([index[e.intent] for e in train_in], dtype=torch.long)
     val_texts = [clean_text(e.text) for e in val_in]
     val_y = np.array([index[e.intent] for e in val_in], dtype=np.int64)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -337,6 +393,11 @@ def train_intent_model(
         progress({"event": "start", "train_examples": len(train_in), "val_examples": len(val_in),
                   "val_oos_examples": len(val_oos), "labels": len(labels), "planned_steps": plan["total"],
                   "time_budget_s": cfg.time_budget_s})
+    probe_report: dict[str, float] = {}
+    if cfg.head_init == "probe":  # inside the budget: ``started`` is already running
+        probe_report = _probe_head(net, tokenizer, texts, targets.numpy(), cfg.max_length, cfg.seed)
+        if progress:
+            progress({"event": "probe", **probe_report})
     eval_seconds = 0.0
     budget_hit = False
     estimate_at = min(ESTIMATE_AFTER_STEPS, plan["total"])
@@ -452,6 +513,7 @@ def train_intent_model(
         "final_loss": last_loss,
         "train_seconds": round(train_seconds, 1),
         "trainable_layers": trainable_layers,
+        **probe_report,
         "history": history,
         "per_intent": per_intent,
         "config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
