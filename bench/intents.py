@@ -71,11 +71,11 @@ def part_b(train, test, threads: int, budget: float, epochs: int, lr: float, bat
     last = {"t": time.perf_counter()}
 
     def progress(event: dict) -> None:
-        if event["event"] in ("start", "estimate", "budget"):
+        if event["event"] in ("start", "estimate", "budget", "probe"):
             print(f"  {event}", flush=True)
         elif event["event"] == "eval":
             print(f"  eval step {event['step']} epoch {event['epoch']}: val acc {event['val_accuracy']:.4f}", flush=True)
-        elif event["step"] % 50 == 0:
+        elif event["event"] == "step" and event["step"] % 50 == 0:
             now = time.perf_counter()
             print(f"  step {event['step']}/{event['total_steps']} loss {event['loss']:.3f} "
                   f"({(now - last['t']) / 50:.2f} s/step)", flush=True)

@@ -162,6 +162,12 @@ def _train_with_progress(ft, train, val, cfg, out_root, *, quiet: bool, force: b
                     f"({event['seconds_per_step']:.2f} s/step for {event['planned_steps']} steps)",
                     markup=False, highlight=False,
                 )
+            elif kind == "probe":
+                console.print(
+                    f"head started as a linear probe of the frozen encoder "
+                    f"(train accuracy {event['probe_train_accuracy']:.3f}, {_duration(event['probe_seconds'])})",
+                    markup=False, highlight=False,
+                )
             elif kind == "step":
                 bar.update(task, completed=event["step"], total=event["total_steps"], epoch=event["epoch"],
                            loss=event["loss"])
