@@ -34,6 +34,7 @@ def test_a_conjunction_that_starts_a_new_request_cuts_the_message(text: str, par
     "text",
     [
         "The lamp and the shade arrived broken.",  # "and" joining two things, not two requests
+        "I ordered a lamp and the shade is broken",  # no pause before "and the": one request
         "Where is my order?",
         "refund please and thanks",  # "thanks" is no request
         "",
