@@ -118,13 +118,17 @@ class IntentScores:
     """The raw output for a batch: what a prediction is made of, for detectors built on top of it.
 
     ``probs[i]`` is over ``labels``; ``embeddings[i]`` is the encoder's vector; rows of empty texts
-    are all zero (and ``empty[i]`` is true).
+    are all zero (and ``empty[i]`` is true).  ``read[i]`` is the text the encoder read (typo-repaired,
+    trimmed) and ``requests[i]`` its requests when it holds two or more (else ``()``), computed once
+    here for the ranking, the explanation and the detector.
     """
 
     labels: tuple[str, ...]
     probs: np.ndarray
     embeddings: np.ndarray
     empty: np.ndarray
+    read: tuple[str, ...] = ()
+    requests: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass
@@ -200,7 +204,9 @@ class IntentModel:
             probs[todo] = self.head.probs(vectors)
         empty = np.ones(len(cleaned), dtype=bool)
         empty[todo] = False
-        return IntentScores(labels=self.head.labels, probs=probs, embeddings=emb, empty=empty)
+        requests = tuple(tuple(split_requests(t)) if self.lead_request and t else () for t in cleaned)
+        return IntentScores(labels=self.head.labels, probs=probs, embeddings=emb, empty=empty,
+                            read=tuple(cleaned), requests=requests)
 
     def predict(self, text: str) -> IntentPrediction:
         """Classify one message: top 3 intents (probabilities sum <= 1, never NaN) and the OOS verdict."""
@@ -212,25 +218,24 @@ class IntentModel:
 
         Empty rows stay zero.  Out-of-scope verdicts never read these (see :meth:`predictions`).
         """
-        probs = self._lead_request_probs(texts, scored)
+        probs = self._lead_request_probs(scored)
         if self.kb_vote is None or not len(self.labels):
             return probs
         todo = [i for i in range(len(texts)) if not scored.empty[i]]
         out = probs.copy()
         if todo:
-            out[todo] = self.kb_vote.mix([self.model_text(texts[i]) for i in todo], probs[todo], self.labels)
+            out[todo] = self.kb_vote.mix([scored.read[i] for i in todo], probs[todo], self.labels)
         return out
 
-    def _lead_request_probs(self, texts: Sequence[str], scored: IntentScores) -> np.ndarray:
+    def _lead_request_probs(self, scored: IntentScores) -> np.ndarray:
         """``scored.probs`` with two-request messages leaning to their first request (:mod:`.requests`).
 
         Returns ``scored.probs`` itself when no message holds two requests (one encoder call for all
         the parts otherwise).
         """
-        if not self.lead_request or not len(self.labels):
+        if not len(self.labels):
             return scored.probs
-        parts = {i: split_requests(self.model_text(t)) for i, t in enumerate(texts) if not scored.empty[i]}
-        parts = {i: p for i, p in parts.items() if p}
+        parts = {i: p for i, p in enumerate(scored.requests) if p and not scored.empty[i]}
         if not parts:
             return scored.probs
         flat = [p for i in parts for p in parts[i]]
@@ -255,8 +260,7 @@ class IntentModel:
             if ranked is not scored.probs:
                 pred = prediction_from_probs(ranked[i], self.labels, self.threshold, self.model_id)
                 pred = dataclasses.replace(pred, out_of_scope=own.out_of_scope, own_top=own.top)
-            read = self.model_text(text)
-            requests = tuple(split_requests(read)) if self.lead_request else ()
+            read, requests = scored.read[i], scored.requests[i]
             if read != clean_text(text) or requests:
                 pred = dataclasses.replace(pred, read_as=read if read != clean_text(text) else "", requests=requests)
             out.append(pred)

@@ -410,7 +410,7 @@ class OOSAwareIntentModel(IntentModel):
         if self.detector_encoder is None or self.detector_encoder.model_id == self.encoder.model_id:
             vectors = scored.embeddings[todo]
         else:
-            vectors = np.asarray(self.detector_encoder.encode([self.model_text(texts[i]) for i in todo]), dtype=np.float32)
+            vectors = np.asarray(self.detector_encoder.encode([scored.read[i] for i in todo]), dtype=np.float32)
         kb_known = self.kb_similarity is not None
         kb = self.kb_similarity(vectors) if self.kb_similarity is not None else np.zeros(len(todo))
         top, margin = _prob_features(scored.probs[todo]) if len(self.labels) else (np.zeros(len(todo)),) * 2
