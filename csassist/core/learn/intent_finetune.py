@@ -14,7 +14,8 @@ initial head, and the whole network then trains at one learning rate.  A random 
 hundreds of steps send large, noisy gradients into a good encoder; a probed head starts where the
 frozen-embedding head already is (~93 % on BANKING77) and the encoder only has to refine.  The probe
 costs one forward pass over the training set and a scikit-learn fit (about 2 minutes on BANKING77
-on this CPU), inside the time budget.
+on this CPU), inside the time budget.  The classifier, its batches and forward passes, and the probe itself live in
+:mod:`csassist.core.learn.intent_batches`; this module is the loop: schedule, budget, checkpoints.
 
 A time budget (``FinetuneConfig.time_budget_s``) resizes the schedule once step times are measured
 so the decay ends inside it, and stops training cleanly when it is used up: the step that hits it
@@ -37,19 +38,23 @@ from typing import Any
 import numpy as np
 
 from csassist.core.errors import DataError, ModelMissingError
+from csassist.core.learn.intent_batches import (
+    build_classifier,
+    length_bucketed_batches,
+    pad,
+    predict_probs,
+    probe_head,
+)
 from csassist.core.learn.intent_head import choose_threshold
 from csassist.core.types import IntentExample
 from csassist.core.understand.intent import ORIGIN_STORE, IntentModel, LinearHead, clean_text
 from csassist.core.understand.intent_data import OOS_LABEL, check_trainable
-from csassist.core.understand.intent_encoder import TransformerEncoder, mean_pool
+from csassist.core.understand.intent_encoder import TransformerEncoder
 
 #: Steps timed before the up-front estimate is reported.
 ESTIMATE_AFTER_STEPS = 3
 #: Seconds kept free at the end of a time budget for the final evaluation and saving.
 BUDGET_RESERVE_S = 5.0
-#: The linear probe's inverse regularisation and iteration cap (a starting point, not the final head).
-PROBE_C = 1.0
-PROBE_ITERATIONS = 300
 
 
 @dataclass
@@ -59,29 +64,6 @@ class TrainedIntentModel:
     model: IntentModel
     val_in: list[IntentExample]
     val_oos: list[IntentExample]
-
-
-def _build_classifier(encoder: Any, n_labels: int, dropout: float) -> Any:
-    """Mean pooling over the encoder's token states, dropout, then a linear layer."""
-    import torch
-    from torch import nn
-
-    class MeanPoolClassifier(nn.Module):
-        """Encoder -> masked mean -> dropout -> linear; logits over the intents."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = encoder
-            self.dropout = nn.Dropout(dropout)
-            self.head = nn.Linear(encoder.config.hidden_size, n_labels)
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return self.head(self.dropout(mean_pool(states, attention_mask)))
-
-    return MeanPoolClassifier()
-
-
 
 
 @dataclass
@@ -190,71 +172,6 @@ def _lr_lambda(warmup: float, plan: dict[str, int], schedule: str) -> Callable[[
     return f
 
 
-def _predict_probs(net: Any, tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int = 128) -> np.ndarray:
-    """Softmax probabilities for ``texts`` with the network in eval mode (restored to train after)."""
-    import torch
-
-    return _batched(net, tokenizer, texts, max_length, lambda ids, mask: torch.softmax(net(ids, mask).float(), -1),
-                    batch_size)
-
-
-def _pooled(net: Any, tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int = 128) -> np.ndarray:
-    """The encoder's mean-pooled vectors for ``texts`` (what the head reads), in eval mode."""
-    return _batched(
-        net, tokenizer, texts, max_length,
-        lambda ids, mask: mean_pool(net.encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask).float(),
-        batch_size,
-    )
-
-
-def _batched(net: Any, tokenizer: Any, texts: Sequence[str], max_length: int, forward: Callable[[Any, Any], Any],
-             batch_size: int) -> np.ndarray:
-    """``forward(input_ids, attention_mask)`` over length-sorted batches of ``texts``, rows in input order."""
-    import torch
-
-    was_training = net.training
-    net.eval()
-    chunks = []
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted batches pad less
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt")
-            chunks.append((idx, forward(enc["input_ids"], enc["attention_mask"]).numpy()))
-    if was_training:
-        net.train()
-    width = chunks[0][1].shape[1] if chunks else 0
-    out = np.zeros((len(texts), width), dtype=np.float64)
-    for idx, rows in chunks:
-        out[idx] = rows
-    return out
-
-
-def _probe_head(net: Any, tokenizer: Any, texts: Sequence[str], targets: np.ndarray, max_length: int,
-                seed: int) -> dict[str, float]:
-    """Set ``net.head`` to a logistic regression fitted on the frozen encoder's pooled vectors (LP-FT)."""
-    import torch
-    from sklearn.linear_model import LogisticRegression
-
-    started = time.perf_counter()
-    vectors = _pooled(net, tokenizer, texts, max_length)
-    probe = LogisticRegression(C=PROBE_C, max_iter=PROBE_ITERATIONS, random_state=seed).fit(vectors, targets)
-    weight = np.zeros(tuple(net.head.weight.shape), dtype=np.float32)
-    bias = np.full(net.head.bias.shape[0], -10.0, dtype=np.float32)  # a class the probe never saw stays unlikely
-    classes = probe.classes_.astype(int)
-    if len(classes) == 2:  # binary: scikit-learn keeps one row; the softmax equivalent is +-half of it
-        weight[classes[1]], weight[classes[0]] = probe.coef_[0] / 2, -probe.coef_[0] / 2
-        bias[classes[1]], bias[classes[0]] = probe.intercept_[0] / 2, -probe.intercept_[0] / 2
-    else:
-        weight[classes], bias[classes] = probe.coef_, probe.intercept_
-    with torch.no_grad():
-        net.head.weight.copy_(torch.from_numpy(weight))
-        net.head.bias.copy_(torch.from_numpy(bias))
-    return {"probe_seconds": round(time.perf_counter() - started, 1),
-            "probe_train_accuracy": round(float(probe.score(vectors, targets)), 4)}
-
-
 def _resize_plan(
     plan: dict[str, int], step: int, loop_s: float, elapsed_s: float, budget_s: float, steps_per_epoch: int,
     evals_per_epoch: int, eval_s: float,
@@ -269,37 +186,6 @@ def _resize_plan(
     wanted = step + max(1, steps_left)
     ceiling = plan.setdefault("ceiling", plan["total"])
     plan["total"] = max(step + 1, min(ceiling, wanted))
-
-
-def _length_bucketed_batches(lengths: Sequence[int], batch_size: int, gen: Any) -> list[list[int]]:
-    """Shuffled batches of similar length: pools of 50 batches are sorted by length, then batch order is shuffled.
-
-    Padding to the longest text in a random batch roughly doubles the tokens on BANKING77; bucketing
-    keeps the randomness of SGD while cutting the compute about in half.
-    """
-    import torch
-
-    perm = torch.randperm(len(lengths), generator=gen).tolist()
-    pool = batch_size * 50
-    batches: list[list[int]] = []
-    for start in range(0, len(perm), pool):
-        chunk = sorted(perm[start : start + pool], key=lambda i: lengths[i])
-        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
-    order = torch.randperm(len(batches), generator=gen).tolist()
-    return [batches[i] for i in order]
-
-
-def _pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
-    """Right-pad token id lists into ``(input_ids, attention_mask)`` tensors."""
-    import torch
-
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
 
 
 def train_intent_model(
@@ -352,7 +238,7 @@ def train_intent_model(
 
     base_id, tokenizer, encoder = load_base_encoder(cfg.base)
     trainable_layers = _freeze(encoder, cfg.freeze)
-    net = _build_classifier(encoder, len(labels), cfg.dropout)
+    net = build_classifier(encoder, len(labels), cfg.dropout)
     if cfg.head_init not in ("probe", "random"):
         raise DataError(f"head_init must be probe or random, not {cfg.head_init!r}")
     texts = [clean_text(e.text) for e in train_in]
@@ -395,7 +281,7 @@ def train_intent_model(
                   "time_budget_s": cfg.time_budget_s})
     probe_report: dict[str, float] = {}
     if cfg.head_init == "probe":  # inside the budget: ``started`` is already running
-        probe_report = _probe_head(net, tokenizer, texts, targets.numpy(), cfg.max_length, cfg.seed)
+        probe_report = probe_head(net, tokenizer, texts, targets.numpy(), cfg.max_length, cfg.seed)
         if progress:
             progress({"event": "probe", **probe_report})
     eval_seconds = 0.0
@@ -407,9 +293,9 @@ def train_intent_model(
     step, stopped_early, last_loss = 0, False, float("nan")
     epoch = 0
     for epoch in range(1, max(1, cfg.epochs) + 1):
-        batches = _length_bucketed_batches(lengths, batch_size, gen)
+        batches = length_bucketed_batches(lengths, batch_size, gen)
         for b, idx in enumerate(batches):
-            ids, mask = _pad([token_ids[i] for i in idx], pad_id)
+            ids, mask = pad([token_ids[i] for i in idx], pad_id)
             logits = net(ids, mask)
             loss = loss_fn(logits, targets[idx])
             optimizer.zero_grad(set_to_none=True)
@@ -441,7 +327,7 @@ def train_intent_model(
             if at_eval:
                 if val_texts:
                     e0 = time.perf_counter()
-                    probs = _predict_probs(net, tokenizer, val_texts, cfg.max_length)
+                    probs = predict_probs(net, tokenizer, val_texts, cfg.max_length)
                     acc = float(np.mean(probs.argmax(1) == val_y))
                     eval_seconds = time.perf_counter() - e0
                     loop_started += eval_seconds  # step-time estimates exclude evaluation
@@ -471,9 +357,9 @@ def train_intent_model(
     train_seconds = time.perf_counter() - started
 
     # Threshold and metrics on validation data.
-    val_probs = _predict_probs(net, tokenizer, val_texts, cfg.max_length) if val_texts else np.zeros((0, len(labels)))
+    val_probs = predict_probs(net, tokenizer, val_texts, cfg.max_length) if val_texts else np.zeros((0, len(labels)))
     oos_texts = [clean_text(e.text) for e in val_oos]
-    oos_probs = _predict_probs(net, tokenizer, oos_texts, cfg.max_length) if oos_texts else np.zeros((0, len(labels)))
+    oos_probs = predict_probs(net, tokenizer, oos_texts, cfg.max_length) if oos_texts else np.zeros((0, len(labels)))
     correct = val_probs.argmax(1) == val_y if len(val_probs) else np.zeros(0, dtype=bool)
     threshold, achieved = choose_threshold(val_probs.max(1) if len(val_probs) else np.zeros(0), correct,
                                            oos_probs.max(1) if len(oos_probs) else np.zeros(0), len(labels))
