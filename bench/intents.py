@@ -91,7 +91,8 @@ def part_b(train, test, threads: int, budget: float | None, epochs: int, lr: flo
     return {"train_seconds": report["train_seconds"], "steps": report["steps"], "epochs_run": report["epochs_run"],
             "best_step": report["best_step"], "val_accuracy": report["val_accuracy"], **_summary(ev),
             "config": report["config"], "history": report["history"], "per_intent": ev["per_intent"],
-            "worst_confusions": ev["worst_confusions"]}
+            "worst_confusions": ev["worst_confusions"],
+            **{k: report[k] for k in ("probe_seconds", "probe_train_accuracy") if k in report}}
 
 
 def main() -> int:
