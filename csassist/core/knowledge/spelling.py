@@ -43,7 +43,8 @@ COMMON_WORDS = 5000
 KB_WEIGHT = 10**9
 #: Texting shorthand that is meant as written (not in the English list, so it would be "corrected").
 SHORTHAND = frozenset(
-    ["pls", "plz", "thx", "thnx", "ty", "ur", "asap", "btw", "idk", "tbh", "imo", "lol", "omg", "nvm", "thru", "tho", "cuz", "coz", "msg", "txt", "wk", "yr", "hr", "hrs", "min", "mins", "bday", "pic", "pics", "info", "dm", "fyi", "approx"]
+    "pls plz thx thnx ty ur asap btw idk tbh imo lol omg nvm thru tho cuz coz msg txt wk yr hr hrs min "  # noqa: SIM905
+    "mins bday pic pics info dm fyi approx".split()
 )
 #: A lowercase word not glued to an address, code, number or apostrophe ("ordr", not "j.novak@", "LK-12").
 _CANDIDATE = re.compile(r"(?<![\w.@/'-])[a-z]+(?![\w@/-]|'\w|\.\w)")
@@ -94,6 +95,8 @@ class SpellingNormaliser:
 
     def _index(self) -> Any:
         """The SymSpell index (English common words + the KB's words), built on first use."""
+        if self._symspell is not None:  # built: no lock per word
+            return self._symspell
         with self._lock:
             if self._symspell is None:
                 from symspellpy import SymSpell
