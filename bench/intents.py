@@ -65,7 +65,7 @@ def part_a(train, test, threads: int) -> dict:
 
 
 def part_b(train, test, threads: int, budget: float | None, epochs: int, lr: float, batch: int,
-           head_init: str = "probe") -> dict:
+           head_init: str = "probe", keep_model: Path | None = None) -> dict:
     """Full fine-tuning with a time budget; evaluates the best checkpoint on the test set."""
     cfg = FinetuneConfig(epochs=epochs, lr=lr, batch_size=batch, threads=threads, time_budget_s=budget,
                          val_split=0.05, label_smoothing=0.1, dropout=0.1, max_length=64, patience=2,
@@ -84,7 +84,8 @@ def part_b(train, test, threads: int, budget: float | None, epochs: int, lr: flo
             last["t"] = now
 
     with tempfile.TemporaryDirectory() as tmp:
-        report = finetune_intents(train, None, cfg, out_root=Path(tmp), progress=progress, promote_model=False)
+        report = finetune_intents(train, None, cfg, out_root=keep_model or Path(tmp), progress=progress,
+                                  promote_model=False)
         configure_threads(1)  # latency as the app runs it: one thread
         model = read_model(Path(report["model_dir"]), origin=ORIGIN_STORE, version=report["version"])
         ev = evaluate_intents(model, test)
@@ -107,6 +108,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1.5e-4)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--keep-model", type=Path, default=None,
+                        help="(b) save the fine-tuned model under this folder instead of a temporary one")
     args = parser.parse_args()
     train, _ = load_labelled_file(DATA / "train.csv")
     test, _ = load_labelled_file(DATA / "test.csv")
@@ -122,7 +125,7 @@ def main() -> int:
     if "b" in args.part:
         print(f"(b) full fine-tuning, budget {args.budget:.0f} s ...", flush=True)
         results["finetuned"] = part_b(train, test, args.threads, args.budget or None, args.epochs, args.lr,
-                                      args.batch_size, args.head_init)
+                                      args.batch_size, args.head_init, args.keep_model)
     results["targets"] = {"head_accuracy": 0.93, "head_train_seconds": 180, "finetuned_accuracy": 0.94,
                           "finetuned_train_seconds": 1800, "latency_ms_p95": 15}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
