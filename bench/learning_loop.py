@@ -119,7 +119,7 @@ def main() -> int:  # noqa: PLR0915 - a benchmark script reads best top to botto
     from csassist.core.learn import finetune_log as ft
     from csassist.core.learn import lora_eval, lora_train
     from csassist.core.learn.feedback import FeedbackEvent, FeedbackLog
-    from csassist.core.learn.textmetrics import embedding_cosine, rouge_l
+    from csassist.core.textmetrics import embedding_cosine, rouge_l
 
     configure_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -238,8 +238,8 @@ def run_dataset(name: str, items: list[Item], company: Any, gen: Any, args: argp
 def score(items: list[Item], outputs: dict[str, dict[int, Any]], seconds: dict[str, list[float]],
           encoder: Any) -> dict[str, Any]:
     """Metrics per system and slot-ordering figures per product configuration."""
-    from csassist.core.learn.textmetrics import embedding_cosine, rouge_l
     from csassist.core.reply.grounding import drop_unsupported, ground, lead_order
+    from csassist.core.textmetrics import embedding_cosine, rouge_l
 
     systems: dict[str, Any] = {}
     grounded: dict[str, dict[int, Any]] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from csassist.core.learn.textmetrics import embedding_cosine, lcs_length, rouge_l, token_jaccard, tokens
+from csassist.core.textmetrics import embedding_cosine, lcs_length, rouge_l, token_jaccard, tokens
 
 
 def test_tokens_lowercase_and_drop_punctuation() -> None:

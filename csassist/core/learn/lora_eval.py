@@ -46,7 +46,7 @@ def generate_reply(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int)
 
 def reply_metrics(preds: Sequence[str], refs: Sequence[str], encoder: Encoder | None) -> dict[str, Any]:
     """Mean ROUGE-L (and embedding cosine when an encoder is given) of predictions vs references."""
-    from csassist.core.learn.textmetrics import embedding_cosine, rouge_l
+    from csassist.core.textmetrics import embedding_cosine, rouge_l
 
     rouge = [rouge_l(p, r) for p, r in zip(preds, refs, strict=True)]
     result: dict[str, Any] = {"n": len(preds), "rouge_l": sum(rouge) / len(rouge) if rouge else None}

@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterator, Sequence
 
 from csassist.core.errors import BackendError
-from csassist.core.learn.textmetrics import token_jaccard
 from csassist.core.reply.extractive import extractive_reply
 from csassist.core.reply.generation import Generator
 from csassist.core.reply.grounding import drop_unsupported, ground
 from csassist.core.reply.slots import DraftTurn, plan_slot, stream_slot
 from csassist.core.reply.strategy import MODEL_FREE, RETRY_UNUSABLE, fallback_chain, slot_strategy
+from csassist.core.textmetrics import token_jaccard
 from csassist.core.types import Analysis, CancelToken, Grounding, Message, Passage, Suggestion, SuggestionUpdate
 from csassist.settings import CompanySettings, Settings
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from csassist.core.learn.textmetrics import tokens
+from csassist.core.textmetrics import tokens
 from csassist.core.types import Analysis, Passage
 from csassist.settings import CompanySettings
 

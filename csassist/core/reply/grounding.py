@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from csassist.core.learn.textmetrics import tokens
 from csassist.core.reply.extractive import STOPWORDS, split_sentences
+from csassist.core.textmetrics import tokens
 from csassist.core.types import Claim, Grounding, Message, Passage, SentenceGrounding
 from csassist.core.understand.entities import extract_entities
 

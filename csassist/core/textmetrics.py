@@ -9,6 +9,11 @@ ROUGE-L and embedding similarity exactly the same way.
 * :func:`embedding_cosine` — cosine between sentence embeddings of each prediction and its
   reference: rewards a paraphrase that ROUGE would miss.
 * :func:`token_jaccard` — word-set overlap, used to drop near-duplicate suggestions.
+
+It sits at the top of ``csassist.core``, beside :mod:`csassist.core.textnorm`, rather than in
+``core.learn``: ``core.reply`` tokenizes with :func:`tokens` (extractive selection, grounding) and
+de-duplicates drafts with :func:`token_jaccard`, and ``core.learn`` already depends on ``core.reply``,
+so a home in either stage package would make an import cycle between the two.
 """
 
 from __future__ import annotations
