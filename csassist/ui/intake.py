@@ -76,7 +76,7 @@ def build_intake(args: argparse.Namespace, settings: Settings) -> Intake:
     """Sources and outbox for the app from ``--source/--follow/--listen/--no-demo/--speed``."""
     from csassist.core.io.demo_replay import DemoReplay
     from csassist.core.io.feeds import source_from_args
-    from csassist.core.io.listen import parse_listen_address
+    from csassist.core.io.listen_address import parse_listen_address
     from csassist.core.io.outbox import Outbox
     from csassist.core.io.sources import detach_stdin_for_tui
 

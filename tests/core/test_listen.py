@@ -18,7 +18,8 @@ from collections.abc import Iterator
 import pytest
 
 from csassist.core.errors import CsassistError
-from csassist.core.io.listen import ListenServer, is_loopback_host, parse_listen_address, start_listen_server
+from csassist.core.io.listen import ListenServer, start_listen_server
+from csassist.core.io.listen_address import is_loopback_host, parse_listen_address
 from csassist.core.types import Message
 
 TOKEN = "test-token-123"

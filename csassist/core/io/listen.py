@@ -18,7 +18,8 @@ failed - retry).  ``GET /v1/health`` -> 200 ``{"ok": true}`` (no token needed, r
 
 ``on_message`` is called on the request's thread, concurrently for concurrent requests; it must be
 thread-safe (``App.call_from_thread``/``post_message`` are).  The 202 is sent only after it returned,
-so an accepted message has been handed over.
+so an accepted message has been handed over.  What a ``--listen`` value means (host, port, loopback)
+is :mod:`csassist.core.io.listen_address`; the caps and the descriptor check are in :mod:`~csassist.core.io.limits`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import io
-import ipaddress
 import json
-import os
 import secrets
 import socket
 import threading
@@ -39,7 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 from csassist.core.errors import CsassistError
-from csassist.core.io.limits import FD_RESERVE, MAX_CONNECTIONS, MAX_MESSAGE_BYTES, REQUEST_DEADLINE_S
+from csassist.core.io.limits import FD_RESERVE, MAX_CONNECTIONS, MAX_MESSAGE_BYTES, REQUEST_DEADLINE_S, fd_headroom
+from csassist.core.io.listen_address import DEFAULT_HOST, address_family, is_loopback_host, parse_listen_address
 from csassist.core.io.message_format import parse_message
 from csassist.core.types import Message
 
@@ -48,7 +48,6 @@ RouteHandler = Callable[[str, Mapping[str, str], bytes], tuple[int, dict[str, An
 
 MESSAGES_PATH = "/v1/messages"
 HEALTH_PATH = "/v1/health"
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MAX_BODY_BYTES = MAX_MESSAGE_BYTES
 #: Seconds a client has for a whole request - request line, headers and body together - before the
 #: connection is dropped.  A per-read timeout alone let a client send one byte every 5 s forever.
@@ -63,19 +62,8 @@ _BUSY_RESPONSE = (
 )
 #: Seconds between two "intake is full" reports (one per refused connection would flood the UI).
 _BUSY_REPORT_EVERY_S = 10.0
-
-
-def fd_headroom() -> int | None:
-    """File descriptors still free below this process's soft limit, or ``None`` when unknown/unlimited."""
-    try:
-        import resource
-
-        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft == resource.RLIM_INFINITY:
-            return None
-        return int(soft) - len(os.listdir("/proc/self/fd"))
-    except (ImportError, OSError, ValueError):
-        return None
+#: At most this much of a refused body is read and discarded before closing (see ``_linger``).
+_LINGER_MAX_BYTES = 4 << 20
 
 
 class _DeadlineSocketIO(socket.SocketIO):
@@ -96,43 +84,6 @@ class _DeadlineSocketIO(socket.SocketIO):
             raise TimeoutError("request deadline passed")
         self._socket.settimeout(left)
         return super().readinto(buffer)
-#: At most this much of a refused body is read and discarded before closing (see ``_linger``).
-_LINGER_MAX_BYTES = 4 << 20
-
-
-def parse_listen_address(value: str, *, default_host: str = DEFAULT_HOST) -> tuple[str, int]:
-    """``"127.0.0.1:8765"`` -> ``("127.0.0.1", 8765)``; also ``"8765"``, ``":8765"``, ``"[::1]:8765"``.
-
-    A bare port means loopback, so the short form is also the safe one.
-    """
-    text = value.strip()
-    if not text:
-        raise CsassistError("--listen needs HOST:PORT (e.g. 127.0.0.1:8765)")
-    if text.startswith("["):
-        host, sep, port_text = text[1:].partition("]")
-        if not sep or not port_text.startswith(":"):
-            raise CsassistError(f"--listen {value!r}: write IPv6 addresses as [ADDR]:PORT")
-        port_text = port_text[1:]
-    elif text.count(":") == 0:
-        host, port_text = default_host, text
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-        host = host or default_host
-    else:
-        raise CsassistError(f"--listen {value!r}: write IPv6 addresses as [ADDR]:PORT")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise CsassistError(f"--listen {value!r}: port must be a number from 0 to 65535")
-    return host, int(port_text)
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether binding to ``host`` keeps the server reachable from this machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Server(ThreadingHTTPServer):
@@ -146,11 +97,7 @@ class _Server(ThreadingHTTPServer):
         self.intake = intake
         self._slots = threading.BoundedSemaphore(intake.max_connections)
         self._last_busy_report = 0.0
-        try:
-            family = socket.AF_INET6 if ipaddress.ip_address(address[0]).version == 6 else socket.AF_INET
-        except ValueError:
-            family = socket.AF_INET
-        self.address_family = family
+        self.address_family = address_family(address[0])
         super().__init__(address, _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
