@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if len(problems) > 10:
         print(f"warning: ... and {len(problems) - 10} more skipped rows", file=sys.stderr)
 
+    args.embedder_id = workspace.settings.retrieval.embedder or None  # the second opinion reads the app's embedder
     cfg = _contrastive_config(args) if getattr(args, "method", "full") == "contrastive" else _full_config(args, ft)
     report = _train_with_progress(intent_promotion, train, val, cfg, out_root, quiet=args.json, force=args.force)
     if args.json:
@@ -82,7 +83,10 @@ def _full_config(args: argparse.Namespace, ft: Any) -> Any:
         "freeze": args.freeze, "val_split": args.val_split, "patience": args.patience, "seed": args.seed,
         "max_steps": args.max_steps, "time_budget_s": getattr(args, "time_budget", None),
         "head_init": getattr(args, "head_init", None),
+        "embedder": args.embedder_id,
     }
+    if getattr(args, "no_second_opinion", False):
+        cfg.second_opinion = False
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)
@@ -168,6 +172,9 @@ def _train_with_progress(ft, train, val, cfg, out_root, *, quiet: bool, force: b
                     f"(train accuracy {event['probe_train_accuracy']:.3f}, {_duration(event['probe_seconds'])})",
                     markup=False, highlight=False,
                 )
+            elif kind == "second_opinion":
+                console.print(f"frozen-embedder head fitted for the second opinion ({_duration(event['fit_seconds'])})",
+                              markup=False, highlight=False)
             elif kind == "step":
                 bar.update(task, completed=event["step"], total=event["total_steps"], epoch=event["epoch"],
                            loss=event["loss"])
@@ -204,6 +211,12 @@ def _print_report(r: dict) -> None:
     if r["val_macro_f1"] is not None:
         print(f"   macro-F1 {r['val_macro_f1']:.2%}", end="")
     print(f"   OOS threshold {r['threshold']:.3f}" + (f" (OOS recall {r['oos_recall']:.2%})" if r["oos_recall"] is not None else ""))
+    second = r.get("second_opinion")
+    if second:
+        print(f"second opinion (frozen head on {second['encoder']}): "
+              + (f"mixed in at {second['weight']:.0%}, validation {second['val_accuracy_alone']:.2%} alone -> "
+                 f"{second['val_accuracy_mixed']:.2%} mixed" if second["weight"] > 0
+                 else f"not used (did not help on validation: {second['val_accuracy_alone']:.2%} alone)"))
     print(f"{r['steps']} steps, {r['epochs_run']} epoch(s), best at step {r['best_step']}"
           f"{' (stopped early)' if r['stopped_early'] else ''}, {r['train_seconds']:.0f} s")
     if r.get("stopped_by_budget"):

@@ -6,6 +6,7 @@ promote -> what ``load_intent_model`` answers with -> refit with corrections on 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -19,6 +20,7 @@ from csassist.core.learn import intent_promotion
 from csassist.core.learn.intent_eval import evaluate_intents
 from csassist.core.learn.intent_head import fit_intent_head
 from csassist.core.learn.intent_promotion import load_intent_model
+from csassist.core.learn.second_opinion import WEIGHTS
 from csassist.core.learn.store import intent_store
 from csassist.core.types import IntentExample
 from csassist.core.understand.intent import ORIGIN_INDEX, ORIGIN_STORE, read_model
@@ -134,7 +136,15 @@ def test_tiny_real_finetune_budget_promote_refit_rollback(tmp_path: Path, real_e
     # The promoted model is what the app uses, named by its version everywhere.
     model = load_intent_model(tmp_path / "no-index", real_encoder)
     assert model.model_id == f"finetuned:{report['version']}" and model.origin == ORIGIN_STORE
-    assert model.describe() == f"fine-tuned {report['version']} (intent model store)"
+    second = report["second_opinion"]  # a frozen-embedder head, mixed in when it helped on validation
+    assert second and [r["weight"] for r in second["by_weight"]] == list(WEIGHTS) and "second_opinion" in kinds
+    if second["weight"] > 0:
+        assert model.second_opinion is not None and model.second_opinion.weight == pytest.approx(second["weight"])
+        assert model.second_opinion.encoder.model_id == real_encoder.model_id
+        assert model.describe().startswith(f"fine-tuned {report['version']} (intent model store) mixed ")
+    else:
+        assert model.second_opinion is None
+        assert model.describe() == f"fine-tuned {report['version']} (intent model store)"
     pred = model.predict("where is my parcel")
     assert len(pred.top) == 3 and all(math.isfinite(s.probability) for s in pred.top)
     assert sum(s.probability for s in pred.top) <= 1.0 + 1e-6 and model.predict("").top == ()
@@ -153,7 +163,8 @@ def test_tiny_real_finetune_budget_promote_refit_rollback(tmp_path: Path, real_e
                                                   "max_length": 64}))
     old = read_model(legacy)
     texts = ["where is my parcel", "refund please", "new address"]
-    assert np.allclose(old.scores(texts).probs, model.scores(texts).probs, atol=1e-5)
+    alone = dataclasses.replace(model, second_opinion=None)
+    assert np.allclose(old.scores(texts).probs, alone.scores(texts).probs, atol=1e-5)
 
     # Bug (b): a refit after a promoted fine-tuned model refines *that* model and is what answers next.
     text = "the courier left it at the wrong house"
@@ -164,6 +175,7 @@ def test_tiny_real_finetune_budget_promote_refit_rollback(tmp_path: Path, real_e
     now = load_intent_model(tmp_path / "no-index", real_encoder)
     assert now.model_id == refit["model"] and now.version == refit["version"]
     assert now.encoder.model_id == model.encoder.model_id  # the fine-tuned body, kept
+    assert (now.second_opinion is None) == (model.second_opinion is None)  # refitted with the corrections too
     assert intent_store().current().parent == report["version"]  # type: ignore[union-attr]
     assert now.predict(text).top[0].intent == "change_address"
 

@@ -46,8 +46,9 @@ from csassist.core.learn.intent_batches import (
     probe_head,
 )
 from csassist.core.learn.intent_head import choose_threshold
+from csassist.core.learn.second_opinion import FrozenHead, fit_frozen_head, second_opinion_for
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import ORIGIN_STORE, IntentModel, LinearHead, clean_text
+from csassist.core.understand.intent import ORIGIN_STORE, IntentModel, LinearHead, SecondOpinion, clean_text
 from csassist.core.understand.intent_data import OOS_LABEL, check_trainable
 from csassist.core.understand.intent_encoder import TransformerEncoder
 
@@ -92,6 +93,11 @@ class FinetuneConfig:
     #: Wall-clock training budget: after measuring step times, the schedule is resized so that the
     #: cosine decay ends (and training stops) inside it.  None = no budget.
     time_budget_s: float | None = None
+    #: Fit a head on the base embedder's frozen vectors too and mix it in when that helps on validation
+    #: (:mod:`csassist.core.learn.second_opinion`); its embedding time counts against the budget.
+    second_opinion: bool = True
+    #: The configured embedder the second opinion reads (the app's retrieval embedder); None -> the default.
+    embedder: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -203,7 +209,8 @@ def train_intent_model(
     "estimated_seconds"}`` (after the first steps are timed), ``{"event": "step", "step",
     "total_steps", "epoch", "loss", "lr", "elapsed_s"}``, ``{"event": "eval", "step", "epoch",
     "val_accuracy"}``, ``{"event": "probe", "probe_seconds", "probe_train_accuracy"}`` once the head is
-    probed, and ``{"event": "budget", "step", "elapsed_s"}`` when the time budget stops training.  Nothing is saved here (see :mod:`csassist.core.learn.intent_promotion`).
+    probed, ``{"event": "second_opinion", "fit_seconds"}`` once the frozen-embedder head is fitted, and
+    ``{"event": "budget", "step", "elapsed_s"}`` when the time budget stops training.  Nothing is saved here (see :mod:`csassist.core.learn.intent_promotion`).
     """
     import torch
     from torch import nn
@@ -284,6 +291,11 @@ def train_intent_model(
         probe_report = probe_head(net, tokenizer, texts, targets.numpy(), cfg.max_length, cfg.seed)
         if progress:
             progress({"event": "probe", **probe_report})
+    frozen: FrozenHead | None = None
+    if cfg.second_opinion and val_texts:  # before the loop, so the budget's schedule accounts for it
+        frozen = fit_frozen_head(texts, targets.numpy(), labels, cfg.embedder, cfg.seed)
+        if progress:
+            progress({"event": "second_opinion", "fit_seconds": frozen.seconds})
     eval_seconds = 0.0
     budget_hit = False
     estimate_at = min(ESTIMATE_AFTER_STEPS, plan["total"])
@@ -360,6 +372,13 @@ def train_intent_model(
     val_probs = predict_probs(net, tokenizer, val_texts, cfg.max_length) if val_texts else np.zeros((0, len(labels)))
     oos_texts = [clean_text(e.text) for e in val_oos]
     oos_probs = predict_probs(net, tokenizer, oos_texts, cfg.max_length) if oos_texts else np.zeros((0, len(labels)))
+    second: SecondOpinion | None = None
+    second_report: dict[str, Any] = {}
+    if frozen is not None and len(val_probs):
+        second, second_report = second_opinion_for(frozen, val_probs, val_texts, val_y)
+        if second is not None:  # the threshold and every validation figure describe the model as saved: mixed
+            val_probs = second.mixed(val_probs, val_texts)
+            oos_probs = second.mixed(oos_probs, oos_texts) if len(oos_probs) else oos_probs
     correct = val_probs.argmax(1) == val_y if len(val_probs) else np.zeros(0, dtype=bool)
     threshold, achieved = choose_threshold(val_probs.max(1) if len(val_probs) else np.zeros(0), correct,
                                            oos_probs.max(1) if len(oos_probs) else np.zeros(0), len(labels))
@@ -400,6 +419,7 @@ def train_intent_model(
         "train_seconds": round(train_seconds, 1),
         "trainable_layers": trainable_layers,
         **probe_report,
+        "second_opinion": second_report or None,
         "history": history,
         "per_intent": per_intent,
         "config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
@@ -410,5 +430,6 @@ def train_intent_model(
         net.head.weight.detach().float().numpy().copy(),
         net.head.bias.detach().float().numpy().copy(),
     )
-    model = IntentModel(body, head, float(threshold), "finetuned", origin=ORIGIN_STORE, report=report)
+    model = IntentModel(body, head, float(threshold), "finetuned", origin=ORIGIN_STORE, report=report,
+                        second_opinion=second)
     return TrainedIntentModel(model=model, val_in=list(val_in), val_oos=list(val_oos))

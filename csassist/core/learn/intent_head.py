@@ -61,6 +61,23 @@ def _fit_lr(x: np.ndarray, y: np.ndarray, seed: int, c: float) -> Any:
     return model
 
 
+def fit_linear_head(x: np.ndarray, y: np.ndarray, labels: Sequence[str], seed: int = 13, c: float = DEFAULT_C) -> LinearHead:
+    """A logistic regression on ``x`` (rows of unit vectors) as a :class:`LinearHead` over all ``labels``.
+
+    ``y[i]`` indexes ``labels``; a label without rows keeps zero weights.  Used for the index head and
+    for a fine-tuned model's second opinion (:class:`~csassist.core.understand.intent.SecondOpinion`).
+    """
+    model = _fit_lr(x, y, seed, c)
+    coef = np.zeros((len(labels), x.shape[1]), dtype=np.float32)
+    intercept = np.zeros(len(labels), dtype=np.float32)
+    if len(model.classes_) == 2 and model.coef_.shape[0] == 1:  # sklearn's binary shape
+        coef[model.classes_[1]], intercept[model.classes_[1]] = model.coef_[0], model.intercept_[0]
+    else:
+        coef[model.classes_] = model.coef_
+        intercept[model.classes_] = model.intercept_
+    return LinearHead(tuple(labels), coef, intercept)
+
+
 def _full_probs(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
     """Probabilities over all ``n_classes`` even when a fold model saw only some of them."""
     out = np.zeros((len(x), n_classes), dtype=np.float64)
@@ -164,14 +181,8 @@ def fit_head(
     oos_arr = np.concatenate(oos_best) if oos_best else np.zeros(0)
     threshold, achieved = choose_threshold(best_arr, correct_arr, oos_arr, len(labels))
 
-    model = _fit_lr(x, y, seed, c)
-    coef = np.zeros((len(labels), x.shape[1]), dtype=np.float32)
-    intercept = np.zeros(len(labels), dtype=np.float32)
-    if len(model.classes_) == 2 and model.coef_.shape[0] == 1:  # sklearn's binary shape
-        coef[1], intercept[1] = model.coef_[0], model.intercept_[0]
-    else:
-        coef[model.classes_] = model.coef_
-        intercept[model.classes_] = model.intercept_
+    head = fit_linear_head(x, y, labels, seed, c)
+    coef = head.coef
     digest = hashlib.sha256(coef.tobytes() + json.dumps(labels).encode()).hexdigest()[:10]
     model_id = f"head-{digest}"
     report: dict[str, Any] = {
@@ -194,7 +205,6 @@ def fit_head(
         "seed": seed,
         "C": c,
     }
-    head = LinearHead(tuple(labels), coef, intercept)
     return IntentModel(encoder, head, float(threshold), model_id, origin=origin, report=report)
 
 

@@ -18,6 +18,7 @@ head).  Two producers:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,7 +33,14 @@ from csassist.core.learn.intent_head import fit_head
 from csassist.core.learn.log_pairs import norm
 from csassist.core.learn.store import ModelStore, Version, intent_store
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import ORIGIN_STORE, IntentModel, load_head, read_model, write_model
+from csassist.core.understand.intent import (
+    ORIGIN_STORE,
+    IntentModel,
+    SecondOpinion,
+    load_head,
+    read_model,
+    write_model,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from csassist.core.knowledge.embedder import Encoder
@@ -189,6 +197,10 @@ def refit_with_corrections(
     corrected = {norm(e.text).lower() for e in corrections}
     base_examples = [e for e in kb_examples if norm(e.text).lower() not in corrected]
     model = fit_head([*base_examples, *corrections], body, origin=ORIGIN_STORE)
+    if in_use is not None and in_use.second_opinion is not None:
+        # The second opinion learns the corrections too (same rows, the configured embedder, same weight).
+        frozen = fit_head([*base_examples, *corrections], encoder)
+        model = dataclasses.replace(model, second_opinion=SecondOpinion(encoder, frozen.head, in_use.second_opinion.weight))
     built_on = in_use.describe() if in_use is not None else f"the configured embedder {encoder.model_id}"
     model.report = {**model.report, "kind": "refit", "corrections_used": len(corrections), "built_on": built_on}
     store = intent_store(store_root)

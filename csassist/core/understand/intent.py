@@ -17,9 +17,17 @@ calls): the promoted store version when there is one, else the index head.  This
 know about the store (``understand`` never imports ``learn``): it defines the type and the format.  Every prediction names it (:attr:`IntentModel.model_id`), and :meth:`IntentModel.describe`
 says it in words for ``analyze``, ``eval`` and the status bar, so the model in use is never a surprise.
 
+A fine-tuned model may carry a **second opinion**: a linear head on the *configured embedder's* frozen
+vectors, fitted on the same training rows, whose probabilities are mixed into the fine-tuned model's
+with a weight chosen on the validation split (:class:`SecondOpinion`).  The two make different
+mistakes (one has learnt the task into its encoder, the other reads general-purpose sentence vectors
+the retriever computes for the message anyway), and their mix is more accurate than either on
+BANKING77 (bench/intents.py).
+
 Storage format 2 (a directory): ``meta.json`` (format, labels, threshold, model id, encoder spec,
 training report) + ``head.npz`` (``coef`` ``(n_labels, dim)``, ``intercept``) + optional
-``encoder/`` (a transformers directory).  Format 1 directories (the old index head, and the old
+``encoder/`` (a transformers directory) + optional ``second.npz`` (the second opinion's head; its
+embedder id and weight are in ``meta.json["second_opinion"]``).  Format 1 directories (the old index head, and the old
 fine-tuned layout with ``head.pt``) are read too.
 
 Out of scope: an utterance is OOS when the best probability is below the model's threshold (tuned
@@ -113,6 +121,41 @@ class LinearHead:
         return softmax(np.asarray(embeddings, dtype=np.float32) @ self.coef.T + self.intercept)
 
 
+def mix_probs(own: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight) * own + weight * other``: a linear opinion pool (rows still sum to 1)."""
+    if weight <= 0.0:
+        return own
+    return (1.0 - weight) * np.asarray(own, dtype=np.float64) + weight * np.asarray(other, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class SecondOpinion:
+    """A head on the configured embedder's frozen vectors, mixed into a fine-tuned model's probabilities.
+
+    ``weight`` is the second opinion's share (0 < weight < 1), chosen on the validation split when
+    the model was trained.  ``encoder`` is the configured embedder (a reference, never bundled): with
+    the retriever's memoising encoder its vector is the one the search computes anyway.
+    """
+
+    encoder: Encoder
+    head: LinearHead
+    weight: float
+
+    def __post_init__(self) -> None:
+        if self.head.dimension != self.encoder.dimension:
+            raise ModelMissingError(
+                f"second-opinion head expects {self.head.dimension}-d embeddings, "
+                f"encoder {self.encoder.model_id!r} gives {self.encoder.dimension}-d"
+            )
+        if not (math.isfinite(self.weight) and 0.0 < self.weight < 1.0):
+            raise ModelMissingError(f"second-opinion weight must be between 0 and 1, not {self.weight!r}")
+
+    def mixed(self, own: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """``own`` probabilities over the same labels, mixed with this head's for ``texts``."""
+        vectors = np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+        return mix_probs(own, self.head.probs(vectors), self.weight)
+
+
 @dataclass(frozen=True)
 class IntentScores:
     """The raw output for a batch: what a prediction is made of, for detectors built on top of it.
@@ -154,6 +197,8 @@ class IntentModel:
     reading: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
     #: Whether a two-request message's ranking leans to its first request (:mod:`.requests`).
     lead_request: bool = field(default=True, compare=False, repr=False)
+    #: A frozen-embedder head mixed into this model's probabilities (fine-tuned models; see :class:`SecondOpinion`).
+    second_opinion: SecondOpinion | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.head.dimension != self.encoder.dimension:
@@ -161,6 +206,8 @@ class IntentModel:
                 f"intent model {self.model_id}: head expects {self.head.dimension}-d embeddings, "
                 f"encoder {self.encoder.model_id!r} gives {self.encoder.dimension}-d"
             )
+        if self.second_opinion is not None and self.second_opinion.head.labels != self.head.labels:
+            raise ModelMissingError(f"intent model {self.model_id}: the second opinion's labels differ from the head's")
         if not math.isfinite(self.threshold):
             self.threshold = 0.5
 
@@ -179,14 +226,18 @@ class IntentModel:
         if self.origin == ORIGIN_INDEX:
             return "index head"
         kind = KIND_WORDS.get(str(self.report.get("kind")), "")
-        return f"{self.version or self.model_id} {kind}".strip()
+        mixed = " + frozen head" if self.second_opinion is not None else ""
+        return f"{self.version or self.model_id} {kind}{mixed}".strip()
 
     def describe(self) -> str:
         """Which model this is, in words: ``index head (head-…)`` or ``fine-tuned v0003-… (store)``."""
         if self.origin == ORIGIN_INDEX:
             return f"index head {self.model_id} on {self.encoder.model_id}"
         kind = KIND_WORDS.get(str(self.report.get("kind")), "model")
-        return f"{kind} {self.version or self.model_id} (intent model store)"
+        second = self.second_opinion
+        mixed = (f" mixed {1 - second.weight:.0%}/{second.weight:.0%} with a frozen head on {second.encoder.model_id}"
+                 if second is not None else "")
+        return f"{kind} {self.version or self.model_id} (intent model store){mixed}"
 
     def model_text(self, text: str) -> str:
         """What the encoder reads for ``text``: read as the KB's index reads it, trimmed and capped."""
@@ -201,12 +252,16 @@ class IntentModel:
         if todo:
             vectors = np.asarray(self.encoder.encode([cleaned[i] for i in todo]), dtype=np.float32)
             emb[todo] = vectors
-            probs[todo] = self.head.probs(vectors)
+            probs[todo] = self._mixed(self.head.probs(vectors), [cleaned[i] for i in todo])
         empty = np.ones(len(cleaned), dtype=bool)
         empty[todo] = False
         requests = tuple(tuple(split_requests(t)) if self.lead_request and t else () for t in cleaned)
         return IntentScores(labels=self.head.labels, probs=probs, embeddings=emb, empty=empty,
                             read=tuple(cleaned), requests=requests)
+
+    def _mixed(self, probs: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """``probs`` (this head's, for ``texts``) with the second opinion mixed in, when there is one."""
+        return probs if self.second_opinion is None else self.second_opinion.mixed(probs, texts)
 
     def predict(self, text: str) -> IntentPrediction:
         """Classify one message: top 3 intents (probabilities sum <= 1, never NaN) and the OOS verdict."""
@@ -239,7 +294,7 @@ class IntentModel:
         if not parts:
             return scored.probs
         flat = [p for i in parts for p in parts[i]]
-        part_probs = self.head.probs(np.asarray(self.encoder.encode(flat), dtype=np.float32))
+        part_probs = self._mixed(self.head.probs(np.asarray(self.encoder.encode(flat), dtype=np.float32)), flat)
         out = scored.probs.copy()
         start = 0
         for i, requests in parts.items():
@@ -290,7 +345,7 @@ def write_model(model: IntentModel, directory: Path) -> None:
     elif not _is_reference(encoder):
         raise ModelMissingError(f"cannot save an intent model whose encoder is a {type(encoder).__name__}")
     np.savez(directory / "head.npz", coef=model.head.coef, intercept=model.head.intercept)
-    meta = {
+    meta: dict[str, Any] = {
         "format": FORMAT,
         "model_id": model.model_id,
         "labels": list(model.head.labels),
@@ -298,6 +353,13 @@ def write_model(model: IntentModel, directory: Path) -> None:
         "encoder": spec,
         "report": model.report,
     }
+    second = model.second_opinion
+    if second is not None:
+        if not _is_reference(second.encoder):
+            raise ModelMissingError("a second opinion must read the configured embedder, not a bundled encoder")
+        np.savez(directory / "second.npz", coef=second.head.coef, intercept=second.head.intercept)
+        meta["second_opinion"] = {"encoder": second.encoder.model_id, "dimension": second.encoder.dimension,
+                                  "weight": float(second.weight)}
     (directory / "meta.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
 
 
@@ -363,19 +425,40 @@ def read_model(
     else:
         body = _referenced_encoder(directory, str(spec.get("id") or ""), encoder)
     threshold = _finite(meta.get("threshold"))
-    return IntentModel(body, head, threshold, model_id, origin=origin, version=version, report=report)
+    second = _read_second_opinion(directory, meta, head.labels, encoder)
+    return IntentModel(body, head, threshold, model_id, origin=origin, version=version, report=report,
+                       second_opinion=second)
 
 
-def _referenced_encoder(directory: Path, wanted: str, encoder: Encoder | None) -> Encoder:
-    """The configured embedder, checked against the one the head was fitted on."""
+def _read_second_opinion(
+    directory: Path, meta: dict[str, Any], labels: tuple[str, ...], encoder: Encoder | None
+) -> SecondOpinion | None:
+    """The saved second opinion, read with the configured embedder (refused, like a head, when it is another)."""
+    spec = meta.get("second_opinion")
+    if not spec:
+        return None
+    try:
+        arrays = np.load(directory / "second.npz")
+        head = LinearHead(labels, np.asarray(arrays["coef"], dtype=np.float32),
+                          np.asarray(arrays["intercept"], dtype=np.float32))
+        weight = float(spec["weight"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelMissingError(f"{directory}: second-opinion head unreadable ({exc})") from exc
+    body = _referenced_encoder(directory, str(spec.get("encoder") or ""), encoder, what="its second-opinion head",
+                               fix="run `csassist finetune --intents` again, or `csassist finetune --rollback --rollback-target intent`")
+    return SecondOpinion(body, head, weight)
+
+
+def _referenced_encoder(directory: Path, wanted: str, encoder: Encoder | None, *, what: str = "the intent head",
+                        fix: str = "run `csassist index` to refit it") -> Encoder:
+    """The configured embedder, checked against the one ``what`` was fitted on."""
     if encoder is None:
         from csassist.core.knowledge.embedder import DEFAULT_EMBEDDER, load_encoder
 
         encoder = load_encoder(None if wanted in ("", DEFAULT_EMBEDDER) else wanted)
     if wanted and encoder.model_id != wanted:
         raise ModelMissingError(
-            f"{directory}: the intent head was fitted with embedder {wanted!r}, not {encoder.model_id!r}; "
-            "run `csassist index` to refit it"
+            f"{directory}: {what} was fitted with embedder {wanted!r}, not {encoder.model_id!r}; {fix}"
         )
     return encoder
 
