@@ -66,7 +66,7 @@ def part_a(train, test, threads: int) -> dict:
 
 
 def part_b(train, test, threads: int, budget: float | None, epochs: int, lr: float, batch: int,
-           head_init: str = "probe", keep_model: Path | None = None) -> dict:
+           head_init: str = "auto", keep_model: Path | None = None) -> dict:
     """Full fine-tuning with a time budget; evaluates the best checkpoint on the test set."""
     cfg = FinetuneConfig(epochs=epochs, lr=lr, batch_size=batch, threads=threads, time_budget_s=budget,
                          val_split=0.05, label_smoothing=0.1, dropout=0.1, max_length=64, patience=2,
@@ -108,8 +108,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 training and 400 test rows")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--budget", type=float, default=1680.0, help="(b) training budget in seconds (0: none)")
-    parser.add_argument("--head-init", choices=("probe", "random"), default="probe",
-                        help="(b) LP-FT linear-probe head (default) or a random one")
+    parser.add_argument("--head-init", choices=("auto", "probe", "random"), default="auto",
+                        help="(b) the head's start: auto (default: a linear probe below 60 rows an intent), probe or random")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1.5e-4)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -37,8 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--warmup", type=float, default=0.1, help="warmup share of the steps")
     p.add_argument("--dropout", type=float, help="--intents: classifier dropout")
     p.add_argument("--freeze", default="none", help="--intents: none | embeddings | N (lowest N layers)")
-    p.add_argument("--head-init", choices=("probe", "random"),
-                   help="--intents --method full: start the head as a linear probe of the frozen encoder (default, LP-FT) or at random")
+    p.add_argument("--head-init", choices=("auto", "probe", "random"),
+                   help="--intents --method full: start the head as a linear probe of the frozen encoder (LP-FT) or at "
+                        "random; auto (default): the probe when the median intent has fewer than 60 examples")
     p.add_argument("--no-second-opinion", action="store_true",
                    help="--intents --method full: do not mix a head on the frozen embedder into the fine-tuned model")
     p.add_argument("--lora-r", type=int, default=8, help="--from-log: LoRA rank")

@@ -47,6 +47,17 @@ def test_schedule_warmup_then_decay() -> None:
     assert ft._lr_lambda(0.0, {"total": 10}, "linear")(5) == pytest.approx(0.5)
 
 
+def test_head_init_auto_probes_small_data_and_starts_large_data_at_random() -> None:
+    from collections import Counter
+
+    small = Counter({"a": 20, "b": 30, "c": 25, "oos": 500})  # oos rows never count
+    large = Counter({"a": 120, "b": 130, "c": 90})
+    assert ft.resolve_head_init("auto", small) == "probe" and ft.resolve_head_init("auto", large) == "random"
+    assert ft.resolve_head_init("probe", large) == "probe" and ft.resolve_head_init("random", small) == "random"
+    with pytest.raises(DataError, match="auto, probe or random"):
+        ft.resolve_head_init("zero", small)
+
+
 def test_single_class_is_clear_error() -> None:
     with pytest.raises(DataError, match="only one intent"):
         ft.train_intent_model([IntentExample(text="x", intent="a")] * 3, config=ft.FinetuneConfig(max_steps=1))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -56,6 +57,22 @@ from csassist.core.understand.intent_encoder import TransformerEncoder
 ESTIMATE_AFTER_STEPS = 3
 #: Seconds kept free at the end of a time budget for the final evaluation and saving.
 BUDGET_RESERVE_S = 5.0
+#: ``head_init="auto"`` starts from a linear probe below this many training rows for the median intent.
+#: Measured: with ~13 an intent (BANKING77-quick) the probe won 88.1 % vs 83.1 % at equal steps; with
+#: ~123 an intent (all of BANKING77) the random head won (93.38 % vs 93.05 %; 93.60 % alone, 94.12 %
+#: with the second opinion), the probe's head having stopped early on a noisier validation curve.
+PROBE_BELOW_EXAMPLES = 60
+
+
+def resolve_head_init(head_init: str, counts: Counter[str]) -> str:
+    """``probe`` or ``random`` for ``head_init`` (``auto`` decides by the median intent's number of rows)."""
+    if head_init not in ("auto", "probe", "random"):
+        raise DataError(f"head_init must be auto, probe or random, not {head_init!r}")
+    if head_init != "auto":
+        return head_init
+    sizes = sorted(n for label, n in counts.items() if label != OOS_LABEL)
+    median = sizes[len(sizes) // 2] if sizes else 0
+    return "probe" if median < PROBE_BELOW_EXAMPLES else "random"
 
 
 @dataclass
@@ -75,7 +92,9 @@ class FinetuneConfig:
     epochs: int = 8
     lr: float = 1.5e-4
     head_lr: float | None = None  # None -> lr with a probed head, 10x lr with a random one (it starts from scratch)
-    head_init: str = "probe"  # probe (LP-FT: logistic regression on the frozen vectors) | random
+    #: auto | probe (LP-FT: logistic regression on the frozen vectors) | random.  ``auto`` probes when the
+    #: median intent has fewer than :data:`PROBE_BELOW_EXAMPLES` training rows (see :func:`resolve_head_init`).
+    head_init: str = "auto"
     batch_size: int = 32
     weight_decay: float = 0.01
     warmup: float = 0.1  # share of the steps
@@ -246,15 +265,14 @@ def train_intent_model(
     base_id, tokenizer, encoder = load_base_encoder(cfg.base)
     trainable_layers = _freeze(encoder, cfg.freeze)
     net = build_classifier(encoder, len(labels), cfg.dropout)
-    if cfg.head_init not in ("probe", "random"):
-        raise DataError(f"head_init must be probe or random, not {cfg.head_init!r}")
+    head_init = resolve_head_init(cfg.head_init, Counter(e.intent for e in train_in))
     texts = [clean_text(e.text) for e in train_in]
     targets = torch.tensor([index[e.intent] for e in train_in], dtype=torch.long)
     net.train()
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     enc_params = [(n, p) for n, p in net.encoder.named_parameters() if p.requires_grad]
-    head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr * (1 if cfg.head_init == "probe" else 10)
+    head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr * (1 if head_init == "probe" else 10)
     groups = [
         {"params": [p for n, p in enc_params if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay, "lr": cfg.lr},
         {"params": [p for n, p in enc_params if n.endswith(no_decay)], "weight_decay": 0.0, "lr": cfg.lr},
@@ -287,7 +305,7 @@ def train_intent_model(
                   "val_oos_examples": len(val_oos), "labels": len(labels), "planned_steps": plan["total"],
                   "time_budget_s": cfg.time_budget_s})
     probe_report: dict[str, float] = {}
-    if cfg.head_init == "probe":  # inside the budget: ``started`` is already running
+    if head_init == "probe":  # inside the budget: ``started`` is already running
         probe_report = probe_head(net, tokenizer, texts, targets.numpy(), cfg.max_length, cfg.seed)
         if progress:
             progress({"event": "probe", **probe_report})
@@ -418,6 +436,7 @@ def train_intent_model(
         "final_loss": last_loss,
         "train_seconds": round(train_seconds, 1),
         "trainable_layers": trainable_layers,
+        "head_init": head_init,
         **probe_report,
         "second_opinion": second_report or None,
         "history": history,
