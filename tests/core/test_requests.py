@@ -24,6 +24,10 @@ from tests.fakes import FakeEncoder
          ["Can I use a euro gift card on the UK store?", "do you deliver to Jersey?"]),
         ("I need to reset my password, and while you're at it please stop the marketing texts.",
          ["I need to reset my password", "while you're at it please stop the marketing texts."]),
+        ("I think my duvet is lost. Also, I'd like to speak to someone about it.",  # its own comma after a pause
+         ["I think my duvet is lost.", "I'd like to speak to someone about it."]),
+        ("The lamp broke, can you help? And separately, I'd like an invoice for LK-204817.",
+         ["The lamp broke, can you help?", "I'd like an invoice for LK-204817."]),
     ],
 )
 def test_a_conjunction_that_starts_a_new_request_cuts_the_message(text: str, parts: list[str]) -> None:
