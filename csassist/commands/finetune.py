@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="--intents --method full: start the head as a linear probe of the frozen encoder (LP-FT) or at "
                         "random; auto (default): the probe when the median intent has fewer than 60 examples")
     p.add_argument("--no-second-opinion", action="store_true",
-                   help="--intents --method full: do not mix a head on the frozen embedder into the fine-tuned model")
+                   help="--intents: do not mix a head on the frozen embedder into the fine-tuned model")
     p.add_argument("--lora-r", type=int, default=8, help="--from-log: LoRA rank")
     p.add_argument("--val-split", type=float, default=0.1, help="validation share when carved from train")
     p.add_argument("--patience", type=int, default=2, help="early stopping: evaluations without improvement")

@@ -105,7 +105,10 @@ def _contrastive_config(args: argparse.Namespace) -> Any:
     overrides: dict[str, Any] = {
         "base": args.base, "lr": args.lr, "steps": args.max_steps, "weight_decay": args.weight_decay,
         "val_split": args.val_split, "seed": args.seed, "time_budget_s": getattr(args, "time_budget", None),
+        "embedder": getattr(args, "embedder_id", None),
     }
+    if getattr(args, "no_second_opinion", False):
+        cfg.second_opinion = False
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)

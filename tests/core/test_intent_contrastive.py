@@ -25,6 +25,7 @@ from csassist.core.learn.intent_contrastive import (
 )
 from csassist.core.learn.intent_head import fit_head
 from csassist.core.learn.intent_promotion import load_intent_model
+from csassist.core.learn.second_opinion import WEIGHTS
 from csassist.core.types import IntentExample
 from csassist.core.understand.intent import ORIGIN_STORE, read_model
 from tests.core.test_intent import OOS, TOPICS
@@ -91,7 +92,7 @@ def test_typos_change_letters_but_keep_numbers_and_short_words() -> None:
 def test_tiny_encoder_loop_learns_and_round_trips_through_the_store(tiny_bert: Path, tmp_path: Path) -> None:
     events: list[dict] = []
     cfg = ContrastiveConfig(base=str(tiny_bert), steps=30, lr=2e-3, warmup_steps=2, intents_per_batch=3, per_intent=4,
-                            temperature=0.1, val_split=0.2)
+                            temperature=0.1, val_split=0.2, second_opinion=False)
     report = intent_promotion.finetune_intents(_train_rows(), None, cfg, progress=events.append)
     losses = [e["loss"] for e in events if e["event"] == "step"]
     assert len(losses) == 30 and all(math.isfinite(x) for x in losses)
@@ -128,7 +129,7 @@ def test_mix_zero_gives_back_the_base_body_and_the_head_learns_the_validation_ro
     from csassist.core.understand.intent_encoder import TransformerEncoder
 
     cfg = ContrastiveConfig(base=str(tiny_bert), steps=3, lr=1e-2, intents_per_batch=3, per_intent=2, mix=0.0,
-                            val_split=0.2)
+                            val_split=0.2, second_opinion=False)
     trained = train_contrastive_model(_train_rows(), None, cfg)
     base = TransformerEncoder.load(tiny_bert, "base", normalize=True)
     texts = ["where is my parcel", "refund please"]
@@ -154,3 +155,17 @@ def test_real_minilm_few_steps_classifies_its_examples() -> None:
     assert model.report["steps"] == 3 and model.encoder.model_id == "contrastive:all-MiniLM-L6-v2"
     preds = model.predict_batch(["where is my parcel", "I want my money back"])
     assert [p.top[0].intent for p in preds] == ["track_order", "refund"]
+
+
+@pytest.mark.real_model
+def test_real_minilm_second_opinion_is_chosen_on_validation_and_saved(tmp_path: Path) -> None:
+    cfg = ContrastiveConfig(steps=3, intents_per_batch=3, val_split=0.3)
+    report = intent_promotion.finetune_intents(_train_rows(), None, cfg)
+    second = report["second_opinion"]
+    assert second and second["encoder"] == "all-MiniLM-L6-v2" and [r["weight"] for r in second["by_weight"]] == list(WEIGHTS)
+    model = load_intent_model(tmp_path / "no-index")
+    if second["weight"] > 0:  # the saved model mixes, and says so
+        assert model.second_opinion is not None and model.second_opinion.weight == pytest.approx(second["weight"])
+        assert "mixed" in model.describe() and report["val_accuracy"] == second["val_accuracy_mixed"]
+    else:
+        assert model.second_opinion is None and report["val_accuracy"] == second["val_accuracy_alone"]
