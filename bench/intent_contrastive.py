@@ -3,8 +3,8 @@
 Trains :func:`csassist.core.learn.intent_contrastive.train_contrastive_model` on the KB's examples
 exactly as ``csassist index`` / ``csassist finetune --intents kb/`` see them (``intents.csv`` + the
 articles' titles and questions), never on ``--data`` (the dev set), and scores each variant on the dev
-set twice: with the model's own softmax cut-off and wrapped with the index's OOS detector (what the
-app uses).  The first row is the frozen index head of ``--index``.  Prints a table and writes
+set twice: with the model's own softmax cut-off and as the app runs it (the index's OOS detector,
+the KB's vote, typo repair).  A model that carries a second opinion is scored without it too.  The first row is the frozen index head of ``--index``.  Prints a table and writes
 ``bench/results/intent_contrastive.json`` (one run: compare rows of the same run).
 
     python bench/intent_contrastive.py --index /tmp/idx                      # build the index first if missing
@@ -14,6 +14,7 @@ app uses).  The first row is the frozen index head of ``--index``.  Prints a tab
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -35,7 +36,7 @@ from csassist.core.learn.evaluation import intent_metrics, load_eval_queries  # 
 from csassist.core.learn.intent_contrastive import ContrastiveConfig, train_contrastive_model  # noqa: E402
 from csassist.core.learn.kb_examples import intent_training_examples  # noqa: E402
 from csassist.core.understand.intent import load_head, write_model  # noqa: E402
-from csassist.core.understand.oos import load_oos_model  # noqa: E402
+from csassist.core.understand.stack import attach_kb  # noqa: E402
 from csassist.core.workspace import Workspace  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "intent_contrastive.json"
@@ -52,6 +53,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "hardneg": {"hard_negatives": True},
     "temp0.1": {"temperature": 0.1},
     "C5": {"head_c": 5.0},
+    "no-second": {"second_opinion": False},
 }
 
 
@@ -60,10 +62,11 @@ def _pct(value: float | None) -> str:
 
 
 def score(model: Any, index_dir: Path, retriever: Retriever, encoder: Any, queries: list[Any]) -> dict[str, Any]:
-    """Dev-set figures for ``model`` alone (softmax cut-off) and wrapped with the index's OOS detector."""
+    """Dev-set figures for ``model`` alone (softmax cut-off) and as the app runs it: with the index's OOS
+    detector, the KB's vote and the retriever's reading (typo repair), i.e. what ``csassist eval intents`` answers."""
     texts = [q.text for q in queries]
     plain = intent_metrics(queries, model.predict_batch(texts))
-    wrapped = load_oos_model(model, index_dir, encoder, retriever.best_similarity)
+    wrapped = attach_kb(model, index_dir, encoder, retriever)
     with_detector = intent_metrics(queries, wrapped.predict_batch(texts))
     return {"softmax_cutoff": plain, "detector": with_detector}
 
@@ -120,6 +123,11 @@ def main() -> int:
                        "first_loss": trained.model.report["first_loss"], "final_loss": trained.model.report["final_loss"]})
         results[name] = result
         print(row_line(name, result), flush=True)
+        if trained.model.second_opinion is not None:  # the ablation, from the same trained body
+            alone = score(dataclasses.replace(trained.model, second_opinion=None), args.index, retriever, encoder, queries)
+            alone["second_opinion"] = trained.model.report.get("second_opinion")
+            results[f"{name} alone"] = alone
+            print(row_line(f"{name} alone", alone), flush=True)
         _write(args.out, args, results, len(examples))
     _write(args.out, args, results, len(examples))
     return 0
