@@ -140,6 +140,9 @@ def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any
         shown = ("intents", "examples", "heldout_accuracy", "threshold")
         details = ", ".join(f"{k.replace('_', ' ')} {intent[k]}" for k in shown if k in intent)
         rows.append(("intent head", f"fitted ({details})" if details else "fitted"))
+        weight = intent.get("lexical_weight") or 0
+        rows.append(("lexical intent vote", f"{weight:.0%} of the ranking (chosen by cross-validation)" if weight
+                     else "not used (no gain in cross-validation)"))
         if intent.get("in_use_instead"):
             rows.append(("intent model in use", f"{intent['in_use_instead']} (promoted; `csassist finetune --rollback "
                                                  "--rollback-target intent` returns to this head)"))

@@ -287,15 +287,15 @@ class Workspace:
     def fit_intents(
         self, examples: Sequence[IntentExample], encoder: Encoder | None = None, index_dir: Path | None = None
     ) -> IntentFit:
-        """Fit the intent head into ``<index_dir>/intent`` from labelled examples; never raises a CsassistError."""
+        """Fit the intent head and its lexical vote into ``<index_dir>/intent``; never raises a CsassistError."""
         from csassist.core.knowledge.index import INTENT_SUBDIR
-        from csassist.core.learn.intent_head import fit_intent_head
+        from csassist.core.learn.index_intents import fit_index_intents
 
         if not examples:
             return IntentFit("skipped", "the KB has no intents.csv / intents.jsonl examples")
         enc = encoder if encoder is not None else self.encoder()
         try:
-            result = fit_intent_head(list(examples), enc, (index_dir or self.index_dir) / INTENT_SUBDIR)
+            result = fit_index_intents(list(examples), enc, (index_dir or self.index_dir) / INTENT_SUBDIR)
         except CsassistError as exc:
             return IntentFit("failed", str(exc))
         details = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}

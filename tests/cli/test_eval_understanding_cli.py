@@ -29,6 +29,8 @@ def test_index_eval_and_analyze_explain(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["index", str(kb), "--out", str(index), "--json"]) == 0
     built = json.loads(capsys.readouterr().out)
     assert built["oos_detector"]["status"] == "fitted" and built["oos_detector"]["off_topic_examples"] == 10
+    weight = built["intent_head"]["lexical_weight"]  # the lexical vote: saved when cross-validation chose it
+    assert (index / "intent" / "lexical.json").is_file() == (weight > 0)
 
     assert main(["eval", "retrieval", "--data", str(TINY), "--index", str(index), "--json"]) == 0
     captured = capsys.readouterr()

@@ -53,6 +53,7 @@ from csassist.core.errors import ModelMissingError
 from csassist.core.knowledge.embedder import Encoder
 from csassist.core.types import IntentExample, IntentPrediction, IntentScore
 from csassist.core.understand.kb_vote import KBVote
+from csassist.core.understand.lexical import LexicalVote
 from csassist.core.understand.requests import lead_weighted, split_requests
 
 FORMAT = 2
@@ -199,6 +200,9 @@ class IntentModel:
     lead_request: bool = field(default=True, compare=False, repr=False)
     #: A frozen-embedder head mixed into this model's probabilities (fine-tuned models; see :class:`SecondOpinion`).
     second_opinion: SecondOpinion | None = field(default=None, compare=False, repr=False)
+    #: The index's word/character n-gram opinion on the ranking (:mod:`csassist.core.understand.lexical`);
+    #: attached with the KB (:func:`csassist.core.understand.stack.attach_kb`), saved beside the index head.
+    lexical: LexicalVote | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.head.dimension != self.encoder.dimension:
@@ -269,18 +273,35 @@ class IntentModel:
 
     def ranking_probs(self, texts: Sequence[str], scored: IntentScores) -> np.ndarray:
         """The probabilities that order the candidates: the model's (a two-request message leaning to its
-        first request), mixed with the KB's vote when attached.
+        first request), mixed with the KB's vote and then the lexical vote when attached.
 
         Empty rows stay zero.  Out-of-scope verdicts never read these (see :meth:`predictions`).
         """
         probs = self._lead_request_probs(scored)
-        if self.kb_vote is None or not len(self.labels):
+        if (self.kb_vote is None and self.lexical is None) or not len(self.labels):
             return probs
         todo = [i for i in range(len(texts)) if not scored.empty[i]]
         out = probs.copy()
         if todo:
-            out[todo] = self.kb_vote.mix([scored.read[i] for i in todo], probs[todo], self.labels)
+            read = [scored.read[i] for i in todo]
+            if self.kb_vote is not None:
+                out[todo] = self.kb_vote.mix(read, probs[todo], self.labels)
+            if self.lexical is not None:
+                out[todo] = mix_probs(out[todo], self._lexical_probs(scored, todo), self.lexical.weight)
         return out
+
+    def _lexical_probs(self, scored: IntentScores, todo: Sequence[int]) -> np.ndarray:
+        """The lexical vote for rows ``todo``, a two-request message's leaning to its first request like the head's."""
+        assert self.lexical is not None
+        probs = self.lexical.probs([scored.read[i] for i in todo])
+        parts = [(row, scored.requests[i]) for row, i in enumerate(todo) if scored.requests[i]]
+        if parts:
+            part_probs = self.lexical.probs([p for _, requests in parts for p in requests])
+            start = 0
+            for row, requests in parts:
+                probs[row] = lead_weighted(probs[row], part_probs[start : start + len(requests)])
+                start += len(requests)
+        return probs
 
     def _lead_request_probs(self, scored: IntentScores) -> np.ndarray:
         """``scored.probs`` with two-request messages leaning to their first request (:mod:`.requests`).

@@ -18,6 +18,7 @@ from csassist.core.errors import CsassistError
 from csassist.core.knowledge.embedder import Encoder
 from csassist.core.types import IntentPrediction
 from csassist.core.understand.intent import IntentModel
+from csassist.core.understand.lexical import LexicalVote
 
 
 @dataclass
@@ -46,7 +47,8 @@ def load_understanding(index_dir: Path, encoder: Encoder, *, intent_model: Inten
 def attach_kb(
     model: IntentModel, index_dir: Path, encoder: Encoder, retriever: Any, *, notes: list[str] | None = None
 ) -> IntentModel:
-    """``model`` with what the index beside it offers: the OOS detector and the KB's vote on the ranking.
+    """``model`` with what the index beside it offers: the OOS detector, the KB's vote and the lexical vote
+    (word/character n-grams, fitted beside the index head) on the ranking.
 
     Without a retriever the detector runs without its KB feature and there is no vote.  A detector
     that cannot be loaded leaves the model's own cut-off and is said in ``notes``; without ``notes``
@@ -64,6 +66,15 @@ def attach_kb(
         notes.append(f"out-of-scope detector unusable ({exc}); using the intent model's own cut-off")
     if retriever is not None:
         model = dataclasses.replace(model, kb_vote=retriever_vote(retriever), reading=retriever.reading)
+    try:
+        lexical = LexicalVote.load(Path(index_dir) / "intent")
+    except CsassistError as exc:
+        if notes is None:
+            raise
+        notes.append(str(exc))
+        lexical = None
+    if lexical is not None and lexical.labels == tuple(model.labels):  # a model on other intents keeps its own ranking
+        model = dataclasses.replace(model, lexical=lexical)
     return model
 
 

@@ -1,0 +1,81 @@
+"""The lexical intent vote: fitting, its share chosen by cross-validation, storage, and where it applies."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from csassist.core.errors import ModelMissingError
+from csassist.core.learn.index_intents import fit_index_intents
+from csassist.core.learn.intent_head import fit_head
+from csassist.core.learn.lexical_fit import fit_lexical, fit_lexical_vote
+from csassist.core.understand.intent import load_head
+from csassist.core.understand.lexical import LexicalVote
+from csassist.core.understand.stack import attach_kb
+from tests.core.test_intent import TOPICS, _examples
+from tests.fakes import FakeEncoder
+
+LABELS = tuple(sorted(TOPICS))
+TEXTS = [t for label in LABELS for t in TOPICS[label]]
+Y = np.array([LABELS.index(label) for label in LABELS for _ in TOPICS[label]])
+
+
+def test_fitted_vote_reads_words_and_misspellings() -> None:
+    vote = fit_lexical(TEXTS, Y, LABELS, weight=0.5)
+    probs = vote.probs(["refund my purchase please", "wher is my parcle"])
+    assert np.allclose(probs.sum(1), 1.0) and probs.shape == (2, len(LABELS))
+    assert [LABELS[i] for i in probs.argmax(1)] == ["refund", "track_order"]  # char n-grams survive the typos
+    assert vote.probs([]).shape == (0, len(LABELS))
+
+
+def test_saved_without_pickles_and_read_back_identically(tmp_path: Path) -> None:
+    vote = fit_lexical(TEXTS, Y, LABELS, weight=0.4)
+    vote.save(tmp_path)
+    again = LexicalVote.load(tmp_path)
+    assert again is not None and again.labels == LABELS and again.weight == pytest.approx(0.4)
+    texts = ["i want my money back", "new delivery address", "zzz"]
+    assert np.allclose(again.probs(texts), vote.probs(texts))
+    assert LexicalVote.load(tmp_path / "nowhere") is None
+    (tmp_path / "lexical.npz").write_bytes(b"not an npz")
+    with pytest.raises(ModelMissingError, match="lexical intent vote unreadable"):
+        LexicalVote.load(tmp_path)
+
+
+def test_share_is_chosen_by_cross_validation_and_zero_data_is_skipped() -> None:
+    vectors = FakeEncoder().encode(TEXTS)
+    vote, report = fit_lexical_vote(TEXTS, vectors, Y, LABELS)
+    assert report["weight"] == (vote.weight if vote is not None else 0.0)
+    assert [r["weight"] for r in report["by_weight"]][0] == 0.0
+    assert report["cv_accuracy_mixed"] >= report["cv_accuracy_head"]  # never chosen to lose
+    assert fit_lexical_vote(TEXTS[:3], vectors[:3], Y[:3], LABELS)[0] is None
+
+
+def test_index_fit_saves_the_vote_beside_the_head_and_it_reorders_only_the_ranking(tmp_path: Path) -> None:
+    encoder = FakeEncoder()
+    report = fit_index_intents(_examples(), encoder, tmp_path / "intent")
+    assert "lexical" in report and report["lexical_weight"] == report["lexical"]["weight"]
+    head = load_head(tmp_path / "intent", encoder)
+    vote = fit_lexical(TEXTS, Y, LABELS, weight=0.6)  # a known vote, whatever the folds chose
+    vote.save(tmp_path / "intent")
+    model = attach_kb(head, tmp_path, encoder, None)
+    assert model.lexical is not None and model.lexical.weight == pytest.approx(0.6)
+    texts = ["refund my purchase", "what is the weather tomorrow"]
+    plain, mixed = head.predict_batch(texts), model.predict_batch(texts)
+    assert [p.out_of_scope for p in plain] == [p.out_of_scope for p in mixed]  # the verdict is the model's own
+    scored = head.scores(texts)
+    expected = 0.4 * scored.probs + 0.6 * vote.probs(texts)
+    assert np.allclose(dataclasses.replace(head, lexical=vote).ranking_probs(texts, scored), expected)
+
+
+def test_a_model_on_other_intents_keeps_its_own_ranking(tmp_path: Path) -> None:
+    encoder = FakeEncoder()
+    (tmp_path / "intent").mkdir()
+    fit_lexical(TEXTS, Y, LABELS, weight=0.5).save(tmp_path / "intent")
+    other = fit_head(_examples()[:12], encoder)  # two intents only
+    assert attach_kb(other, tmp_path, encoder, None).lexical is None
+    (tmp_path / "intent" / "lexical.json").write_text("{broken", encoding="utf-8")
+    notes: list[str] = []
+    assert attach_kb(other, tmp_path, encoder, None, notes=notes).lexical is None and "unreadable" in notes[0]
