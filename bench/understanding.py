@@ -79,16 +79,17 @@ TARGETS = {
 AS_WRITTEN = RetrievalOptions(spelling=False)
 #: (name, retrieval options, OOS detector, the KB's vote on the intent ranking, lead request); typo
 #: repair follows ``options.spelling`` for the intent model too.
-CONFIGS: list[tuple[str, RetrievalOptions, bool, bool, bool]] = [
-    ("dense only (7a33194)", DENSE_ONLY, False, False, False),
-    ("+ BM25 (words, RRF)", dataclasses.replace(DENSE_ONLY, lexical=True), False, False, False),
-    ("+ intent boost", dataclasses.replace(DENSE_ONLY, lexical=True, intent_boost=1.0), False, False, False),
-    ("+ per-sentence (query and KB sentences)", AS_WRITTEN, False, False, False),
-    ("(not kept) + char n-gram BM25", dataclasses.replace(AS_WRITTEN, chars=True), False, False, False),
-    ("+ OOS detector", AS_WRITTEN, True, False, False),
-    ("+ KB vote on the intent ranking", AS_WRITTEN, True, True, False),
-    ("+ typo repair towards KB words", RetrievalOptions(), True, True, False),
-    ("+ lead request of two (final)", RetrievalOptions(), True, True, True),
+CONFIGS: list[tuple[str, RetrievalOptions, bool, bool, bool, bool]] = [
+    ("dense only (7a33194)", DENSE_ONLY, False, False, False, False),
+    ("+ BM25 (words, RRF)", dataclasses.replace(DENSE_ONLY, lexical=True), False, False, False, False),
+    ("+ intent boost", dataclasses.replace(DENSE_ONLY, lexical=True, intent_boost=1.0), False, False, False, False),
+    ("+ per-sentence (query and KB sentences)", AS_WRITTEN, False, False, False, False),
+    ("(not kept) + char n-gram BM25", dataclasses.replace(AS_WRITTEN, chars=True), False, False, False, False),
+    ("+ OOS detector", AS_WRITTEN, True, False, False, False),
+    ("+ KB vote on the intent ranking", AS_WRITTEN, True, True, False, False),
+    ("+ typo repair towards KB words", RetrievalOptions(), True, True, False, False),
+    ("+ lead request of two", RetrievalOptions(), True, True, True, False),
+    ("+ lexical vote (word/char n-grams; final)", RetrievalOptions(), True, True, True, True),
 ]
 
 
@@ -152,18 +153,20 @@ def accuracy(index_dir: Path, data: Path) -> tuple[list[dict[str, Any]], int]:
     head = dataclasses.replace(final_head, lead_request=False)
     with_oos = load_oos_model(head, index_dir, encoder, retriever.best_similarity)  # type: ignore[arg-type]
     as_written = Retriever.open(index_dir, encoder, options=AS_WRITTEN)  # type: ignore[arg-type]
-    with_vote = attach_kb(head, index_dir, encoder, as_written)  # type: ignore[arg-type]
-    with_repair = attach_kb(head, index_dir, encoder, retriever)  # type: ignore[arg-type]
+    # attach_kb also attaches the index's lexical vote; the steps before it in the ablation go without.
+    with_vote = dataclasses.replace(attach_kb(head, index_dir, encoder, as_written), lexical=None)  # type: ignore[arg-type]
+    with_repair = dataclasses.replace(attach_kb(head, index_dir, encoder, retriever), lexical=None)  # type: ignore[arg-type]
     final = attach_kb(final_head, index_dir, encoder, retriever)  # type: ignore[arg-type]
     plain_preds = head.predict_batch(texts)
     oos_preds = with_oos.predict_batch(texts)
     vote_preds = with_vote.predict_batch(texts)
     repair_preds = with_repair.predict_batch(texts)
+    lead_preds = dataclasses.replace(final, lexical=None).predict_batch(texts)
     final_preds = final.predict_batch(texts)
     rows = []
-    for name, options, detector, vote, lead in CONFIGS:
+    for name, options, detector, vote, lead, lexical in CONFIGS:
         if vote:
-            preds = final_preds if lead else repair_preds if options.spelling else vote_preds
+            preds = (final_preds if lexical else lead_preds) if lead else repair_preds if options.spelling else vote_preds
         else:
             preds = oos_preds if detector else plain_preds
         boost = options.intent_boost > 0
