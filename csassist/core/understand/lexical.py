@@ -65,18 +65,18 @@ class LexicalVote:
         if not (np.isfinite(self.weight) and 0.0 <= self.weight < 1.0):
             raise ModelMissingError(f"lexical vote: weight must be in [0, 1), not {self.weight!r}")
         self._vectorisers = [_vectoriser(s, v, i) for s, v, i in zip(VECTORISERS, self.vocabularies, self.idfs, strict=True)]
-
-    def features(self, texts: Sequence[str]) -> Any:
-        """The TF-IDF rows of ``texts`` (a sparse matrix, word features then character features)."""
-        from scipy.sparse import hstack
-
-        return hstack([v.transform(list(texts)) for v in self._vectorisers]).tocsr()
+        # Each vectoriser's block of the coefficients, transposed and contiguous: a sparse row times a
+        # strided view of coef.T took 2.3 ms a message, times a contiguous block 0.01 ms.
+        edges = np.cumsum([0] + [len(v) for v in self.vocabularies])
+        self._blocks = [np.ascontiguousarray(self.coef[:, a:b].T) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
     def probs(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities for ``texts`` (rows sum to 1)."""
         if not len(texts):
             return np.zeros((0, len(self.labels)))
-        logits = np.asarray(self.features(texts) @ self.coef.T) + self.intercept
+        logits = self.intercept + sum(
+            np.asarray(v.transform(list(texts)) @ block) for v, block in zip(self._vectorisers, self._blocks, strict=True)
+        )
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
