@@ -83,7 +83,7 @@ def _full_config(args: argparse.Namespace, ft: Any) -> Any:
         "freeze": args.freeze, "val_split": args.val_split, "patience": args.patience, "seed": args.seed,
         "max_steps": args.max_steps, "time_budget_s": getattr(args, "time_budget", None),
         "head_init": getattr(args, "head_init", None),
-        "embedder": args.embedder_id,
+        "embedder": getattr(args, "embedder_id", None),
     }
     if getattr(args, "no_second_opinion", False):
         cfg.second_opinion = False

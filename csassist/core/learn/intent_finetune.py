@@ -112,7 +112,7 @@ class FinetuneConfig:
     #: Wall-clock training budget: after measuring step times, the schedule is resized so that the
     #: cosine decay ends (and training stops) inside it.  None = no budget.
     time_budget_s: float | None = None
-    #: Fit a head on the base embedder's frozen vectors too and mix it in when that helps on validation
+    #: Fit a head on the configured embedder's frozen vectors too and mix it in when that helps on validation
     #: (:mod:`csassist.core.learn.second_opinion`); its embedding time counts against the budget.
     second_opinion: bool = True
     #: The configured embedder the second opinion reads (the app's retrieval embedder); None -> the default.
