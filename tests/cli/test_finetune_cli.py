@@ -144,7 +144,11 @@ def test_finetune_contrastive_from_a_kb_dir_is_promoted_and_named(
     assert main(["eval", "intents", "--data", str(data), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["model"] == f"contrastive:{report['version']}"
-    assert ev["model_description"] == f"contrastive fine-tuned {report['version']} (intent model store)"
+    expected = f"contrastive fine-tuned {report['version']} (intent model store)"
+    second = report["second_opinion"]  # mixed in when it helped on validation, and then named
+    if second and second["weight"] > 0:
+        expected += f" mixed {1 - second['weight']:.0%}/{second['weight']:.0%} with a frozen head on {second['encoder']}"
+    assert ev["model_description"] == expected
 
 
 def test_unknown_method_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
