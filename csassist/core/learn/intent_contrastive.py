@@ -99,8 +99,8 @@ class ContrastiveConfig:
     #: (the body is unchanged): with ~20 examples an intent, 10 % more rows measured +3 pt on the dev set.
     refit_head: bool = True
     #: Mix a head on the configured embedder's frozen vectors into the tuned model's probabilities when it
-    #: helps on validation (:mod:`csassist.core.learn.second_opinion`; dev set, 906 KB rows: top-1 after the
-    #: verdict 0.887 alone -> 0.902 mixed at 0.4-0.5).
+    #: helps on validation (:mod:`csassist.core.learn.second_opinion`; dev set, 1,106 KB rows: top-1 after the
+    #: verdict 0.902 alone -> 0.917 mixed, bench/results/intent_contrastive_second_opinion.json).
     second_opinion: bool = True
     #: The configured embedder the second opinion reads; None -> the default.
     embedder: str | None = None
