@@ -35,7 +35,7 @@ from csassist.core.knowledge.retrieval import Retriever  # noqa: E402
 from csassist.core.learn.evaluation import intent_metrics, load_eval_queries  # noqa: E402
 from csassist.core.learn.intent_contrastive import ContrastiveConfig, train_contrastive_model  # noqa: E402
 from csassist.core.learn.kb_examples import intent_training_examples  # noqa: E402
-from csassist.core.understand.intent import load_head, write_model  # noqa: E402
+from csassist.core.understand.intent_format import load_head, write_model  # noqa: E402
 from csassist.core.understand.stack import attach_kb  # noqa: E402
 from csassist.core.workspace import Workspace  # noqa: E402
 

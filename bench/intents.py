@@ -35,8 +35,9 @@ from csassist.core.learn.intent_eval import evaluate_intents  # noqa: E402
 from csassist.core.learn.intent_finetune import FinetuneConfig  # noqa: E402
 from csassist.core.learn.intent_head import fit_intent_head  # noqa: E402
 from csassist.core.learn.intent_promotion import finetune_intents  # noqa: E402
-from csassist.core.understand.intent import ORIGIN_STORE, load_head, read_model  # noqa: E402
+from csassist.core.understand.intent import ORIGIN_STORE  # noqa: E402
 from csassist.core.understand.intent_data import load_labelled_file  # noqa: E402
+from csassist.core.understand.intent_format import load_head, read_model  # noqa: E402
 
 #: The datasets folder beside the checkout; CSASSIST_DATASETS points elsewhere (e.g. from a worktree).
 DATA = Path(os.environ.get("CSASSIST_DATASETS") or ROOT.parent / "shared" / "datasets") / "banking77"

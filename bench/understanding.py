@@ -60,7 +60,7 @@ from csassist.core.knowledge.fusion import DENSE_ONLY, LONG_MESSAGE_CHARS, Retri
 from csassist.core.knowledge.retrieval import Retriever  # noqa: E402
 from csassist.core.learn.evaluation import intent_metrics, load_eval_queries, retrieval_metrics  # noqa: E402
 from csassist.core.understand.analysis import Analyzer  # noqa: E402
-from csassist.core.understand.intent import load_head  # noqa: E402
+from csassist.core.understand.intent_format import load_head  # noqa: E402
 from csassist.core.understand.oos import load_oos_model  # noqa: E402
 from csassist.core.understand.stack import attach_kb, intent_distribution  # noqa: E402
 from csassist.core.workspace import Workspace  # noqa: E402

@@ -42,7 +42,8 @@ def _load_model(model_arg: str | None, index_arg: str | None, workspace):  # typ
     from pathlib import Path
 
     from csassist.core.errors import ModelMissingError
-    from csassist.core.understand.intent import ORIGIN_STORE, read_model
+    from csassist.core.understand.intent import ORIGIN_STORE
+    from csassist.core.understand.intent_format import read_model
 
     if model_arg:
         path = Path(model_arg).expanduser()

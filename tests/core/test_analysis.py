@@ -8,7 +8,7 @@ from pathlib import Path
 from csassist.core.learn.intent_head import fit_intent_head
 from csassist.core.types import Message
 from csassist.core.understand.analysis import NO_MODEL_PREDICTION, Analyzer
-from csassist.core.understand.intent import load_head
+from csassist.core.understand.intent_format import load_head
 from tests.core.test_intent import _examples
 
 

@@ -13,8 +13,8 @@ from csassist.core.errors import DataError, ModelMissingError
 from csassist.core.learn.intent_head import choose_threshold, fit_intent_head
 from csassist.core.learn.intent_promotion import load_intent_model
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import load_head
 from csassist.core.understand.intent_data import load_labelled_file
+from csassist.core.understand.intent_format import load_head
 
 TOPICS = {
     "track_order": ["where is my parcel", "track my order please", "my package has not arrived", "parcel tracking status",

@@ -27,7 +27,8 @@ from csassist.core.learn.intent_head import fit_head
 from csassist.core.learn.intent_promotion import load_intent_model
 from csassist.core.learn.second_opinion import WEIGHTS
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import ORIGIN_STORE, read_model
+from csassist.core.understand.intent import ORIGIN_STORE
+from csassist.core.understand.intent_format import read_model
 from tests.core.test_intent import OOS, TOPICS
 
 

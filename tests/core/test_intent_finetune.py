@@ -23,7 +23,8 @@ from csassist.core.learn.intent_promotion import load_intent_model
 from csassist.core.learn.second_opinion import WEIGHTS
 from csassist.core.learn.store import intent_store
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import ORIGIN_INDEX, ORIGIN_STORE, read_model
+from csassist.core.understand.intent import ORIGIN_INDEX, ORIGIN_STORE
+from csassist.core.understand.intent_format import read_model
 from tests.core.test_intent import OOS, TOPICS, _examples
 from tests.fakes import FakeEncoder
 

@@ -12,7 +12,7 @@ from csassist.core.errors import ModelMissingError
 from csassist.core.learn.index_intents import fit_index_intents
 from csassist.core.learn.intent_head import fit_head
 from csassist.core.learn.lexical_fit import fit_lexical, fit_lexical_vote
-from csassist.core.understand.intent import load_head
+from csassist.core.understand.intent_format import load_head
 from csassist.core.understand.lexical import LexicalVote
 from csassist.core.understand.stack import attach_kb
 from tests.core.test_intent import TOPICS, _examples

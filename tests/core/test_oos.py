@@ -10,7 +10,7 @@ import pytest
 from csassist.core.errors import DataError, ModelMissingError
 from csassist.core.learn.intent_head import fit_intent_head
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import load_head
+from csassist.core.understand.intent_format import load_head
 from csassist.core.understand.oos import (
     OOSAwareIntentModel,
     OOSDetector,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from csassist.core.learn.intent_head import fit_intent_head
-from csassist.core.understand.intent import load_head
+from csassist.core.understand.intent_format import load_head
 from csassist.core.understand.requests import lead_weighted, split_requests
 from tests.core.test_intent import _examples
 from tests.fakes import FakeEncoder

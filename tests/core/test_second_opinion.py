@@ -15,15 +15,9 @@ import pytest
 from csassist.core.errors import ModelMissingError
 from csassist.core.learn.intent_head import fit_linear_head
 from csassist.core.learn.second_opinion import WEIGHTS, FrozenHead, choose_weight, second_opinion_for
-from csassist.core.understand.intent import (
-    IntentModel,
-    LinearHead,
-    SecondOpinion,
-    mix_probs,
-    read_model,
-    save_model,
-)
+from csassist.core.understand.intent import IntentModel, LinearHead, SecondOpinion, mix_probs
 from csassist.core.understand.intent_encoder import TransformerEncoder
+from csassist.core.understand.intent_format import read_model, save_model
 from tests.fakes import FakeEncoder
 
 LABELS = ("refund", "track")

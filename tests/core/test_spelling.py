@@ -70,7 +70,7 @@ def test_the_index_reads_messages_with_repair_and_the_intent_model_reads_the_sam
 ) -> None:
     """One reading for retrieval, the KB vote, the intent head and the OOS detector: the KB's words."""
     from csassist.core.learn.intent_head import fit_intent_head
-    from csassist.core.understand.intent import load_head
+    from csassist.core.understand.intent_format import load_head
     from csassist.core.understand.stack import attach_kb
     from tests.core.test_intent import _examples
 

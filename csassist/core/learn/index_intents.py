@@ -20,7 +20,8 @@ from csassist.core.knowledge.encode_cache import MemoEncoder
 from csassist.core.learn.intent_head import DEFAULT_C, fit_head
 from csassist.core.learn.lexical_fit import fit_lexical_vote
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import clean_text, write_model
+from csassist.core.understand.intent import clean_text
+from csassist.core.understand.intent_format import write_model
 
 
 def fit_index_intents(

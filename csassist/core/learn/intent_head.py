@@ -26,8 +26,9 @@ import numpy as np
 from csassist.core.errors import DataError
 from csassist.core.knowledge.embedder import Encoder
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import ORIGIN_INDEX, IntentModel, LinearHead, clean_text, save_model
+from csassist.core.understand.intent import ORIGIN_INDEX, IntentModel, LinearHead, clean_text
 from csassist.core.understand.intent_data import OOS_LABEL, check_trainable
+from csassist.core.understand.intent_format import save_model
 
 #: Inverse regularisation of the logistic regression.  Embeddings are unit vectors, so logits are
 #: small; a weak penalty gives both the best BANKING77 accuracy and usable (not flat) probabilities.

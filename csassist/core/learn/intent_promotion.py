@@ -33,14 +33,8 @@ from csassist.core.learn.intent_head import fit_head
 from csassist.core.learn.log_pairs import norm
 from csassist.core.learn.store import ModelStore, Version, intent_store
 from csassist.core.types import IntentExample
-from csassist.core.understand.intent import (
-    ORIGIN_STORE,
-    IntentModel,
-    SecondOpinion,
-    load_head,
-    read_model,
-    write_model,
-)
+from csassist.core.understand.intent import ORIGIN_STORE, IntentModel, SecondOpinion
+from csassist.core.understand.intent_format import load_head, read_model, write_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from csassist.core.knowledge.embedder import Encoder
