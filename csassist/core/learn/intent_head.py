@@ -68,15 +68,23 @@ def fit_linear_head(x: np.ndarray, y: np.ndarray, labels: Sequence[str], seed: i
     ``y[i]`` indexes ``labels``; a label without rows keeps zero weights.  Used for the index head and
     for a fine-tuned model's second opinion (:class:`~csassist.core.understand.intent.SecondOpinion`).
     """
-    model = _fit_lr(x, y, seed, c)
-    coef = np.zeros((len(labels), x.shape[1]), dtype=np.float32)
-    intercept = np.zeros(len(labels), dtype=np.float32)
-    if len(model.classes_) == 2 and model.coef_.shape[0] == 1:  # sklearn's binary shape
+    coef, intercept = coefficients_over_labels(_fit_lr(x, y, seed, c), len(labels), x.shape[1])
+    return LinearHead(tuple(labels), coef.astype(np.float32), intercept.astype(np.float32))
+
+
+def coefficients_over_labels(model: Any, n_labels: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted scikit-learn logistic regression's ``(coef, intercept)`` with one row per label.
+
+    Labels the model never saw keep zero rows; sklearn's binary shape (one row, for the second class)
+    becomes that class's row, the first class's staying zero (the same softmax).
+    """
+    coef = np.zeros((n_labels, n_features))
+    intercept = np.zeros(n_labels)
+    if len(model.classes_) == 2 and model.coef_.shape[0] == 1:
         coef[model.classes_[1]], intercept[model.classes_[1]] = model.coef_[0], model.intercept_[0]
     else:
-        coef[model.classes_] = model.coef_
-        intercept[model.classes_] = model.intercept_
-    return LinearHead(tuple(labels), coef, intercept)
+        coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
+    return coef, intercept
 
 
 def _full_probs(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:

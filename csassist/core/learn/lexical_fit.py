@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from csassist.core.learn.intent_head import fit_linear_head
+from csassist.core.learn.intent_head import coefficients_over_labels, fit_linear_head
 from csassist.core.learn.second_opinion import choose_weight
 from csassist.core.understand.lexical import VECTORISERS, LexicalVote
 
@@ -38,12 +38,7 @@ def fit_lexical(texts: Sequence[str], y: np.ndarray, labels: Sequence[str], weig
                    for settings in VECTORISERS]
     matrix = hstack([v.fit_transform(list(texts)) for v in vectorisers]).tocsr()
     model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(matrix, y)
-    coef = np.zeros((len(labels), matrix.shape[1]))
-    intercept = np.zeros(len(labels))
-    if len(model.classes_) == 2 and model.coef_.shape[0] == 1:  # sklearn's binary shape
-        coef[model.classes_[1]], intercept[model.classes_[1]] = model.coef_[0], model.intercept_[0]
-    else:
-        coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
+    coef, intercept = coefficients_over_labels(model, len(labels), matrix.shape[1])
     vocabularies = [{str(t): int(i) for t, i in v.vocabulary_.items()} for v in vectorisers]
     return LexicalVote(labels, vocabularies, [v.idf_ for v in vectorisers], coef, intercept, weight)
 
