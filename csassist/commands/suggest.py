@@ -37,7 +37,7 @@ def _history(args: argparse.Namespace) -> tuple[list, str, str | None]:  # type:
     from pathlib import Path
 
     from csassist.core.errors import DataError
-    from csassist.core.io.sources import read_conversations
+    from csassist.core.io.conversation_files import read_conversations
 
     if not args.conversation:
         return [], "cli", None

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from csassist.commands.common import open_workspace, print_warnings
     from csassist.core.errors import DataError
-    from csassist.core.io.sources import read_conversations
+    from csassist.core.io.conversation_files import read_conversations
     from csassist.core.reply.summary import summarize
     from csassist.core.sanitize import terminal_safe_json
 

@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from csassist.core.io.conversation_files import read_conversations
 from csassist.core.io.limits import MAX_MESSAGE_BYTES
 from csassist.core.io.listen import DEFAULT_MAX_BODY_BYTES, ListenServer
 from csassist.core.io.message_format import parse_timestamp
-from csassist.core.io.sources import (
-    DEFAULT_MAX_LINE_BYTES,
-    JsonlFileSource,
-    StdinSource,
-    collect,
-    read_conversations,
-)
+from csassist.core.io.sources import DEFAULT_MAX_LINE_BYTES, JsonlFileSource, StdinSource, collect
 from tests.core.test_listen import TOKEN, Received, post, raw_request
 from tests.core.test_sources import Sink, line, wait_for
 from tests.hostile_corpus import HUGE_INT_JSON, TIMESTAMPS_BAD, TIMESTAMPS_BAD_JSON, TIMESTAMPS_OK

@@ -18,19 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csassist.core.errors import CsassistError
-from csassist.core.io.demo_replay import DemoReplay, build_schedule
-from csassist.core.io.feeds import source_from_args
-from csassist.core.io.message_format import parse_message, parse_timestamp
-from csassist.core.io.sources import (
-    JsonlFileSource,
-    MessageSource,
-    StdinSource,
-    _LineReader,
-    collect,
+from csassist.core.io.conversation_files import (
+    LineReader,
     demo_conversations_dir,
     load_conversations,
     read_conversations,
 )
+from csassist.core.io.demo_replay import DemoReplay, build_schedule
+from csassist.core.io.feeds import source_from_args
+from csassist.core.io.message_format import parse_message, parse_timestamp
+from csassist.core.io.sources import JsonlFileSource, MessageSource, StdinSource, collect
 from csassist.core.textnorm import normalize_text
 from csassist.core.types import Message
 
@@ -516,7 +513,7 @@ def test_any_chunking_of_the_stream_gives_the_same_messages(rows: list[dict[str,
     sink = Sink()
     source = JsonlFileSource(Path("virtual.jsonl"), on_problem=sink.problem)
     source._emit_cb = sink.emit  # drive the chunk parser directly: no thread, no timing
-    reader = _LineReader("virtual.jsonl", sink.problem)
+    reader = LineReader("virtual.jsonl", sink.problem)
     buffer = bytearray()
     discarding, emitted_prefix = False, 0
     position = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from csassist.cli import main
-from csassist.core.io.sources import read_conversations
+from csassist.core.io.conversation_files import read_conversations
 from csassist.core.reply.summary import HandoverSummary, SummaryItem, summarize
 from csassist.core.types import Message
 

@@ -14,13 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from csassist.core.errors import CsassistError
-from csassist.core.io.sources import (
-    ProblemSink,
-    ThreadedSource,
-    _jsonl_files,
-    demo_conversations_dir,
-    read_conversations,
-)
+from csassist.core.io.conversation_files import demo_conversations_dir, jsonl_files, read_conversations
+from csassist.core.io.sources import ProblemSink, ThreadedSource
 from csassist.core.types import Message
 
 # --------------------------------------------------------------------------------------------------
@@ -125,7 +120,7 @@ class DemoReplay(ThreadedSource):
         events: list[tuple[float, Message]] = []
         problems: list[str] = []
         for base in self.paths:
-            for file in _jsonl_files(Path(base)):
+            for file in jsonl_files(Path(base)):
                 messages, file_problems = read_conversations(file)
                 problems.extend(file_problems)
                 events.extend(build_schedule(messages, include_agent=self.include_agent))

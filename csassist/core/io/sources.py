@@ -14,7 +14,8 @@ that keep the agent's inbox trustworthy:
 ``post_message`` wrappers, both of which are thread-safe.
 
 The line format and its validation, shared with the HTTP intake, are in
-:mod:`csassist.core.io.message_format`.
+:mod:`csassist.core.io.message_format`; reading whole conversation files (the demo, ``suggest``,
+``summarize``) and the line reader every source shares, in :mod:`csassist.core.io.conversation_files`.
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol, runtime_checkable
 
-from csassist import paths
 from csassist.core.errors import CsassistError
+from csassist.core.io.conversation_files import LineReader, ProblemSink
 from csassist.core.io.limits import MAX_MESSAGE_BYTES
 from csassist.core.io.message_format import parse_message
 from csassist.core.types import Message
 
 Emit = Callable[[Message], None]
-ProblemSink = Callable[[str], None]
 
 #: A single JSONL line larger than this is skipped (protects memory against a runaway writer); the
 #: same limit as an HTTP body, so every feed accepts the same messages.
@@ -46,97 +46,6 @@ DEFAULT_MAX_LINE_BYTES = MAX_MESSAGE_BYTES
 _TAIL_BYTES = 64
 
 
-class _LineReader:
-    """Turns raw JSONL lines into messages, numbering lines and reporting problems as ``where:line``."""
-
-    def __init__(self, where: str, report: ProblemSink) -> None:
-        self.where = where
-        self.report = report
-        self.lineno = 0
-
-    def feed(self, raw: bytes | str) -> Message | None:
-        """Parse the next physical line (with or without its newline); ``None`` when blank or bad."""
-        self.lineno += 1
-        if isinstance(raw, bytes):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                self.report(f"{self.where}:{self.lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start}), skipped")
-                return None
-        else:
-            line = raw
-        if self.lineno == 1:
-            line = line.removeprefix("\ufeff")
-        line = line.strip()
-        if not line:
-            return None
-        try:
-            obj: Any = json.loads(line)
-        except json.JSONDecodeError as exc:
-            self.report(f"{self.where}:{self.lineno}: invalid JSON ({exc.msg} at column {exc.colno}), skipped")
-            return None
-        except RecursionError:
-            self.report(f"{self.where}:{self.lineno}: JSON nested too deeply, skipped")
-            return None
-        except ValueError as exc:  # e.g. an integer beyond Python's 4,300-digit conversion limit
-            self.report(f"{self.where}:{self.lineno}: unreadable JSON value ({str(exc)[:80]}), skipped")
-            return None
-        try:
-            return parse_message(obj)
-        except ValueError as exc:
-            self.report(f"{self.where}:{self.lineno}: {exc}, skipped")
-            return None
-
-
-# --------------------------------------------------------------------------------------------------
-# Loading whole files (demo conversations, tests, benchmarks)
-# --------------------------------------------------------------------------------------------------
-
-
-def demo_conversations_dir() -> Path:
-    """The bundled demo conversations (``kb/conversations`` in the checkout)."""
-    return paths.bundled_kb_dir() / "conversations"
-
-
-def _jsonl_files(path: Path) -> list[Path]:
-    """``path`` itself, or the sorted ``*.jsonl`` files of a directory; ``CsassistError`` when missing."""
-    if path.is_dir():
-        return sorted(p for p in path.glob("*.jsonl") if p.is_file())
-    if path.is_file():
-        return [path]
-    raise CsassistError(f"{path}: no such conversation file or directory")
-
-
-def read_conversations(path: Path) -> tuple[list[Message], list[str]]:
-    """All valid messages of a JSONL file (or of every ``*.jsonl`` in a directory) plus the problems.
-
-    Problems are ``"file:line: why"`` strings; bad lines are skipped, every good line is kept.
-    """
-    messages: list[Message] = []
-    problems: list[str] = []
-    for file in _jsonl_files(Path(path)):
-        reader = _LineReader(str(file), problems.append)
-        try:
-            with open(file, "rb") as handle:
-                for raw in handle:
-                    message = reader.feed(raw)
-                    if message is not None:
-                        messages.append(message)
-        except OSError as exc:
-            problems.append(f"{file}: cannot read ({exc.strerror or exc})")
-    return messages, problems
-
-
-def load_conversations(path: Path, on_problem: ProblemSink | None = None) -> list[Message]:
-    """Valid messages of ``path`` (file or directory); each bad line goes to ``on_problem``.
-
-    Raises :class:`CsassistError` only when ``path`` does not exist at all.
-    """
-    messages, problems = read_conversations(path)
-    if on_problem is not None:
-        for problem in problems:
-            on_problem(problem)
-    return messages
 
 
 # --------------------------------------------------------------------------------------------------
@@ -292,7 +201,7 @@ class JsonlFileSource(ThreadedSource):
         identity: tuple[int, int] | None = None
         seen_tail = b""  # the last bytes read, to notice a rewrite that kept the inode and grew the size
         waited = False  # a poll interval passed since the last read (the file may have changed)
-        reader = _LineReader(str(self.path), self._problem)
+        reader = LineReader(str(self.path), self._problem)
         buffer = bytearray()
         discarding = False  # inside an over-long line: drop bytes until its newline
         emitted_prefix = 0  # bytes of `buffer` already emitted as a complete JSON object (grace rule)
@@ -390,7 +299,7 @@ class JsonlFileSource(ThreadedSource):
             return True  # cannot tell (e.g. a pipe): keep reading as before
 
     def _consume(
-        self, chunk: bytes, buffer: bytearray, reader: _LineReader, discarding: bool, emitted_prefix: int
+        self, chunk: bytes, buffer: bytearray, reader: LineReader, discarding: bool, emitted_prefix: int
     ) -> tuple[bool, int]:
         """Split a chunk into complete lines, keeping the unfinished tail in ``buffer``."""
         start = 0
@@ -418,7 +327,7 @@ class JsonlFileSource(ThreadedSource):
             return True, 0
         return False, emitted_prefix
 
-    def _line(self, raw: bytes, reader: _LineReader, emitted_prefix: int) -> None:
+    def _line(self, raw: bytes, reader: LineReader, emitted_prefix: int) -> None:
         """Emit one complete line (or account for one whose JSON was already emitted early)."""
         if len(raw) > self.max_line_bytes:
             reader.lineno += 1
@@ -433,7 +342,7 @@ class JsonlFileSource(ThreadedSource):
         if message is not None:
             self._emit(message)
 
-    def _try_partial(self, buffer: bytearray, reader: _LineReader, emitted_prefix: int) -> int:
+    def _try_partial(self, buffer: bytearray, reader: LineReader, emitted_prefix: int) -> int:
         """A writer left a line without newline: take it if it already is a complete, valid message."""
         if emitted_prefix:
             return emitted_prefix
@@ -469,7 +378,7 @@ class StdinSource(ThreadedSource):
     def _run(self) -> None:
         """Read lines until EOF or stop; a line over ``max_line_bytes`` is reported and skipped."""
         stream: IO[Any] = self.stream if self.stream is not None else sys.stdin.buffer
-        reader = _LineReader("<stdin>", self._problem)
+        reader = LineReader("<stdin>", self._problem)
         limit = self.max_line_bytes
         while not self.stopping:
             raw = stream.readline(limit + 1)  # never more than the limit in memory (5 MB lines were taken)
