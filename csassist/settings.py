@@ -45,6 +45,7 @@ class RetrievalSettings:
     top_k: int = 5
     index_type: str = "auto"  # auto | flat | hnsw | ivf
     runtime: str = "auto"  # embedder runtime: auto (ONNX Runtime when installed) | onnx | torch; same vectors
+    precision: str = "int8"  # ONNX Runtime weights: int8 (~1.5x faster, cosine ~0.99 to float) | float32
     max_kb_file_bytes: int = 4 * 1024 * 1024  # bigger KB files are reported, not chunked
 
 

@@ -61,6 +61,29 @@ def test_onnx_vectors_equal_torch_and_the_export_is_reused(tmp_path: Path, fresh
     assert np.abs(repaired.encode(TEXTS[:1]) - b[:1]).max() < 1e-6
 
 
+@pytest.mark.real_model
+def test_int8_vectors_stay_near_float_and_never_depend_on_the_batch(tmp_path: Path, fresh_runtime_cache: Any) -> None:
+    float_encoder = load_encoder(None, runtime="onnx", cache_dir=tmp_path)
+    int8 = load_encoder(None, runtime="onnx", cache_dir=tmp_path, precision="int8")
+    assert getattr(int8, "precision", "") == "int8" and getattr(float_encoder, "precision", "") == "float32"
+    assert int8.model_id == float_encoder.model_id and int8.dimension == float_encoder.dimension
+    assert sorted(p.name.endswith("-int8.onnx") for p in tmp_path.glob("*.onnx")) == [False, True]
+    assert not list(tmp_path.glob(".*.tmp"))  # quantised under a temp name, renamed
+    texts = [t for t in TEXTS if t]
+    batched = int8.encode(texts)
+    cosines = (batched * float_encoder.encode(texts)).sum(axis=1)
+    assert cosines.min() > 0.95 and np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-4)
+    # One text per run: a text's vector is the same alone or batched with longer ones.
+    for row, text in enumerate(texts):
+        assert np.array_equal(int8.encode([text])[0], batched[row])
+    states = int8.token_states(texts[1])  # type: ignore[attr-defined]
+    assert float(states.pooled() @ batched[1]) > 0.99999
+    # A second load reuses the quantised file; the float export stays the float encoder's.
+    embedder_module._RUNTIME_ENCODERS.clear()
+    again = load_encoder(None, runtime="auto", cache_dir=tmp_path, precision="int8")
+    assert np.array_equal(again.encode(texts[:1])[0], batched[0])
+
+
 def test_auto_falls_back_to_torch_with_a_reason(tmp_path: Path, fresh_runtime_cache: Any,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     fake_base = type("Base", (), {"model": object(), "runtime": "torch", "fallback_reason": ""})()

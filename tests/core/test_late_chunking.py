@@ -182,12 +182,15 @@ def test_real_minilm_late_chunks_equal_across_runtimes_and_near_separate_encodes
     for encoder in (torch_encoder, real_encoder):
         states = encoder.token_states(message)  # type: ignore[union-attr]
         assert states is not None and states.text == message
-        assert float(states.pooled() @ encoder.encode([message])[0]) > 0.99999  # the encoder's own vector
+        assert float(states.pooled() @ encoder.encode([message])[0]) > 0.9999  # the encoder's own vector
         vectors, covered = pool_spans(states, locate_sentences(states.text, sentences))  # type: ignore[arg-type]
         assert covered.all() and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
         runs[getattr(encoder, "runtime", "torch")] = vectors
-    if "onnx" in runs:
-        assert np.abs(runs["onnx"] - runs["torch"]).max() < 1e-4  # either runtime serves the other
+    if "onnx" in runs:  # either runtime serves the other (int8 weights: near, not equal)
+        if getattr(real_encoder, "precision", "float32") == "int8":
+            assert (runs["onnx"] * runs["torch"]).sum(axis=1).min() > 0.95
+        else:
+            assert np.abs(runs["onnx"] - runs["torch"]).max() < 1e-4
     # Near, not equal, to each sentence encoded alone: context leaks in, most for a short generic
     # sentence ("Can you tell me what to do next?" 0.38); 0.36 was the dev set's lowest of 100.
     cosines = (runs["torch"] * torch_encoder.encode(sentences)).sum(axis=1)

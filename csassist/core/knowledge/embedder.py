@@ -151,7 +151,8 @@ RUNTIMES = ("auto", "onnx", "torch")
 
 
 def load_encoder(
-    name_or_path: str | None = None, *, runtime: str = "torch", cache_dir: Path | None = None
+    name_or_path: str | None = None, *, runtime: str = "torch", cache_dir: Path | None = None,
+    precision: str = "float32",
 ) -> Encoder:
     """Load (once per process) and return the embedder; raises :class:`ModelMissingError` with advice.
 
@@ -159,23 +160,24 @@ def load_encoder(
     twice because two callers spelled "the default" differently.  ``runtime`` ``auto``/``onnx`` runs it
     with ONNX Runtime (:mod:`csassist.core.knowledge.embedder_onnx`), exported once into ``cache_dir``;
     ``auto`` falls back to PyTorch when that is not possible (the reason is in ``fallback_reason``),
-    ``onnx`` raises instead.  Unknown runtimes mean ``auto``.
+    ``onnx`` raises instead.  Unknown runtimes mean ``auto``.  ``precision`` ``int8`` runs ONNX Runtime
+    with int8 weights (PyTorch always runs float32).
     """
     model_id, _ = resolve_embedder_path(name_or_path)
     if runtime == "torch" or cache_dir is None:
         return _load_encoder_cached(model_id)
-    key = (model_id, "onnx" if runtime == "onnx" else "auto")
+    key = (model_id, "onnx" if runtime == "onnx" else "auto", "int8" if precision == "int8" else "float32")
     with _RUNTIME_LOCK:  # once per process and model, whichever models directory asked first
         if key not in _RUNTIME_ENCODERS:
-            _RUNTIME_ENCODERS[key] = _load_with_runtime(key[0], key[1], Path(cache_dir))
+            _RUNTIME_ENCODERS[key] = _load_with_runtime(key[0], key[1], Path(cache_dir), key[2])
         return _RUNTIME_ENCODERS[key]
 
 
-_RUNTIME_ENCODERS: dict[tuple[str, str], Encoder] = {}
+_RUNTIME_ENCODERS: dict[tuple[str, str, str], Encoder] = {}
 _RUNTIME_LOCK = threading.Lock()
 
 
-def _load_with_runtime(model_id: str, runtime: str, cache_dir: Path) -> Encoder:
+def _load_with_runtime(model_id: str, runtime: str, cache_dir: Path, precision: str) -> Encoder:
     from csassist.core.knowledge.embedder_onnx import OnnxSentenceEncoder, runtime_available
 
     base = _load_encoder_cached(model_id)
@@ -186,7 +188,8 @@ def _load_with_runtime(model_id: str, runtime: str, cache_dir: Path) -> Encoder:
 
     try:
         return OnnxSentenceEncoder.from_sentence_transformer(
-            base.model, model_id, resolve_embedder_path(model_id)[1], cache_dir, threads=torch.get_num_threads()
+            base.model, model_id, resolve_embedder_path(model_id)[1], cache_dir, threads=torch.get_num_threads(),
+            precision=precision,
         )
     except Exception as exc:  # noqa: BLE001 - any export/load failure leaves the PyTorch encoder (auto)
         if runtime == "onnx":
