@@ -18,11 +18,15 @@ no training path reads) under six configurations, each adding one component to t
    (:mod:`csassist.core.understand.requests`).
 The OOS detector's linear off-topic probe is part of every row with the detector.
 
-Latency: analyse + retrieve per message on one thread, the old pipeline (PyTorch embedder) and the new
-one (the app's embedder: ONNX Runtime when installed) alternating message by message in the same run
-(same load), each with its own fresh embedding memo as the app.
-A third pipeline, "new + late chunking", shows what pooling long messages' sentence vectors from
-their one encoder pass would save, next to its dev-set quality with and without it.
+9. + sentence passes -- a long message read as its sentences, each encoded alone, its vector pooled
+   over them (:mod:`csassist.core.knowledge.message_vectors`; the app's query encoder).
+Every row runs the app's encoder (``[retrieval] runtime``/``precision``: ONNX Runtime, int8 weights
+when installed); rows 1-8 read long messages in one whole pass, as before row 9.
+
+Latency: analyse + retrieve per message on one thread, alternating message by message in the same
+run (same load), each pipeline with its own fresh embedding memo as the app: the old pipeline
+(7a33194: PyTorch float32, dense only), the previous app (ONNX float32, long messages encoded whole
+and again sentence by sentence) and the app (int8, sentence passes).
 Prints tables, writes ``bench/results/understanding.json``.
 
     python bench/understanding.py                       # ~5 min on a quiet 2-core machine
@@ -57,6 +61,7 @@ import numpy as np  # noqa: E402
 from csassist.core.knowledge.embedder import configure_threads, load_encoder  # noqa: E402
 from csassist.core.knowledge.encode_cache import MemoEncoder  # noqa: E402
 from csassist.core.knowledge.fusion import DENSE_ONLY, LONG_MESSAGE_CHARS, RetrievalOptions  # noqa: E402
+from csassist.core.knowledge.message_vectors import SentencePassEncoder  # noqa: E402
 from csassist.core.knowledge.retrieval import Retriever  # noqa: E402
 from csassist.core.learn.evaluation import intent_metrics, load_eval_queries, retrieval_metrics  # noqa: E402
 from csassist.core.understand.analysis import Analyzer  # noqa: E402
@@ -89,8 +94,10 @@ CONFIGS: list[tuple[str, RetrievalOptions, bool, bool, bool, bool]] = [
     ("+ KB vote on the intent ranking", AS_WRITTEN, True, True, False, False),
     ("+ typo repair towards KB words", RetrievalOptions(), True, True, False, False),
     ("+ lead request of two", RetrievalOptions(), True, True, True, False),
-    ("+ lexical vote (word/char n-grams; final)", RetrievalOptions(), True, True, True, True),
+    ("+ lexical vote (word/char n-grams)", RetrievalOptions(), True, True, True, True),
 ]
+#: The last row: the configuration above with long messages read sentence by sentence (the app's).
+FINAL = "+ sentence passes for long messages (final)"
 
 
 class CachedEncoder:
@@ -147,7 +154,8 @@ def accuracy(index_dir: Path, data: Path) -> tuple[list[dict[str, Any]], int]:
     """The ablation: retrieval and intent figures for each configuration."""
     queries, _ = load_eval_queries(data)
     texts = [q.text for q in queries]
-    encoder = CachedEncoder(load_encoder())
+    whole = Workspace().encoder()  # the app's encoder; long messages in one pass (rows before the last)
+    encoder = CachedEncoder(whole)
     retriever = Retriever.open(index_dir, encoder)  # type: ignore[arg-type]
     final_head = load_head(index_dir / "intent", encoder)  # type: ignore[arg-type]
     head = dataclasses.replace(final_head, lead_request=False)
@@ -179,7 +187,25 @@ def accuracy(index_dir: Path, data: Path) -> tuple[list[dict[str, Any]], int]:
         })
         print(f"  scored: {name}", file=sys.stderr, flush=True)
     rows[-1]["extractive"] = extractive_citations(queries, final_preds, retriever)
+    rows.append(app_row(index_dir, queries, SentencePassEncoder(whole)))
     return rows, len(queries)
+
+
+def app_row(index_dir: Path, queries: Sequence[Any], query_encoder: Any) -> dict[str, Any]:
+    """The final row: every component, messages read by the app's query encoder (sentence passes)."""
+    texts = [q.text for q in queries]
+    encoder = CachedEncoder(query_encoder)
+    retriever = Retriever.open(index_dir, encoder)  # type: ignore[arg-type]
+    model = attach_kb(load_head(index_dir / "intent", encoder), index_dir, encoder, retriever)  # type: ignore[arg-type]
+    preds = model.predict_batch(texts)
+    hits = retriever.search_many(texts, 5, intents=[intent_distribution(p) for p in preds])
+    print(f"  scored: {FINAL}", file=sys.stderr, flush=True)
+    return {
+        "config": FINAL,
+        "retrieval": retrieval_metrics(queries, [[p.article_id for p in h] for h in hits]),
+        "intents": intent_metrics(queries, preds),
+        "extractive": extractive_citations(queries, preds, retriever),
+    }
 
 
 def extractive_citations(queries: Sequence[Any], preds: Sequence[Any], retriever: Retriever) -> dict[str, Any]:
@@ -223,7 +249,7 @@ def quick(kb: Path, index_dir: Path, data: Path, kb_phrasings: bool) -> dict[str
     print(f"head: {built.intents.as_dict()}\noos: {built.oos.as_dict()}", file=sys.stderr)
     queries, _ = load_eval_queries(data)
     texts = [q.text for q in queries]
-    encoder = CachedEncoder(load_encoder())
+    encoder = CachedEncoder(Workspace().query_encoder())  # as the app reads messages
     retriever = Retriever.open(index_dir, encoder)  # type: ignore[arg-type]
     head = load_head(index_dir / "intent", encoder)  # type: ignore[arg-type]
     model = attach_kb(head, index_dir, encoder, retriever)  # type: ignore[arg-type]
@@ -239,34 +265,36 @@ def quick(kb: Path, index_dir: Path, data: Path, kb_phrasings: bool) -> dict[str
 
 
 def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
-    """analyse + retrieve per message, one thread: old, new, and new with late chunking, alternating.
+    """analyse + retrieve per message, one thread: old, previous app and app pipelines, alternating.
 
-    Each pipeline has its own fresh embedding memo, as the app does; "new + late chunking" is the app's
-    pipeline with a long message's sentence vectors pooled from its one encoder pass
-    (:mod:`csassist.core.knowledge.late_chunking`, off in the app: see ``late_chunking_quality``).
-    Messages of :data:`LONG_MESSAGE_CHARS` or more (searched sentence by sentence too) are also
-    reported apart: they are where the p95 lies.
+    Each pipeline has its own fresh embedding memo, as the app does.  "old" is 7a33194's (PyTorch
+    float32 embedder, dense-only retrieval, the head's own cut-off); "float" is the app before this
+    change (ONNX float32, a long message encoded whole and then sentence by sentence); "new" is the
+    app (``Workspace().assistant``'s encoder: the configured runtime and precision, sentence passes).
+    Messages of :data:`LONG_MESSAGE_CHARS` or more are also reported apart: they are where the p95 lies.
     """
     queries, _ = load_eval_queries(data)
     texts = [q.text for q in queries][:n]
+    workspace = Workspace()
     base = load_encoder()  # PyTorch, as at 7a33194
-    fast = Workspace().encoder()  # what the app uses: ONNX Runtime when installed ([retrieval] runtime)
     old_enc = MemoEncoder(base)
     old_ret = Retriever.open(index_dir, old_enc, options=DENSE_ONLY)
     old = Analyzer(load_head(index_dir / "intent", old_enc))
+    float_onnx = load_encoder(runtime=workspace.settings.retrieval.runtime, cache_dir=workspace.models_dir / "onnx")
+    app = workspace.query_encoder()
     pipelines: dict[str, tuple[Analyzer, Retriever]] = {}
     memos: dict[str, MemoEncoder] = {}
-    for name, late in (("new", False), ("late", True)):
-        enc = memos[name] = MemoEncoder(fast)
-        ret = Retriever.open(index_dir, enc, late_chunking=late)
+    for name, inner in (("float", float_onnx), ("new", app)):
+        enc = memos[name] = MemoEncoder(inner)
+        ret = Retriever.open(index_dir, enc)
         pipelines[name] = (Analyzer(attach_kb(load_head(index_dir / "intent", enc), index_dir, enc, ret)), ret)
     for _ in range(3):  # warm-up
         old.analyze("where is my order?")
         for analyzer, _ret in pipelines.values():
             analyzer.analyze("where is my order?")
     load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    times: dict[str, list[float]] = {"old": [], "new": [], "late": []}
-    encoded: dict[str, list[int]] = {"new": [], "late": []}  # texts the encoder ran on, per message
+    times: dict[str, list[float]] = {"old": [], "float": [], "new": []}
+    encoded: dict[str, list[int]] = {"float": [], "new": []}  # texts the memo missed, per message
     for text in texts:
         t0 = time.perf_counter()
         old_ret.search(text, 5)
@@ -283,11 +311,12 @@ def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "messages": len(texts),
         "long_messages": len(long_rows),
-        "new_runtime": getattr(fast, "runtime", "torch"),
+        "new_runtime": getattr(app, "runtime", "torch"),
+        "new_precision": getattr(app, "precision", "float32"),
         "load_avg_start": load_start,
         "load_avg_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
-    for name in ("old", "new", "late"):
+    for name in ("old", "float", "new"):
         out[f"{name}_ms_p50"] = _percentile(times[name], 50)
         out[f"{name}_ms_p95"] = _percentile(times[name], 95)
         out[f"{name}_long_ms_p50"] = _percentile([times[name][i] for i in long_rows], 50)
@@ -295,29 +324,6 @@ def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
         out[f"{name}_texts_encoded_mean"] = float(np.mean(counts)) if counts else 0.0
         out[f"{name}_messages_encoding_more_than_one_text"] = sum(c > 1 for c in counts)
     out["ratio_p95"] = out["new_ms_p95"] / max(out["old_ms_p95"], 1e-9)
-    return out
-
-
-def late_chunking_quality(index_dir: Path, data: Path) -> dict[str, Any]:
-    """The final configuration's dev-set figures with and without late chunking (app's embedder).
-
-    Late chunking changes the sentence vectors of long messages, so it changes both the KB answers and
-    (through the KB's vote) the intent ranking; it is on in the app only if neither drops.
-    """
-    queries, _ = load_eval_queries(data)
-    texts = [q.text for q in queries]
-    encoder = CachedEncoder(Workspace().encoder())
-    out: dict[str, Any] = {}
-    for name, late in (("separate", False), ("late_chunked", True)):
-        retriever = Retriever.open(index_dir, encoder, late_chunking=late)  # type: ignore[arg-type]
-        model = attach_kb(load_head(index_dir / "intent", encoder), index_dir, encoder, retriever)  # type: ignore[arg-type]
-        preds = model.predict_batch(texts)
-        hits = retriever.search_many(texts, 5, intents=[intent_distribution(p) for p in preds])
-        r = retrieval_metrics(queries, [[p.article_id for p in h] for h in hits])["overall"]
-        i = intent_metrics(queries, preds)["overall"]
-        out[name] = {key: r[key] for key in ("hit@1", "hit@3", "mrr")} | {
-            key: i[key] for key in ("closed_set_accuracy", "top3_accuracy", "in_scope_accuracy_after_oos")}
-        print(f"  late chunking quality: {name}", file=sys.stderr, flush=True)
     return out
 
 
@@ -353,18 +359,16 @@ def print_tables(rows: list[dict[str, Any]], lat: dict[str, Any]) -> None:
 
 
 def print_latency(lat: dict[str, Any]) -> None:
-    """The latency section: old, new and new + late chunking (and late chunking's quality check)."""
+    """The latency section: old (7a33194), the previous app (float32, two passes) and the app."""
     print(f"\nlatency analyse+retrieve, 1 thread, {lat['messages']} messages ({lat.get('long_messages')} long), "
           f"load {lat.get('load_avg_start')} -> {lat.get('load_avg_end')}:")
-    for name, label in (("old", "old (7a33194)"), ("new", "new (app)"), ("late", "new + late chunking")):
+    for name, label in (("old", "old (7a33194)"), ("float", "previous (float, 2 passes)"), ("new", "new (app)")):
         if f"{name}_ms_p50" in lat:
             more = lat.get(f"{name}_messages_encoding_more_than_one_text")
-            print(f"  {label:<22} p50 {lat[name + '_ms_p50']:6.1f}  p95 {lat[name + '_ms_p95']:6.1f}  "
+            print(f"  {label:<27} p50 {lat[name + '_ms_p50']:6.1f}  p95 {lat[name + '_ms_p95']:6.1f}  "
                   f"long p50 {lat.get(name + '_long_ms_p50', float('nan')):6.1f} ms"
                   + (f"  (texts encoded per message {lat[name + '_texts_encoded_mean']:.2f}; "
                      f"{more} messages encode more than themselves)" if more is not None else ""))
-    for name, q in lat.get("late_chunking_quality", {}).items():
-        print(f"  quality, sentences {name:<13} " + "  ".join(f"{k} {v:.4f}" for k, v in q.items()))
 
 
 def targets(rows: list[dict[str, Any]], lat: dict[str, Any]) -> dict[str, Any]:
@@ -402,7 +406,6 @@ def latency_only(args: argparse.Namespace) -> int:
         index_dir = args.index or Path(tmp) / "index"
         print(f"index: {build(args.kb, index_dir)}", file=sys.stderr)
         lat = latency(index_dir, args.data, args.latency_messages)
-        lat["late_chunking_quality"] = late_chunking_quality(index_dir, args.data)
     lat["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print_latency(lat)
     payload = json.loads(out.read_text(encoding="utf-8"))  # read late: another run may have written meanwhile
@@ -427,7 +430,7 @@ def main() -> int:
     parser.add_argument("--no-kb-phrasings", action="store_true",
                         help="train the head on intents.csv alone (without the articles' titles and questions)")
     parser.add_argument("--latency-only", action="store_true",
-                        help="measure latency (and late chunking's quality check) only; updates just the latency "
+                        help="measure latency only; updates just the latency "
                         "section and its target in the existing results JSON")
     args = parser.parse_args()
     configure_threads(1)
@@ -447,7 +450,6 @@ def main() -> int:
         print(f"index: {built}", file=sys.stderr)
         rows, n = accuracy(index_dir, args.data)
         lat = latency(index_dir, args.data, args.latency_messages)
-        lat["late_chunking_quality"] = late_chunking_quality(index_dir, args.data)
     print_tables(rows, lat)
     met = targets(rows, lat)
     print("\ntargets (final configuration):")

@@ -69,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
     workspace.configure_threads()
     index_dir = Path(args.index).expanduser() if args.index else workspace.index_dir
     note = None
+    encoder = None  # the messages' encoder, shared by the intent model, the detector and the KB search
     try:
-        model = workspace.intent_model(index_dir=index_dir)
+        encoder = workspace.query_encoder()
+        model = workspace.intent_model(encoder, index_dir=index_dir)
     except ModelMissingError as exc:
         model, note = None, f"no intent model: {exc}"
     description = model.describe() if model is not None else None
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if not workspace.index_missing(index_dir):
         # The retrieval embedder (not necessarily the intent model's encoder) feeds the KB search and
         # the out-of-scope detector; it is one cached load when the intent head shares it.
-        parts = load_understanding(index_dir, workspace.encoder(), intent_model=model)
+        parts = load_understanding(index_dir, encoder or workspace.query_encoder(), intent_model=model)
         model, retriever = parts.intent_model, parts.retriever
         for extra in parts.notes:
             print(f"warning: {extra}", file=sys.stderr)

@@ -36,8 +36,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _load_model(model_arg: str | None, index_arg: str | None, workspace):  # type: ignore[no-untyped-def]
-    """Resolve ``--model``: an intent model directory (a store version or a head) or an index directory."""
+def _load_model(model_arg: str | None, index_arg: str | None, workspace, encoder):  # type: ignore[no-untyped-def]
+    """Resolve ``--model``: an intent model directory (a store version or a head) or an index directory.
+
+    ``encoder`` reads the messages for the model in use (the workspace's query encoder, as the app's); a
+    model named by path loads the embedder it references.
+    """
     import re
     from pathlib import Path
 
@@ -55,7 +59,7 @@ def _load_model(model_arg: str | None, index_arg: str | None, workspace):  # typ
             return read_model(path / "intent")
         raise ModelMissingError(f"{path}: not an intent model or index directory")
     index_dir = Path(index_arg).expanduser() if index_arg else workspace.index_dir
-    return workspace.intent_model(index_dir=index_dir)
+    return workspace.intent_model(encoder, index_dir=index_dir)
 
 
 def _progress(label: str):  # type: ignore[no-untyped-def]
@@ -123,16 +127,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: ... and {len(problems) - 10} more skipped rows", file=sys.stderr)
     workspace.configure_threads(1)  # single-message latency, measured as the app runs it
     index_dir = _index_dir(args, workspace)
+    encoder = workspace.query_encoder()  # messages are read as the app reads them
     if args.what == "intents":
-        model = _load_model(args.model, args.index, workspace)
+        model = _load_model(args.model, args.index, workspace, encoder)
     else:  # retrieval boosts by the model in use, when there is one
         try:
-            model = workspace.intent_model(index_dir=index_dir)
+            model = workspace.intent_model(encoder, index_dir=index_dir)
         except ModelMissingError:
             model = None
     parts = None
     if not workspace.index_missing(index_dir) or args.what == "retrieval":
-        parts = load_understanding(index_dir, workspace.encoder(), intent_model=model)
+        parts = load_understanding(index_dir, encoder, intent_model=model)
         model = parts.intent_model
     texts = [q.text for q in queries]
     report = _retrieval(parts, queries, texts, args.k) if args.what == "retrieval" else _intents(model, queries, texts)

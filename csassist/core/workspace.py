@@ -180,7 +180,19 @@ class Workspace:
 
         name = (name_or_path if name_or_path is not None else self.settings.retrieval.embedder).strip()
         # The ONNX export (same vectors, ~2x faster per message) is cached beside the other models.
-        return load_encoder(name or None, runtime=self.settings.retrieval.runtime, cache_dir=self.models_dir / "onnx")
+        retrieval = self.settings.retrieval
+        return load_encoder(name or None, runtime=retrieval.runtime, cache_dir=self.models_dir / "onnx",
+                            precision=retrieval.precision)
+
+    def query_encoder(self, name_or_path: str | None = None) -> Encoder:
+        """The configured encoder as customer messages are read: a long message pooled over its sentences.
+
+        The engine, ``analyze`` and ``eval`` read messages with it; KB chunks and training rows keep
+        :meth:`encoder`'s whole-text vectors (:mod:`csassist.core.knowledge.message_vectors`).
+        """
+        from csassist.core.knowledge.message_vectors import SentencePassEncoder
+
+        return SentencePassEncoder(self.encoder(name_or_path))
 
     def intent_model(self, encoder: Encoder | None = None, index_dir: Path | None = None) -> IntentModel:
         """The intent model the app uses: the promoted store version, else the head beside the index.
@@ -346,7 +358,7 @@ class Workspace:
         intent_model: IntentModel | None = None
         try:
             # One memo shared by the intent head and the retriever: each turn is encoded once.
-            encoder = MemoEncoder(self.encoder())
+            encoder = MemoEncoder(self.query_encoder())
         except Exception as exc:  # noqa: BLE001 - any failure means "no embedder", reported
             warnings.append(f"embedder unavailable ({exc}); no KB passages or intents")
         if encoder is not None:

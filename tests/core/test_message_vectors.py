@@ -1,0 +1,100 @@
+"""Sentence passes: a long message read as its sentences, each encoded alone, its vector pooled over them;
+the sentences (and a later search of them) cost no further pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from csassist.core.knowledge.encode_cache import MemoEncoder
+from csassist.core.knowledge.index import build_index
+from csassist.core.knowledge.late_chunking import pool_spans
+from csassist.core.knowledge.message_vectors import MAX_SENTENCES, SentencePassEncoder
+from csassist.core.knowledge.retrieval import Retriever
+from csassist.core.knowledge.sentences import locate_sentences, split_sentences
+from tests.core.test_index import make_kb
+from tests.core.test_late_chunking import LONG, FakeTokenEncoder
+from tests.fakes import FakeEncoder
+
+SHORT = "where is my parcel?"
+
+
+def test_a_long_message_is_encoded_sentence_by_sentence_and_pooled() -> None:
+    inner = FakeTokenEncoder()
+    encoder = SentencePassEncoder(inner)
+    assert encoder.model_id == inner.model_id and encoder.dimension == inner.dimension
+    vector = encoder.encode([LONG])
+    sentences = split_sentences(LONG)
+    assert len(sentences) == 3
+    assert inner.state_calls == 3 and inner.calls == 0  # one pass per sentence, no whole pass
+    # The fake's token states are word one-hots: pooling every sentence's tokens is the bag of all words.
+    assert np.allclose(vector, FakeEncoder().encode([LONG]), atol=1e-6)
+    # The sentences themselves (the retriever's per-sentence search) come from those passes.
+    again = encoder.encode(sentences)
+    assert inner.state_calls == 3 and inner.calls == 0
+    assert np.allclose(again, FakeEncoder().encode(sentences), atol=1e-6)
+
+
+def test_short_messages_and_encoders_without_token_states_are_encoded_whole() -> None:
+    inner = FakeTokenEncoder()
+    encoder = SentencePassEncoder(inner)
+    assert np.allclose(encoder.encode([SHORT]), FakeEncoder().encode([SHORT]))
+    assert inner.calls == 1 and inner.state_calls == 0
+    assert encoder.encode([]).shape == (0, inner.dimension)
+    plain = FakeEncoder()
+    vectors = SentencePassEncoder(plain).encode([LONG, SHORT])
+    assert plain.calls == 2 and np.allclose(vectors, FakeEncoder().encode([LONG, SHORT]))
+    one_sentence = "a long message without any sentence boundary " * 5
+    assert np.allclose(encoder.encode([one_sentence]), FakeEncoder().encode([one_sentence]))
+
+
+def test_token_states_place_each_sentence_where_it_sits_in_the_message() -> None:
+    encoder = SentencePassEncoder(FakeTokenEncoder())
+    states = encoder.token_states(LONG)
+    assert states is not None and states.text == LONG and states.complete
+    real = states.offsets[:, 1] > states.offsets[:, 0]
+    words = [LONG[a:b] for a, b in states.offsets[real]]
+    assert words == LONG.replace(",", " ").replace(".", " ").replace("?", " ").split()  # every word, in place
+    sentences = split_sentences(LONG)
+    vectors, covered = pool_spans(states, [s or (0, 0) for s in locate_sentences(LONG, sentences)])
+    assert covered.all() and np.allclose(vectors, FakeEncoder().encode(sentences), atol=1e-6)
+    # A short text's states are the wrapped encoder's own pass.
+    short = encoder.token_states(SHORT)
+    assert short is not None and short.text == SHORT
+
+
+def test_very_long_messages_stop_at_the_sentence_limit() -> None:
+    inner = FakeTokenEncoder()
+    text = " ".join(f"This is sentence number {i} of a long complaint." for i in range(MAX_SENTENCES + 5))
+    states = SentencePassEncoder(inner).token_states(text)
+    assert states is not None and not states.complete and inner.state_calls == MAX_SENTENCES
+
+
+def test_the_app_reads_a_long_message_with_one_pass_per_sentence(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build_index(make_kb(tmp_path / "kb", intents={"gift-cards": "gift"}), index, FakeEncoder())
+    inner = FakeTokenEncoder()
+    retriever = Retriever.open(index, MemoEncoder(SentencePassEncoder(inner)))
+    hits = retriever.search(LONG, k=3)
+    assert hits and inner.calls == 0 and inner.state_calls == 3  # message + its sentences: three passes
+    reference = Retriever.open(index, FakeEncoder()).search(LONG, k=3)
+    assert [h.article_id for h in hits] == [h.article_id for h in reference]  # same vectors for the fake
+
+
+@pytest.mark.real_model
+def test_real_sentence_passes_give_each_sentence_its_own_vector(real_encoder) -> None:  # type: ignore[no-untyped-def]
+    message = (
+        "Hi, I ordered a linen duvet set on 3 March, order LK-559201, to my flat in Leeds. The courier's app "
+        "says it was delivered yesterday but there is no parcel anywhere. Can you tell me what to do next?"
+    )
+    encoder = SentencePassEncoder(real_encoder)
+    vector = encoder.encode([message])[0]
+    sentences = split_sentences(message)
+    alone = np.asarray(real_encoder.encode(sentences))
+    assert np.abs(encoder.encode(sentences) - alone).max() < 1e-4  # exact: each sentence's own pass
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    whole = np.asarray(real_encoder.encode([message]))[0]
+    assert float(vector @ whole) > 0.8  # the same message, read two ways
+    assert float(vector @ alone.mean(axis=0)) / float(np.linalg.norm(alone.mean(axis=0))) > 0.9
