@@ -31,6 +31,14 @@ def test_fitted_vote_reads_words_and_misspellings() -> None:
     assert vote.probs([]).shape == (0, len(LABELS))
 
 
+def test_probabilities_are_scikit_learns_tfidf_arithmetic() -> None:
+    vote = fit_lexical(TEXTS, Y, LABELS, weight=0.5)
+    texts = ["refund my purchase please", "wher is my parcle", "zzz", "", "Refund REFUND refund, twice!"]
+    logits = vote.intercept + sum(np.asarray(v.transform(texts) @ b) for v, b in zip(vote._vectorisers, vote._blocks, strict=True))
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    assert np.allclose(vote.probs(texts), expected / expected.sum(axis=1, keepdims=True), atol=1e-12)
+
+
 def test_saved_without_pickles_and_read_back_identically(tmp_path: Path) -> None:
     vote = fit_lexical(TEXTS, Y, LABELS, weight=0.4)
     vote.save(tmp_path)

@@ -47,6 +47,26 @@ def _vectoriser(settings: dict[str, Any], vocabulary: dict[str, int], idf: np.nd
     return vectoriser
 
 
+def _tfidf_dot(terms: list[str], vocabulary: dict[str, int], idf: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """``TfidfVectorizer(sublinear_tf=True).transform([text]) @ block`` from the text's analysed ``terms``.
+
+    The same arithmetic as scikit-learn's (counts of in-vocabulary terms, ``1 + log(count)``, times idf,
+    L2-normalised), without its per-call input validation and sparse-matrix building: ~0.3 ms for a
+    long message instead of ~1.5 ms, which the one-thread analyse + retrieve budget notices.
+    """
+    counts: dict[int, int] = {}
+    for term in terms:
+        column = vocabulary.get(term)
+        if column is not None:
+            counts[column] = counts.get(column, 0) + 1
+    if not counts:
+        return np.zeros(block.shape[1])
+    columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * idf[columns]
+    weights /= np.linalg.norm(weights)
+    return weights @ block[columns]  # type: ignore[no-any-return]
+
+
 class LexicalVote:
     """``softmax(tfidf(text) @ coef.T + intercept)`` over ``labels``, mixed into a ranking at ``weight``."""
 
@@ -70,14 +90,17 @@ class LexicalVote:
         # strided view of coef.T took 2.3 ms a message, times a contiguous block 0.01 ms.
         edges = np.cumsum([0] + [len(v) for v in self.vocabularies])
         self._blocks = [np.ascontiguousarray(self.coef[:, a:b].T) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        self._analyzers = [v.build_analyzer() for v in self._vectorisers]
 
     def probs(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities for ``texts`` (rows sum to 1)."""
         if not len(texts):
             return np.zeros((0, len(self.labels)))
-        logits = self.intercept + sum(
-            np.asarray(v.transform(list(texts)) @ block) for v, block in zip(self._vectorisers, self._blocks, strict=True)
-        )
+        logits = np.tile(self.intercept, (len(texts), 1))
+        for row, text in enumerate(texts):
+            for analyzer, vocabulary, idf, block in zip(self._analyzers, self.vocabularies, self.idfs, self._blocks,
+                                                        strict=True):
+                logits[row] += _tfidf_dot(analyzer(text), vocabulary, idf, block)
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
