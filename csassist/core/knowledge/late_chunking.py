@@ -12,7 +12,8 @@ trained for this; cosine to the separately encoded sentence measured median 0.77
 set's long messages).  On the dev set (204 in-scope messages) that cost, net, one hit@1 (0 gained,
 1 lost), one hit@3 (1 gained, 2 lost) and one top-3 intent (the KB vote reads the same search), so
 the retriever keeps it off (:data:`~csassist.core.knowledge.retrieval.LATE_CHUNKING`), and
-bench/understanding.py measures both ways, speed and quality, in every run.
+the app instead encodes a long message's sentences alone and pools the message over them
+(:mod:`~csassist.core.knowledge.message_vectors`, faster still with int8 weights and better on the dev set).
 
 The whole-message vector pooled here is the encoder's own vector (mean over every token, special
 tokens included, then L2), so the memo encoder keeps a message's token states from the one forward

@@ -61,8 +61,9 @@ MAX_QUERY_CHARS = 2000
 MAX_QUERY_SENTENCES = 4
 #: Pool a long message's sentence vectors from its one encoder pass instead of encoding them again
 #: (:mod:`~csassist.core.knowledge.late_chunking`; query side only, the index is unchanged).  Off: on
-#: the dev set it saves ~45 ms per long message but costs, net, one hit@1, one hit@3 and one top-3
-#: intent out of 204 (bench/understanding.py's latency section measures both every run).
+#: the dev set it saved ~45 ms per long message but cost, net, one hit@1, one hit@3 and one top-3
+#: intent out of 204.  The app reads long messages sentence by sentence instead
+#: (:mod:`~csassist.core.knowledge.message_vectors`), whose sentence vectors are exact and free.
 LATE_CHUNKING = False
 #: Recent queries whose fused ranking is remembered (the KB vote and the KB panel search each message).
 FUSED_MEMO = 32
