@@ -53,6 +53,15 @@ def test_onnx_vectors_equal_torch_and_the_export_is_reused(tmp_path: Path, fresh
     assert getattr(again, "runtime", "") == "onnx" and exported[0].stat().st_mtime_ns == stamp  # not re-exported
     assert np.abs(again.encode(TEXTS[:1]) - b[:1]).max() < 1e-6
 
+    # Several texts packed into one run come out as each alone (own segment, own positions).
+    texts = [t for t in TEXTS if t]
+    packed = onnx_encoder.packed_states(texts)  # type: ignore[attr-defined]
+    for text, states in zip(texts, packed, strict=True):
+        alone = onnx_encoder.token_states(text)  # type: ignore[attr-defined]
+        assert states.text == alone.text and np.array_equal(states.offsets, alone.offsets)
+        assert np.abs(states.states - alone.states).max() < 1e-4
+    assert onnx_encoder.packed_states([]) == []  # type: ignore[attr-defined]
+
     # A damaged export (a truncated copy, another program's file) is exported again, once.
     exported[0].write_bytes(b"not an onnx model")
     embedder_module._RUNTIME_ENCODERS.clear()

@@ -14,7 +14,9 @@ states, which measured *better* than the whole-message pass for the intent ranki
 engine, ``analyze``, ``eval``): KB chunks and training rows keep their whole-text vectors.  A short
 message, or one that does not split into located sentences, is encoded whole as before.  The
 sentences' token states are remembered briefly, so the retriever's per-sentence search and a
-two-request message's parts (when they are whole sentences) cost no further pass.
+two-request message's parts (when they are whole sentences) cost no further pass.  An encoder that
+can pack several texts into one run (``packed_states``, the ONNX encoder) encodes all the sentences
+in that one run, each still seeing only itself.
 """
 
 from __future__ import annotations
@@ -96,9 +98,10 @@ class SentencePassEncoder:
         offset_parts: list[np.ndarray] = []
         normalize = True
         complete = len(sentences) <= MAX_SENTENCES
-        for sentence, span in list(zip(sentences, spans, strict=True))[:MAX_SENTENCES]:
+        kept = list(zip(sentences, spans, strict=True))[:MAX_SENTENCES]
+        passes = self._passes([sentence for sentence, _ in kept])
+        for (_sentence, span), part in zip(kept, passes, strict=True):
             assert span is not None
-            part = self._pass(sentence)
             if part is None:
                 return None
             complete = complete and part.complete
@@ -123,6 +126,27 @@ class SentencePassEncoder:
                 self._states.move_to_end(key)
             return states
 
+    def _passes(self, texts: Sequence[str]) -> list[TokenStates | None]:
+        """Each text's states: remembered, else all the others in one packed run when the wrapped
+        encoder offers ``packed_states``, else one pass each."""
+        out = [self._remembered(text) for text in texts]
+        todo = [i for i, states in enumerate(out) if states is None]
+        packer = getattr(self.inner, "packed_states", None)
+        if len(todo) > 1 and packer is not None:
+            for i, states in zip(todo, packer([texts[i] for i in todo]), strict=True):
+                out[i] = self._remember(texts[i], states)
+        else:
+            for i in todo:
+                out[i] = self._pass(texts[i])
+        return out
+
+    def _remember(self, text: str, states: TokenStates) -> TokenStates:
+        with self._lock:
+            self._states[normalize_text(text)] = states
+            while len(self._states) > self.capacity:
+                self._states.popitem(last=False)
+        return states
+
     def _pass(self, text: str) -> TokenStates | None:
         """One forward pass of the wrapped encoder over ``text`` (remembered); ``None`` without states."""
         remembered = self._remembered(text)
@@ -130,9 +154,4 @@ class SentencePassEncoder:
             return remembered
         getter = getattr(self.inner, "token_states", None)
         states: TokenStates | None = getter(text) if getter is not None else None
-        if states is not None:
-            with self._lock:
-                self._states[normalize_text(text)] = states
-                while len(self._states) > self.capacity:
-                    self._states.popitem(last=False)
-        return states
+        return self._remember(text, states) if states is not None else None
