@@ -53,7 +53,7 @@ def test_build_writes_index_files_and_manifest(tmp_path: Path, fake_encoder: Fak
         assert (out / name).is_file()
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     assert manifest["format_version"] == 1
-    assert manifest["embedder"] == {"model_id": "fake-encoder", "dimension": 64}
+    assert manifest["embedder"] == {"model_id": "fake-encoder", "dimension": 64, "precision": "float32"}
     assert manifest["index_type"] == "flat"
     assert manifest["counts"]["chunks"] == 6
     assert set(manifest["content_hashes"]) == {f"{a}#0" for a in TOPICS} | {"faq-1#0"}
@@ -99,6 +99,19 @@ def test_other_embedder_forces_full_reembed(tmp_path: Path) -> None:
     assert (report.embedded, report.reused) == (6, 0)
     assert "other-model" in report.full_rebuild_reason
     assert Retriever.open(out, other).manifest["embedder"]["model_id"] == "other-model"
+
+
+def test_other_weights_precision_forces_full_reembed(tmp_path: Path) -> None:
+    kb = make_kb(tmp_path / "kb")
+    out = tmp_path / "index"
+    build_index(kb, out, FakeEncoder())
+    int8 = FakeEncoder()
+    int8.precision = "int8"  # type: ignore[attr-defined]
+    report = build_index(kb, out, int8)
+    assert (report.embedded, report.reused) == (6, 0)
+    assert "float32" in report.full_rebuild_reason and "int8" in report.full_rebuild_reason
+    assert Retriever.open(out, int8).manifest["embedder"]["precision"] == "int8"
+    assert build_index(kb, out, int8).reused == 6  # the same precision again: nothing re-embedded
 
 
 def test_intent_subdir_is_preserved(tmp_path: Path, fake_encoder: FakeEncoder) -> None:

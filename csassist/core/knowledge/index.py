@@ -207,6 +207,9 @@ def _previous_vectors(out_dir: Path, encoder: Encoder) -> tuple[dict[str, np.nda
             f"previous index was built with embedder {embedder.get('model_id')!r} "
             f"({embedder.get('dimension')}-d); now {encoder.model_id!r} ({encoder.dimension}-d)"
         )
+    if embedder.get("precision", "float32") != precision_of(encoder):
+        return {}, (f"previous index was built with {embedder.get('precision', 'float32')} embedder weights; "
+                    f"now {precision_of(encoder)}")
     try:
         vectors = np.load(out_dir / VECTORS_FILE, allow_pickle=False)
         records = read_chunk_records(out_dir)
@@ -271,7 +274,7 @@ def build_index(
     )
     manifest = {
         "format_version": FORMAT_VERSION,
-        "embedder": {"model_id": encoder.model_id, "dimension": encoder.dimension},
+        "embedder": {"model_id": encoder.model_id, "dimension": encoder.dimension, "precision": precision_of(encoder)},
         "index_type": resolved_type,
         "metric": "inner_product",
         "normalized": True,
@@ -363,12 +366,23 @@ def _sentence_vectors(
     return records, vectors, len(todo)
 
 
+def precision_of(encoder: Encoder) -> str:
+    """The weights' precision behind ``encoder``'s vectors (``int8`` ONNX weights, else ``float32``).
+
+    Recorded in the manifest: a re-index after ``[retrieval] precision`` changed re-embeds everything
+    rather than mixing int8 and float vectors of unchanged passages with new ones.
+    """
+    return "int8" if getattr(encoder, "precision", "float32") == "int8" else "float32"
+
+
 def _previous_sentence_vectors(out_dir: Path, encoder: Encoder) -> dict[str, np.ndarray]:
     """Sentence vectors of the live index keyed by text hash ({} when absent or from another embedder)."""
     try:
         manifest = read_manifest(out_dir)
         embedder = manifest.get("embedder", {})
         if embedder.get("model_id") != encoder.model_id or embedder.get("dimension") != encoder.dimension:
+            return {}
+        if embedder.get("precision", "float32") != precision_of(encoder):
             return {}
         vectors = np.load(out_dir / SENTENCE_VECTORS_FILE, allow_pickle=False)
         records = read_sentence_records(out_dir)
