@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             "index_type": report.index_type,
             "embedder": report.embedder,
             "dimension": report.dimension,
+            "precision": report.precision,
             "files_read": report.files_read,
             "articles": report.articles,
             "chunks": report.chunks,
@@ -130,7 +131,7 @@ def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any
         ("removed", str(report.removed)),
         ("skipped input", str(len(report.problems))),
         ("index type", report.index_type),
-        ("embedder", f"{report.embedder} ({report.dimension}-d)"),
+        ("embedder", f"{report.embedder} ({report.dimension}-d, {report.precision} weights)"),
         ("time", f"{report.seconds:.2f} s (embedding {report.embed_seconds:.2f} s)"),
         ("output", str(report.out_dir)),
     ]

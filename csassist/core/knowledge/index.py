@@ -94,6 +94,7 @@ class IndexReport:
     embed_seconds: float = 0.0
     full_rebuild_reason: str = ""  # why nothing could be reused ("" when incremental or first build)
     extra: dict[str, Any] = field(default_factory=dict)
+    precision: str = "float32"  # the embedder's weights (int8 with ONNX Runtime by default)
 
     @property
     def clean(self) -> bool:
@@ -300,6 +301,7 @@ def build_index(
         index_type=resolved_type,
         embedder=encoder.model_id,
         dimension=encoder.dimension,
+        precision=precision_of(encoder),
         articles=len(contents.articles),
         chunks=len(contents.chunks),
         embedded=len(todo),
