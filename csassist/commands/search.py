@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from csassist.cli import EXIT_USAGE
     from csassist.commands.common import open_workspace
+    from csassist.core.errors import CsassistError
     from csassist.core.sanitize import safe_line, terminal_safe_json
     from csassist.core.textnorm import normalize_text
 
@@ -45,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     workspace.configure_threads()
     index_dir = Path(args.index).expanduser() if args.index else workspace.index_dir
-    # The embedder the index names (so `--index` works on an index built with another embedder).
-    retriever = workspace.open_retriever(index_dir=index_dir)
+    try:  # the query read as the app reads messages (configured embedder, runtime, precision) ...
+        retriever = workspace.open_retriever(workspace.query_encoder(), index_dir)
+    except CsassistError:  # ... else the embedder the index names (an index built with another one)
+        retriever = workspace.open_retriever(index_dir=index_dir)
     query = normalize_text(args.query)  # invalid UTF-8 in argv arrives as surrogate escapes
     hits = retriever.search(query, k=k)
 
