@@ -160,8 +160,9 @@ def bench_demo(kb_dir: Path, repeats: int, n_queries: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             retriever.search(q, k=5)
             total_ms.append((time.perf_counter() - t0) * 1000)
-        # The same queries with the app's embedder (ONNX Runtime when installed: the same vectors).
-        app_encoder = Workspace().encoder()
+        # The same queries read as the app reads messages (ONNX Runtime with int8 weights when installed;
+        # a long query's sentences packed into one run: core/knowledge/message_vectors.py).
+        app_encoder = Workspace().query_encoder()
         app_retriever = Retriever.open(work / "index", app_encoder)
         for q in queries[:10]:
             app_retriever.search(q, k=5)  # warm-up
