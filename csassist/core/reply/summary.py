@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from csassist.core.reply.grounding import extract_claims, is_conversational, sentence_spans
+from csassist.core.reply.claims import extract_claims
+from csassist.core.reply.grounding import is_conversational, sentence_spans
 from csassist.core.types import Message
 from csassist.core.understand.entities import extract_entities
 
