@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,16 @@ def test_onnx_vectors_equal_torch_and_the_export_is_reused(tmp_path: Path, fresh
 @pytest.mark.real_model
 def test_int8_vectors_stay_near_float_and_never_depend_on_the_batch(tmp_path: Path, fresh_runtime_cache: Any) -> None:
     float_encoder = load_encoder(None, runtime="onnx", cache_dir=tmp_path)
-    int8 = load_encoder(None, runtime="onnx", cache_dir=tmp_path, precision="int8")
+    root = logging.getLogger()
+    saved = list(root.handlers)  # as in the CLI: no root handler (pytest installs its own)
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        int8 = load_encoder(None, runtime="onnx", cache_dir=tmp_path, precision="int8")
+        assert root.handlers == []  # the quantiser's logging.warning() installed one: taken away again
+    finally:
+        for handler in saved:
+            root.addHandler(handler)
     assert getattr(int8, "precision", "") == "int8" and getattr(float_encoder, "precision", "") == "float32"
     assert int8.model_id == float_encoder.model_id and int8.dimension == float_encoder.dimension
     assert sorted(p.name.endswith("-int8.onnx") for p in tmp_path.glob("*.onnx")) == [False, True]

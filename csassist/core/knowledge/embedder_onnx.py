@@ -41,6 +41,7 @@ import hashlib
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,10 @@ def export(transformer: Any, tokenizer: Any, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # The tracer's notes (mask branches traced as constants, advanced indexing) concern graphs
+            # whose control flow depends on the input; this one's does not, and the user cannot act on them.
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 _Segmented(transformer).eval(), args, str(temporary), input_names=list(_INPUTS),
                 output_names=["last_hidden_state"], opset_version=OPSET, dynamo=False,
@@ -162,6 +166,7 @@ def quantize(source: Path, target: Path) -> Path:
 
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     root = logging.getLogger()
+    handlers = list(root.handlers)
     hush = _DropQuantizerAdvice()
     root.addFilter(hush)  # its "consider pre-processing" advice is for image models, not this export
     try:
@@ -170,6 +175,10 @@ def quantize(source: Path, target: Path) -> Path:
         os.replace(temporary, target)
     finally:
         root.removeFilter(hush)
+        # Its module-level logging.warning() installs a root handler when there is none, after which
+        # every library's DEBUG records (bm25s logs at DEBUG) reach the user's terminal: take it away.
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
         temporary.unlink(missing_ok=True)
     return target
 
