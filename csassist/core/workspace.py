@@ -179,7 +179,7 @@ class Workspace:
         from csassist.core.knowledge.embedder import load_encoder
 
         name = (name_or_path if name_or_path is not None else self.settings.retrieval.embedder).strip()
-        # The ONNX export (same vectors, ~2x faster per message) is cached beside the other models.
+        # The ONNX export (float or int8 weights, [retrieval] precision) is cached beside the other models.
         retrieval = self.settings.retrieval
         return load_encoder(name or None, runtime=retrieval.runtime, cache_dir=self.models_dir / "onnx",
                             precision=retrieval.precision)
@@ -187,7 +187,7 @@ class Workspace:
     def query_encoder(self, name_or_path: str | None = None) -> Encoder:
         """The configured encoder as customer messages are read: a long message pooled over its sentences.
 
-        The engine, ``analyze`` and ``eval`` read messages with it; KB chunks and training rows keep
+        The engine, ``analyze``, ``eval`` and ``search`` read messages with it; KB chunks and training rows keep
         :meth:`encoder`'s whole-text vectors (:mod:`csassist.core.knowledge.message_vectors`).
         """
         from csassist.core.knowledge.message_vectors import SentencePassEncoder
