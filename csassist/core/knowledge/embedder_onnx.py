@@ -55,8 +55,6 @@ from csassist.core.textnorm import normalize_text
 
 #: ONNX operator set of the export (supported by every onnxruntime of the last three years).
 OPSET = 17
-#: Encoder precisions (``[retrieval] precision``): int8 weights are the fast default on CPUs.
-PRECISIONS = ("int8", "float32")
 _INPUTS = ("input_ids", "token_type_ids", "position_ids", "segment_ids")
 #: Part of the export's file name: a graph with other inputs is another file (an older one is ignored).
 GRAPH_VERSION = 2
