@@ -38,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 from csassist.core.errors import CsassistError
+from csassist.core.io.deadline_io import DeadlineSocketIO
 from csassist.core.io.limits import FD_RESERVE, MAX_CONNECTIONS, MAX_MESSAGE_BYTES, REQUEST_DEADLINE_S, fd_headroom
 from csassist.core.io.listen_address import DEFAULT_HOST, address_family, is_loopback_host, parse_listen_address
 from csassist.core.io.message_format import parse_message
@@ -64,26 +65,6 @@ _BUSY_RESPONSE = (
 _BUSY_REPORT_EVERY_S = 10.0
 #: At most this much of a refused body is read and discarded before closing (see ``_linger``).
 _LINGER_MAX_BYTES = 4 << 20
-
-
-class _DeadlineSocketIO(socket.SocketIO):
-    """A socket reader that gives the whole request one deadline instead of a timeout per read.
-
-    Before every ``recv`` the socket timeout is set to the time left, and once it is spent the read
-    raises ``TimeoutError`` - which ``BaseHTTPRequestHandler`` answers by closing the connection.
-    """
-
-    def __init__(self, sock: socket.socket, handler: _Handler) -> None:
-        super().__init__(sock, "rb")
-        self._handler = handler
-        self._socket = sock
-
-    def readinto(self, buffer: Any) -> int | None:
-        left = self._handler.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("request deadline passed")
-        self._socket.settimeout(left)
-        return super().readinto(buffer)
 
 
 class _Server(ThreadingHTTPServer):
@@ -162,10 +143,10 @@ class _Handler(BaseHTTPRequestHandler):
     deadline = 0.0
 
     def setup(self) -> None:
-        """Wrap the socket so every read counts against one deadline per request (see _DeadlineSocketIO)."""
+        """Wrap the socket so every read counts against one deadline per request (see :mod:`~csassist.core.io.deadline_io`)."""
         super().setup()
         self.deadline = time.monotonic() + self.server.intake.request_deadline_s
-        self.rfile = io.BufferedReader(_DeadlineSocketIO(self.connection, self))
+        self.rfile = io.BufferedReader(DeadlineSocketIO(self.connection, self))
 
     def handle_one_request(self) -> None:
         """One request, with a fresh deadline that also bounds the idle wait of a keep-alive client."""
