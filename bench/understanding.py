@@ -114,11 +114,6 @@ class CachedEncoder:
                 self._seen[text] = vector
         return np.stack([self._seen[t] for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
 
-    def token_states(self, text: str) -> Any:
-        """The wrapped encoder's token states (late chunking), so the retriever measures what the app runs."""
-        getter = getattr(self.inner, "token_states", None)
-        return getter(text) if getter is not None else None
-
 
 def _round(obj: Any) -> Any:
     """Floats to 4 places, recursively (readable JSON)."""

@@ -7,8 +7,9 @@ KB answers on screen.  The memo is tiny (recent turns only), thread-safe, and tr
 itself an :class:`~csassist.core.knowledge.embedder.Encoder`.
 
 When the wrapped encoder can hand out token states (:mod:`~csassist.core.knowledge.late_chunking`),
-a new message's one forward pass also keeps them, so the retriever's per-sentence vectors of a long
-message are pooled from that pass instead of costing a second one.
+a new message's pass also keeps them, for the retriever's late chunking (off by default).  In the app
+the wrapped encoder is :class:`~csassist.core.knowledge.message_vectors.SentencePassEncoder`, whose
+own memory answers a long message's sentences from the passes that made the message's vector.
 """
 
 from __future__ import annotations
