@@ -48,11 +48,11 @@ def test_one_request_is_not_cut(text: str) -> None:
     assert split_requests(text) == []
 
 
-def test_the_first_request_weighs_most_and_the_whole_message_keeps_half() -> None:
+def test_the_first_request_weighs_most_and_the_whole_message_keeps_a_quarter() -> None:
     whole = np.array([0.5, 0.5, 0.0])
     parts = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     mixed = lead_weighted(whole, parts)
-    assert mixed == pytest.approx([0.25 + 0.5 * 2 / 3, 0.25, 0.5 * 1 / 3])
+    assert mixed == pytest.approx([0.125 + 0.75 * 2 / 3, 0.125, 0.75 * 1 / 3])
     assert mixed.sum() == pytest.approx(1.0)
 
 
