@@ -44,7 +44,7 @@ def default_factory(settings: Settings) -> Engine:
 
 
 class EngineWorkers:
-    """Mixin for the App: starts the workers; the message handlers live in the app."""
+    """Mixin for the App: starts the workers; the handlers of their messages live in :mod:`csassist.ui.handlers`."""
 
     assistant: Engine | None
     settings: Settings
