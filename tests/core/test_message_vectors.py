@@ -1,5 +1,5 @@
 """Sentence passes: a long message read as its sentences, each encoded alone, its vector pooled over them;
-the sentences (and a later search of them) cost no further pass."""
+the search of its sentences costs no further pass, and every result is a function of the text alone."""
 
 from __future__ import annotations
 
@@ -32,9 +32,12 @@ def test_a_long_message_is_encoded_sentence_by_sentence_and_pooled() -> None:
     # The fake's token states are word one-hots: pooling every sentence's tokens is the bag of all words.
     assert np.allclose(vector, FakeEncoder().encode([LONG]), atol=1e-6)
     # The sentences themselves (the retriever's per-sentence search) come from those passes.
-    again = encoder.encode(sentences)
+    again = encoder.sentence_vectors(LONG, sentences)
     assert inner.state_calls == 3 and inner.calls == 0
-    assert np.allclose(again, FakeEncoder().encode(sentences), atol=1e-6)
+    assert all(v is not None for v in again)
+    assert np.allclose(np.vstack(again), FakeEncoder().encode(sentences), atol=1e-6)  # type: ignore[arg-type]
+    assert encoder.sentence_vectors(LONG, ["not one of its sentences"]) == [None]
+    assert encoder.sentence_vectors(SHORT, [SHORT]) == [None]  # a short message is read whole
 
 
 class FakePackingEncoder(FakeTokenEncoder):
@@ -55,8 +58,35 @@ def test_an_encoder_that_packs_runs_all_the_sentences_at_once() -> None:
     vector = encoder.encode([LONG])
     assert inner.packed_calls == [3] and inner.calls == 0
     assert np.allclose(vector, FakeEncoder().encode([LONG]), atol=1e-6)
-    assert np.allclose(encoder.encode(split_sentences(LONG)), FakeEncoder().encode(split_sentences(LONG)), atol=1e-6)
+    own = encoder.sentence_vectors(LONG, split_sentences(LONG))
+    assert np.allclose(np.vstack(own), FakeEncoder().encode(split_sentences(LONG)), atol=1e-6)  # type: ignore[arg-type]
+    encoder.encode([LONG])
     assert inner.packed_calls == [3] and inner.calls == 0  # remembered
+
+
+class FakeQuantisedPacker(FakePackingEncoder):
+    """Like int8 weights: a packed run's states depend on what else is in the run (one shared scale)."""
+
+    def packed_states(self, texts: list[str]) -> list[TokenStates]:
+        scale = 1.0 + 0.1 * len(" ".join(texts))
+        return [TokenStates(s.text, s.states * scale + 0.01 * len(texts), s.offsets) for s in super().packed_states(texts)]
+
+
+def test_a_message_reads_the_same_whatever_was_encoded_before() -> None:
+    """A sentence shared with an earlier message, or a memory that overflowed, changes nothing."""
+    other = "Hello there. " + split_sentences(LONG)[1] + " Anything else you need from me today, just ask and I will send it over to you?"
+    fresh = SentencePassEncoder(FakeQuantisedPacker())
+    expected = fresh.encode([LONG])
+    expected_sentences = fresh.sentence_vectors(LONG, split_sentences(LONG))
+    busy = SentencePassEncoder(FakeQuantisedPacker(), capacity=1)
+    busy.encode([other])  # shares a sentence with LONG
+    assert np.array_equal(busy.encode([LONG]), expected)
+    busy.encode([other])  # LONG is forgotten: read again, to the same values
+    for got, want in zip(busy.sentence_vectors(LONG, split_sentences(LONG)), expected_sentences, strict=True):
+        assert got is not None and want is not None and np.array_equal(got, want)
+    # A short text is always encoded alone, never taken from a long message's run.
+    sentence = split_sentences(LONG)[1]
+    assert np.allclose(busy.encode([sentence]), FakeEncoder().encode([sentence]), atol=1e-6)
 
 
 def test_short_messages_and_encoders_without_token_states_are_encoded_whole() -> None:
@@ -115,7 +145,9 @@ def test_real_sentence_passes_give_each_sentence_its_own_vector(real_encoder) ->
     vector = encoder.encode([message])[0]
     sentences = split_sentences(message)
     alone = np.asarray(real_encoder.encode(sentences))
-    passes = encoder.encode(sentences)
+    own = encoder.sentence_vectors(message, sentences)
+    assert all(v is not None for v in own)
+    passes = np.vstack(own)  # type: ignore[arg-type]
     if getattr(real_encoder, "precision", "float32") == "int8":  # one packed run shares its activations' scale
         assert (passes * alone).sum(axis=1).min() > 0.98
     else:  # exact: each sentence sees only itself

@@ -9,7 +9,8 @@ itself an :class:`~csassist.core.knowledge.embedder.Encoder`.
 When the wrapped encoder can hand out token states (:mod:`~csassist.core.knowledge.late_chunking`),
 a new message's pass also keeps them, for the retriever's late chunking (off by default).  In the app
 the wrapped encoder is :class:`~csassist.core.knowledge.message_vectors.SentencePassEncoder`, whose
-own memory answers a long message's sentences from the passes that made the message's vector.
+own memory answers a long message's sentences (``sentence_vectors``) from the passes that made the
+message's vector.
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ class MemoEncoder:
             while len(self._memo) > self.capacity:
                 self._memo.popitem(last=False)
         return out
+
+    def sentence_vectors(self, text: str, sentences: Sequence[str]) -> list[np.ndarray | None]:
+        """The wrapped encoder's vectors of a long message's own ``sentences`` (``None`` where it has none).
+
+        Not memoised here by sentence text: the same sentence in two messages may come from two
+        different runs (:class:`~csassist.core.knowledge.message_vectors.SentencePassEncoder`).
+        """
+        getter = getattr(self.inner, "sentence_vectors", None)
+        return list(getter(text, sentences)) if getter is not None else [None] * len(sentences)
 
     def token_states(self, text: str) -> TokenStates | None:
         """``text``'s token states: remembered from its encoding when recent, else one forward pass.

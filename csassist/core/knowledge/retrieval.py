@@ -251,7 +251,8 @@ class Retriever:
         return self.spelling.normalise(text) if (options or self.options).spelling else text
 
     def _query_sentence_vectors(self, texts: Sequence[str], parts: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """Per query, the vectors of its sentences (``parts``): late-chunked when the encoder allows.
+        """Per query, the vectors of its sentences (``parts``): the message's own sentence passes when the
+        encoder read it so (``sentence_vectors``), else late-chunked when the encoder allows.
 
         With :attr:`late_chunking` and an encoder that offers token states, a sentence's vector is
         pooled from the whole message's forward pass (:mod:`~csassist.core.knowledge.late_chunking`);
@@ -260,10 +261,22 @@ class Retriever:
         """
         out = [np.zeros((len(p), self.encoder.dimension), dtype=np.float32) for p in parts]
         getter = getattr(self.encoder, "token_states", None) if self.late_chunking else None
+        own = getattr(self.encoder, "sentence_vectors", None)
         todo: list[tuple[int, int]] = []
         for row, sentences in enumerate(parts):
             if not sentences:
                 continue
+            if own is not None:  # the message was read sentence by sentence: its own passes' vectors
+                known = own(texts[row], sentences)
+                missing = [j for j, vector in enumerate(known) if vector is None]
+                for j, vector in enumerate(known):
+                    if vector is not None:
+                        out[row][j] = vector
+                if not missing:
+                    continue
+                if len(missing) < len(sentences):
+                    todo.extend((row, j) for j in missing)
+                    continue
             states = getter(texts[row]) if getter is not None else None
             if states is None:
                 todo.extend((row, j) for j in range(len(sentences)))
