@@ -28,6 +28,7 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -142,27 +143,29 @@ def main() -> int:  # noqa: PLR0915 - a benchmark script reads best top to botto
         prompt = make_prompt(row["instruction"], row["intent"], tokenizer)
         prompt_tokens.append(len(tokenizer(prompt, add_special_tokens=False)["input_ids"]))
         reply = strip_placeholders(row["response"])
-        common = {
-            "conversation_id": f"bitext-{i}",
-            "turn": 0,
-            "prompt": prompt,
-            "backend": "local",
-            "model": base_id,
-            "source_ids": (),
-            "intent": row["intent"],
-            "intent_correction": None,
-            "reject_reason": None,
-            "latency_ms": None,
-            "first_token_ms": None,
-            "ts": 1_700_000_000.0 + i,
-            "customer_text": row["instruction"],
-        }
-        log.record(FeedbackEvent(slot=0, suggestion_text=reply, outcome="accepted", final_text=reply, **common))
-        if rng.random() < 0.1:  # noise the pair builder must ignore
+        accepted = FeedbackEvent(
+            conversation_id=f"bitext-{i}",
+            turn=0,
+            slot=0,
+            suggestion_text=reply,
+            prompt=prompt,
+            backend="local",
+            model=base_id,
+            source_ids=(),
+            intent=row["intent"],
+            intent_correction=None,
+            outcome="accepted",
+            final_text=reply,
+            reject_reason=None,
+            latency_ms=None,
+            first_token_ms=None,
+            ts=1_700_000_000.0 + i,
+            customer_text=row["instruction"],
+        )
+        log.record(accepted)
+        if rng.random() < 0.1:  # noise the pair builder must ignore: the same turn, another slot, rejected
             log.record(
-                FeedbackEvent(
-                    slot=1, suggestion_text="Sorry, I cannot help.", outcome="rejected", final_text=None, **common
-                )
+                replace(accepted, slot=1, suggestion_text="Sorry, I cannot help.", outcome="rejected", final_text=None)
             )
     log_s = time.perf_counter() - t0
     print(
@@ -221,6 +224,8 @@ def main() -> int:  # noqa: PLR0915 - a benchmark script reads best top to botto
     # 4. the saved adapter on the same test subsample ---------------------------------------------
     from peft import PeftModel
 
+    if result.adapter_dir is None:  # only the main process of a distributed run saves one; this run is one process
+        raise SystemExit(f"no adapter was saved ({result.reason or 'not the main process'})")
     tuned = PeftModel.from_pretrained(model, result.adapter_dir)
     tuned.eval()
     after, after_s = generate_all(tuned, "adapter")
