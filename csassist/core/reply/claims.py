@@ -130,30 +130,50 @@ def _overlaps(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
 #: Claims are looked for in windows of about this many characters (cut at a space), so the work per
 #: window is bounded and the whole scan stays linear even for a 20 KB "sentence" with no full stop.
 WINDOW_CHARS = 600
+#: Each window also reads this many characters either side of its own stretch (cut at a space), so a
+#: claim that straddles a cut ("EUR | 250") is read whole by the window where it starts.
+WINDOW_MARGIN = 100
 
 
-def _windows(text: str) -> list[tuple[int, str]]:
-    """``text`` in consecutive pieces of at most :data:`WINDOW_CHARS` characters, cut at whitespace."""
-    out: list[tuple[int, str]] = []
+def _windows(text: str) -> list[tuple[int, int, int, str]]:
+    """``text`` in consecutive stretches of at most :data:`WINDOW_CHARS` characters, cut at whitespace.
+
+    Each item is ``(start, end, offset, window)``: the stretch ``text[start:end]`` and the text read
+    for it, ``window = text[offset:...]``, which reaches :data:`WINDOW_MARGIN` further either side.
+    """
+    out: list[tuple[int, int, int, str]] = []
     start = 0
     while start < len(text):
         end = min(len(text), start + WINDOW_CHARS)
         if end < len(text):
             space = text.rfind(" ", start + WINDOW_CHARS // 2, end)
             end = space + 1 if space != -1 else end
-        out.append((start, text[start:end]))
+        before = max(0, start - WINDOW_MARGIN)
+        if before > 0:
+            space = text.find(" ", before, start)
+            before = space + 1 if space != -1 else start
+        after = min(len(text), end + WINDOW_MARGIN)
+        if after < len(text):
+            space = text.rfind(" ", end, after)
+            after = space if space != -1 else end
+        out.append((start, end, before, text[before:after]))
         start = end
     return out
 
 
 @lru_cache(maxsize=4096)
 def extract_claims(text: str) -> tuple[RawClaim, ...]:
-    """Every checkable claim in ``text`` (one sentence or a whole message), in order of appearance."""
+    """Every checkable claim in ``text`` (one sentence or a whole message), in order of appearance.
+
+    A claim belongs to the window whose stretch it starts in, so none is lost at a cut or counted twice.
+    """
     text = text[:MAX_CHARS]
     out: list[RawClaim] = []
-    for offset, window in _windows(text):
+    for start, end, offset, window in _windows(text):
         out.extend(
-            RawClaim(c.kind, c.text, c.key, c.start + offset, c.end + offset) for c in _claims_in_window(window)
+            RawClaim(c.kind, c.text, c.key, c.start + offset, c.end + offset)
+            for c in _claims_in_window(window)
+            if start <= c.start + offset < end
         )
     return tuple(out)
 
