@@ -156,3 +156,22 @@ def test_real_sentence_passes_give_each_sentence_its_own_vector(real_encoder) ->
     whole = np.asarray(real_encoder.encode([message]))[0]
     assert float(vector @ whole) > 0.8  # the same message, read two ways
     assert float(vector @ alone.mean(axis=0)) / float(np.linalg.norm(alone.mean(axis=0))) > 0.9
+
+
+@pytest.mark.real_model
+def test_real_encoder_reads_a_message_the_same_after_others(real_encoder) -> None:  # type: ignore[no-untyped-def]
+    """With int8 weights a packed run shares one activation scale: nothing from another message may leak in."""
+    shared = "The courier's app says it was delivered yesterday but there is no parcel anywhere."
+    message = (f"Hi, I ordered a linen duvet set on 3 March, order LK-559201, to my flat in Leeds. {shared} "
+               "Can you tell me what to do next?")
+    other = (f"Good morning, my lamp order LK-100200 is the problem this time, not the duvet. {shared} "
+             "Could you look into both for me?")
+    sentences = split_sentences(message)
+    fresh = SentencePassEncoder(real_encoder)
+    want, want_sentences = fresh.encode([message]), fresh.sentence_vectors(message, sentences)
+    busy = SentencePassEncoder(real_encoder, capacity=1)
+    busy.encode([other])  # its run holds the shared sentence among other sentences
+    assert np.array_equal(busy.encode([message]), want)
+    busy.encode([other])  # the message is forgotten and read again
+    got = busy.sentence_vectors(message, sentences)
+    assert all(g is not None and w is not None and np.array_equal(g, w) for g, w in zip(got, want_sentences, strict=True))
