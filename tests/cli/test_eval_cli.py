@@ -41,6 +41,10 @@ def test_eval_intents_json_and_text(real_encoder, tmp_path: Path, capsys: pytest
     assert report["oos_recall"] is not None and report["unknown_labels"] == {"gift_cards": 1}
     assert "gift_cards" in captured.err
     assert 0.5 <= report["accuracy"] < 1.0  # the unknown row counts as an error
+    # naming the index's model by path reads the messages as the app does: the same figures
+    assert main(["eval", "intents", "--data", str(data), "--json", "--model", str(paths.index_dir())]) == 0
+    by_path = json.loads(capsys.readouterr().out)
+    assert (by_path["overall"], by_path["per_intent"]) == (report["overall"], report["per_intent"])
     no_oos = _write_csv(tmp_path / "in.csv", "text,label", rows[:9])
     assert main(["eval", "intents", "--data", str(no_oos), "--json", "--model", str(paths.index_dir())]) == 0
     assert json.loads(capsys.readouterr().out)["oos_recall"] is None
