@@ -324,7 +324,8 @@ class Workspace:
         import shutil
 
         from csassist.core.knowledge.index import OOS_SUBDIR
-        from csassist.core.understand.oos import fit_oos_detector, load_off_topic
+        from csassist.core.learn.oos_fit import fit_oos_detector
+        from csassist.core.understand.oos import load_off_topic
 
         target = index_dir / OOS_SUBDIR
         try:

@@ -9,13 +9,12 @@ import pytest
 
 from csassist.core.errors import DataError, ModelMissingError
 from csassist.core.learn.intent_head import fit_intent_head
+from csassist.core.learn.oos_fit import choose_oos_threshold, fit_oos_detector
 from csassist.core.types import IntentExample
 from csassist.core.understand.intent_format import load_head
 from csassist.core.understand.oos import (
     OOSAwareIntentModel,
     OOSDetector,
-    choose_oos_threshold,
-    fit_oos_detector,
     load_off_topic,
     load_oos_model,
 )
@@ -68,6 +67,17 @@ def test_fit_save_load_and_explain(tmp_path: Path, fake_encoder: FakeEncoder) ->
     scores = detector.probe(vectors)
     assert np.all((scores >= 0) & (scores <= 1)) and scores[0] < min(scores[1], scores[2])
     assert model.detector is not None and np.allclose(model.detector.probe(vectors), scores)
+    # The word probe is saved with it too: the shop's off-topic words score above a question's.
+    assert detector.words is not None and model.detector.words is not None
+    words = detector.word_probe(["where is my parcel, it has not arrived", "buy cheap crypto now please"])
+    assert np.all((words >= 0) & (words <= 1)) and words[0] < words[1]
+    assert detector.word_probe([]).shape == (0,)
+    crypto = model.predict("buy cheap crypto now")
+    assert "worded like the shop's off-topic traffic" in crypto.reason  # the reason says what the words said
+    # A damaged word probe is refused with advice, not misread.
+    (tmp_path / "index" / "oos" / "words" / "lexical.npz").write_bytes(b"not an npz")
+    with pytest.raises(ModelMissingError):
+        OOSDetector.load(tmp_path / "index" / "oos", fake_encoder)
     # A detector from another embedder is refused with advice.
     with pytest.raises(ModelMissingError, match="csassist index"):
         OOSDetector.load(tmp_path / "index" / "oos", FakeEncoder(model_id="other"))
