@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,26 @@ def _vectoriser(settings: dict[str, Any], vocabulary: dict[str, int], idf: np.nd
     return vectoriser
 
 
-def _tfidf_dot(terms: list[str], vocabulary: dict[str, int], idf: np.ndarray, block: np.ndarray) -> np.ndarray:
+@lru_cache(maxsize=1)
+def _shared_analyzers() -> tuple[Any, ...]:
+    """One analyser per entry of :data:`VECTORISERS` (an analyser does not depend on a vocabulary)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return tuple(TfidfVectorizer(**settings).build_analyzer() for settings in VECTORISERS)
+
+
+@lru_cache(maxsize=256)
+def analysed(text: str) -> tuple[tuple[str, ...], ...]:
+    """``text``'s terms under each of :data:`VECTORISERS`, remembered for the last messages.
+
+    Why shared: every vote built on these settings reads the same message -- the intent ranking's
+    lexical vote and the out-of-scope detector's word probe -- and the analysis (character 2-5-grams
+    of every word) is most of a vote's cost, ~0.5 ms a message on one thread.
+    """
+    return tuple(tuple(analyzer(text)) for analyzer in _shared_analyzers())
+
+
+def _tfidf_dot(terms: Sequence[str], vocabulary: dict[str, int], idf: np.ndarray, block: np.ndarray) -> np.ndarray:
     """``TfidfVectorizer(sublinear_tf=True).transform([text]) @ block`` from the text's analysed ``terms``.
 
     The same arithmetic as scikit-learn's (counts of in-vocabulary terms, ``1 + log(count)``, times idf,
@@ -91,7 +111,6 @@ class LexicalVote:
         # strided view of coef.T took 2.3 ms a message, times a contiguous block 0.01 ms.
         edges = np.cumsum([0] + [len(v) for v in self.vocabularies])
         self._blocks = [np.ascontiguousarray(self.coef[:, a:b].T) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        self._analyzers = [v.build_analyzer() for v in self._vectorisers]
 
     def probs(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities for ``texts`` (rows sum to 1)."""
@@ -99,9 +118,9 @@ class LexicalVote:
             return np.zeros((0, len(self.labels)))
         logits = np.tile(self.intercept, (len(texts), 1))
         for row, text in enumerate(texts):
-            for analyzer, vocabulary, idf, block in zip(self._analyzers, self.vocabularies, self.idfs, self._blocks,
-                                                        strict=True):
-                logits[row] += _tfidf_dot(analyzer(text), vocabulary, idf, block)
+            for terms, vocabulary, idf, block in zip(analysed(text), self.vocabularies, self.idfs, self._blocks,
+                                                     strict=True):
+                logits[row] += _tfidf_dot(terms, vocabulary, idf, block)
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
