@@ -252,6 +252,26 @@ class Workspace:
 
         return not ((index_dir or self.index_dir) / MANIFEST_FILE).exists()
 
+    def index_outdated(self, index_dir: Path | None = None) -> bool:
+        """True when the index holds an out-of-scope detector of another format (an older csassist wrote it).
+
+        Why: such a detector is refused at load, and the intent model's own cut-off answers instead with
+        only a warning; re-indexing reuses every passage vector and refits it in seconds, so the app and
+        :meth:`ensure_index` do it by themselves.  A missing or unreadable detector is not "outdated":
+        loading it says what is wrong.
+        """
+        import json
+
+        from csassist.core.knowledge.index import OOS_SUBDIR
+        from csassist.core.understand.oos import FORMAT
+
+        meta_path = (index_dir or self.index_dir) / OOS_SUBDIR / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(meta, dict) and meta.get("format") != FORMAT
+
     def build_index(
         self,
         kb_dir: Path | None = None,
@@ -291,8 +311,8 @@ class Workspace:
         return IndexBuild(report, intents, self.fit_oos(kb_root, examples, enc, report.out_dir))
 
     def ensure_index(self, progress: ProgressCallback | None = None, *, rebuild: bool = False) -> IndexBuild | None:
-        """Build the configured index when it is missing (or ``rebuild``); ``None`` when it was there."""
-        if not rebuild and not self.index_missing():
+        """Build the configured index when it is missing or outdated (or ``rebuild``); ``None`` when it was there."""
+        if not rebuild and not self.index_missing() and not self.index_outdated():
             return None
         return self.build_index(rebuild=rebuild, progress=progress)
 

@@ -69,8 +69,10 @@ class EngineWorkers:
             return workspace.assistant(generator=None) if real else factory(settings)
 
         try:
-            if reindex or workspace.index_missing():
-                what = "Re-indexing" if reindex else "First run: indexing"
+            missing = workspace.index_missing()
+            if reindex or missing or workspace.index_outdated():
+                what = ("Re-indexing" if reindex else "First run: indexing" if missing
+                        else "The index was written by an older csassist: re-indexing")
                 self.post_message(EngineNotice(f"{what} the knowledge base in {workspace.kb_dir}…", timeout=15))
                 self.post_message(EngineNotice(workspace.build_index().summary(), timeout=8))
             try:

@@ -51,6 +51,14 @@ def test_ensure_index_builds_once_and_the_assistant_uses_it(tmp_path: Path, fake
     assert built is not None and built.report.chunks == 3 and built.intents.status == "fitted"
     assert "KB indexed: 3 chunks from 3 articles" in built.summary() and "intent model fitted" in built.summary()
     assert workspace.ensure_index() is None  # already there: nothing rebuilt
+    # An out-of-scope detector written by an older csassist is refitted, not left to be refused at load.
+    stale = workspace.index_dir / "oos" / "meta.json"
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_text('{"format": 2}', encoding="utf-8")
+    assert workspace.index_outdated()
+    rebuilt = workspace.ensure_index()
+    assert rebuilt is not None and rebuilt.report.chunks == 3 and not workspace.index_outdated()
+    assert workspace.ensure_index() is None
     assistant = workspace.assistant()
     assert assistant.warnings == []
     info = assistant.describe()
