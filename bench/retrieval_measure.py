@@ -1,4 +1,5 @@
-"""Measuring helpers shared by bench/retrieval.py and its synthetic part: memory, time, percentiles, threads."""
+"""Measuring helpers shared by bench/retrieval.py, its synthetic part and bench/ui_latency.py: memory, time,
+percentiles, threads.  Light to import (numpy only): ui_latency reads memory before the app loads anything."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from csassist.core.knowledge.index import configure_faiss_threads
 
 
 def rss_mb() -> float:
@@ -44,6 +43,8 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 def set_threads(n: int) -> None:
     """Set torch and FAISS threads together."""
     import torch
+
+    from csassist.core.knowledge.index import configure_faiss_threads
 
     torch.set_num_threads(n)
     configure_faiss_threads(n)

@@ -66,6 +66,16 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(hits))
 
 
+def _sweep_point(setting: str, value: int, latencies: list[float], found: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """One row of an approximate index's sweep: the setting, p50/p99 latency and recall@10 against ``truth``."""
+    return {
+        setting: value,
+        "p50_ms": round(pct(latencies, 50), 3),
+        "p99_ms": round(pct(latencies, 99), 3),
+        "recall_at_10": round(recall_at_k(found, truth), 4),
+    }
+
+
 def bench_synthetic(n: int, dim: int, n_clusters: int, n_queries: int) -> dict[str, Any]:
     """Flat vs HNSW at ``n`` clustered vectors: build time, latency, recall@10, memory."""
     import faiss
@@ -88,30 +98,14 @@ def bench_synthetic(n: int, dim: int, n_clusters: int, n_queries: int) -> dict[s
     for ef in (16, 32, 48, 64, 96, 128):
         hnsw.hnsw.efSearch = ef
         single_query_latencies(hnsw, queries[:50])  # warm-up
-        lat, found = single_query_latencies(hnsw, queries)
-        sweep.append(
-            {
-                "ef_search": ef,
-                "p50_ms": round(pct(lat, 50), 3),
-                "p99_ms": round(pct(lat, 99), 3),
-                "recall_at_10": round(recall_at_k(found, truth), 4),
-            }
-        )
+        sweep.append(_sweep_point("ef_search", ef, *single_query_latencies(hnsw, queries), truth))
 
     # IVF, the other approximate index (csassist index --index-type ivf): build time and nprobe sweep.
     t_ivf, ivf = timed(lambda: make_faiss_index(vectors, "ivf"))
     ivf_sweep = []
     for nprobe in (8, 16, 32, 64):
         ivf.nprobe = nprobe
-        lat, found = single_query_latencies(ivf, queries)
-        ivf_sweep.append(
-            {
-                "nprobe": nprobe,
-                "p50_ms": round(pct(lat, 50), 3),
-                "p99_ms": round(pct(lat, 99), 3),
-                "recall_at_10": round(recall_at_k(found, truth), 4),
-            }
-        )
+        ivf_sweep.append(_sweep_point("nprobe", nprobe, *single_query_latencies(ivf, queries), truth))
 
     # 1 vs 2 threads, briefly: batched flat search (where FAISS can use threads) and single HNSW queries.
     threads: dict[str, Any] = {}

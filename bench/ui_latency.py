@@ -44,21 +44,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("CSASSIST_HOME", "/tmp/csassist-bench-home")  # keeps the index/model between runs
 
+from bench.retrieval_measure import rss_mb  # noqa: E402
+
 KEYS = ("n", "1", "p", "2")
 TARGETS = {"keypress_p95_ms": 50.0, "arrival_to_intent_p95_ms": 150.0}
-
-
-def rss_mb() -> float:
-    """Resident set size of this process in MiB (Linux /proc; falls back to peak RSS)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def pct(values: list[float], q: float) -> float | None:
