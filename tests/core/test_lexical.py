@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from csassist.core.errors import ModelMissingError
 from csassist.core.learn.index_intents import fit_index_intents
 from csassist.core.learn.intent_head import fit_head
 from csassist.core.learn.lexical_fit import fit_lexical, fit_lexical_vote
 from csassist.core.understand.intent_format import load_head
-from csassist.core.understand.lexical import LexicalVote
+from csassist.core.understand.lexical import VECTORISERS, LexicalVote
 from csassist.core.understand.stack import attach_kb
 from tests.core.test_intent import TOPICS, _examples
 from tests.fakes import FakeEncoder
@@ -34,7 +35,12 @@ def test_fitted_vote_reads_words_and_misspellings() -> None:
 def test_probabilities_are_scikit_learns_tfidf_arithmetic() -> None:
     vote = fit_lexical(TEXTS, Y, LABELS, weight=0.5)
     texts = ["refund my purchase please", "wher is my parcle", "zzz", "", "Refund REFUND refund, twice!"]
-    logits = vote.intercept + sum(np.asarray(v.transform(texts) @ b) for v, b in zip(vote._vectorisers, vote._blocks, strict=True))
+    reference = []  # scikit-learn's vectorisers rebuilt from the vote's vocabularies and idf
+    for settings, vocabulary, idf in zip(VECTORISERS, vote.vocabularies, vote.idfs, strict=True):
+        vectoriser = TfidfVectorizer(**settings, vocabulary=vocabulary)
+        vectoriser.idf_ = idf
+        reference.append(vectoriser)
+    logits = vote.intercept + sum(np.asarray(v.transform(texts) @ b) for v, b in zip(reference, vote._blocks, strict=True))
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
     assert np.allclose(vote.probs(texts), expected / expected.sum(axis=1, keepdims=True), atol=1e-12)
 

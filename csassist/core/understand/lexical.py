@@ -13,8 +13,8 @@ request, as the head's does (without that, two-request messages lost 0.73 -> 0.5
 Like the KB's vote it changes only the *ranking* of the candidates; the out-of-scope verdict keeps
 the model's own probabilities (the detector was fitted on those).  Saved beside the index head as
 ``lexical.npz`` (vocabularies, idf, coefficients) + ``lexical.json`` (labels, weight, vectoriser
-settings): no pickles, so a stray file can never run code.  scikit-learn is imported only when one
-is loaded.
+settings): no pickles, so a stray file can never run code.  scikit-learn is imported only when a
+message is first analysed (its analysers; the TF-IDF product is this module's own).
 """
 
 from __future__ import annotations
@@ -37,15 +37,6 @@ VECTORISERS: tuple[dict[str, Any], ...] = (
 )
 META_FILE = "lexical.json"
 ARRAYS_FILE = "lexical.npz"
-
-
-def _vectoriser(settings: dict[str, Any], vocabulary: dict[str, int], idf: np.ndarray) -> Any:
-    """A fitted ``TfidfVectorizer`` rebuilt from its vocabulary and idf (no refit, no pickle)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectoriser = TfidfVectorizer(**settings, vocabulary=vocabulary)
-    vectoriser.idf_ = np.asarray(idf, dtype=np.float64)
-    return vectoriser
 
 
 @lru_cache(maxsize=1)
@@ -106,7 +97,6 @@ class LexicalVote:
             raise ModelMissingError(f"lexical vote: coefficients {self.coef.shape} do not fit {len(self.labels)} labels x {features} features")
         if not (np.isfinite(self.weight) and 0.0 <= self.weight < 1.0):
             raise ModelMissingError(f"lexical vote: weight must be in [0, 1), not {self.weight!r}")
-        self._vectorisers = [_vectoriser(s, v, i) for s, v, i in zip(VECTORISERS, self.vocabularies, self.idfs, strict=True)]
         # Each vectoriser's block of the coefficients, transposed and contiguous: a sparse row times a
         # strided view of coef.T took 2.3 ms a message, times a contiguous block 0.01 ms.
         edges = np.cumsum([0] + [len(v) for v in self.vocabularies])
