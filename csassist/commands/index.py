@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     encoder = workspace.encoder(args.embedder)
     build = _build_with_progress(workspace, kb_dir, out_dir, encoder, args, err)
     report, intent, oos = build.report, build.intents.as_dict(), build.oos.as_dict()
+    # Why the embedder does not run as configured (int8 refused, ONNX Runtime unusable), when it does not.
+    embedder_note = str(getattr(encoder, "precision_note", "") or getattr(encoder, "fallback_reason", "") or "")
     promoted = workspace.intent_store().current()
     if promoted is not None and intent["status"] == "fitted":  # say so: this head is not what the app uses
         intent["in_use_instead"] = promoted.name
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             "embedder": report.embedder,
             "dimension": report.dimension,
             "precision": report.precision,
+            "embedder_note": embedder_note,
             "files_read": report.files_read,
             "articles": report.articles,
             "chunks": report.chunks,
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         }
         sys.stdout.write(terminal_safe_json(payload) + "\n")
         return exit_code
-    _print_summary(Console(), report, kb_dir, intent, oos)
+    _print_summary(Console(), report, kb_dir, intent, oos, embedder_note)
     return exit_code
 
 
@@ -111,7 +114,8 @@ def _build_with_progress(workspace: Any, kb_dir: Any, out_dir: Any, encoder: Any
         )
 
 
-def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any], oos: dict[str, Any]) -> None:
+def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any], oos: dict[str, Any],
+                   embedder_note: str = "") -> None:
     """The end-of-build table, then the list of skipped input with file:line."""
     from rich.table import Table
     from rich.text import Text
@@ -132,6 +136,7 @@ def _print_summary(console: Any, report: Any, kb_dir: Any, intent: dict[str, Any
         ("skipped input", str(len(report.problems))),
         ("index type", report.index_type),
         ("embedder", f"{report.embedder} ({report.dimension}-d, {report.precision} weights)"),
+        *([("embedder note", embedder_note)] if embedder_note else []),
         ("time", f"{report.seconds:.2f} s (embedding {report.embed_seconds:.2f} s)"),
         ("output", str(report.out_dir)),
     ]

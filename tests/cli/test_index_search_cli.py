@@ -43,6 +43,7 @@ def test_index_then_search_json(kb: Path, tmp_path: Path, capsys: pytest.Capture
     assert (report["articles"], report["chunks"], report["embedded"], report["reused"]) == (6, 6, 6, 0)
     assert report["index_type"] == "flat" and report["problems"] == []
     assert report["precision"] == "int8" and report["embedder"] == "all-MiniLM-L6-v2"  # the app's default weights
+    assert report["embedder_note"] == ""  # MiniLM keeps its int8 weights (the fidelity check passes)
     assert report["intent_examples"] == 12
     assert report["intent_head"]["status"] == "fitted"
     if report["intent_head"]["status"] == "fitted":

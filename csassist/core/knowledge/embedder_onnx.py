@@ -30,6 +30,13 @@ alone (float32: equal to 2e-6), in one run instead of one per sentence -- on one
 has ~3 ms of fixed cost (weights streamed, shape operators) whatever its length, which a long
 message's four to seven sentences paid four to seven times (:mod:`~csassist.core.knowledge.message_vectors`).
 
+int8 is checked once, when first quantised: when a probe sentence's vector moves below
+:data:`INT8_MIN_COSINE` of the float model's (all-mpnet-base-v2: 0.90), the int8 file is dropped, a
+``*.refused.json`` beside it remembers why, and the float32 export runs instead (``precision_note``).
+BERT-style and RoBERTa/MPNet-style encoders export alike: the latter number positions from
+``padding_idx + 1`` and have no token types (:func:`position_offset`; the export then has no
+``token_type_ids`` input).
+
 Only sentence-transformers models made of ``Transformer -> Pooling(mean) [-> Normalize]`` are
 exported; anything else (CLS pooling, Dense layers) stays on PyTorch.  The exported file lives in
 the models directory, keyed by the model's files, written to a temporary name and renamed, so two
@@ -39,6 +46,7 @@ processes exporting at once both end with a complete file.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -49,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from csassist.core.atomic import atomic_write_text
 from csassist.core.errors import ModelMissingError
 from csassist.core.knowledge.late_chunking import TokenStates
 from csassist.core.textnorm import normalize_text
@@ -56,8 +65,23 @@ from csassist.core.textnorm import normalize_text
 #: ONNX operator set of the export (supported by every onnxruntime of the last three years).
 OPSET = 17
 _INPUTS = ("input_ids", "token_type_ids", "position_ids", "segment_ids")
+_REQUIRED = ("input_ids", "position_ids", "segment_ids")
 #: Part of the export's file name: a graph with other inputs is another file (an older one is ignored).
 GRAPH_VERSION = 2
+#: int8 weights are kept only when no probe sentence's vector moves further than this from the float
+#: model's (cosine).  MiniLM-L6 keeps 0.98-0.99 with per-channel 7-bit weights; all-mpnet-base-v2 fell
+#: to 0.90-0.92, which would quietly cost it the quality it is chosen for.
+INT8_MIN_COSINE = 0.97
+#: What the int8 check encodes: short and long customer wording, an order number, punctuation.
+INT8_PROBES = (
+    "where is my parcel?",
+    "I was charged twice for order LK-559201, please refund one of the payments.",
+    "Hi, I ordered a linen duvet set on 3 March and the courier says it was delivered to my neighbour, "
+    "but nobody on the street has it. Can you send a new one or give me my money back?",
+    "can i change the delivery adress, i moved last week",
+    "Do you have the oak sideboard in stock again?",
+    "THIS IS THE THIRD TIME I'M WRITING!!! Nobody answers.",
+)
 
 
 def runtime_available() -> bool:
@@ -97,6 +121,18 @@ def export_key(model_dir: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def position_offset(transformer: Any) -> int:
+    """Where the encoder's position numbers start: 0 for BERT, ``padding_idx + 1`` for RoBERTa and MPNet.
+
+    Why: the graph is fed positions 0, 1, 2... restarting in every packed segment; RoBERTa-style
+    embeddings number a text's tokens from ``padding_idx + 1`` (2), so without the offset an
+    all-mpnet-base-v2 export would read every token one or two places off and answer other vectors
+    than the PyTorch model it stands in for.
+    """
+    padding_idx = getattr(getattr(transformer, "embeddings", None), "padding_idx", None)
+    return int(padding_idx) + 1 if isinstance(padding_idx, int) else 0
+
+
 def export(transformer: Any, tokenizer: Any, target: Path) -> Path:
     """Write ``transformer`` (a transformers encoder) as ONNX to ``target`` atomically; return ``target``.
 
@@ -109,6 +145,8 @@ def export(transformer: Any, tokenizer: Any, target: Path) -> Path:
     except ImportError as exc:
         raise ModelMissingError("exporting the embedder to ONNX needs the onnx package: pip install onnx") from exc
 
+    offset = position_offset(transformer)
+
     class _Segmented(torch.nn.Module):
         """The encoder's last states where a token sees only its own segment (BERT-style encoders)."""
 
@@ -119,8 +157,10 @@ def export(transformer: Any, tokenizer: Any, target: Path) -> Path:
         def forward(self, input_ids: Any, token_type_ids: Any, position_ids: Any, segment_ids: Any) -> Any:
             apart = segment_ids[:, :, None] != segment_ids[:, None, :]
             mask = apart.to(torch.float32)[:, None, :, :] * torch.finfo(torch.float32).min
-            hidden = self.inner.embeddings(input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids)
-            return self.inner.encoder(hidden, attention_mask=mask).last_hidden_state
+            hidden = self.inner.embeddings(input_ids=input_ids, token_type_ids=token_type_ids,
+                                           position_ids=position_ids + offset if offset else position_ids)
+            out = self.inner.encoder(hidden, attention_mask=mask)
+            return out[0] if isinstance(out, tuple) else out.last_hidden_state  # MPNet's encoder returns a tuple
 
     if not (hasattr(transformer, "embeddings") and hasattr(transformer, "encoder")):
         raise ModelMissingError(f"{type(transformer).__name__} is not a BERT-style encoder; not exported to ONNX")
@@ -182,6 +222,19 @@ def quantize(source: Path, target: Path) -> Path:
     return target
 
 
+def _float_instead(encoder: OnnxSentenceEncoder, refused: Path) -> OnnxSentenceEncoder:
+    """``encoder`` (float32 weights) with a note saying why int8 was not used, read from ``refused``."""
+    try:
+        cosine = json.loads(refused.read_text(encoding="utf-8")).get("min_cosine_to_float")
+    except (OSError, ValueError, AttributeError):
+        cosine = None
+    encoder.precision_note = (
+        f"int8 weights refused for this embedder (cosine to its float vectors {cosine} < {INT8_MIN_COSINE}): "
+        f"float32 weights instead; delete {refused} to try again"
+    )
+    return encoder
+
+
 class _DropQuantizerAdvice(logging.Filter):
     """Drops onnxruntime's root-logger advice to pre-process before quantising (printed on every export)."""
 
@@ -193,6 +246,8 @@ class OnnxSentenceEncoder:
     """Implements the ``Encoder`` protocol with an ONNX Runtime session; thread-safe, one session."""
 
     runtime = "onnx"
+    #: Why the weights are not the precision asked for ("" when they are).
+    precision_note = ""
 
     def __init__(self, model_file: Path, tokenizer: Any, model_id: str, dimension: int, max_length: int,
                  *, normalize: bool = True, threads: int = 1, precision: str = "float32") -> None:
@@ -203,8 +258,10 @@ class OnnxSentenceEncoder:
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         wanted = {i.name for i in self._session.get_inputs()}
-        if wanted != set(_INPUTS):
+        # An encoder without token types (MPNet) exports without that input; every other one is needed.
+        if not set(_REQUIRED) <= wanted <= set(_INPUTS):
             raise ModelMissingError(f"{model_file}: an export with inputs {sorted(wanted)}, not {list(_INPUTS)}")
+        self._inputs = tuple(name for name in _INPUTS if name in wanted)
         self.tokenizer = tokenizer
         self.model_id = model_id
         self.dimension = int(dimension)
@@ -225,20 +282,37 @@ class OnnxSentenceEncoder:
         dimension = int(transformer.config.hidden_size)
         normalize = type(list(st_model)[-1]).__name__ == "Normalize"
 
-        def load() -> OnnxSentenceEncoder:
-            return cls(target, st_model.tokenizer, model_id, dimension, int(st_model.max_seq_length or 256),
-                       normalize=normalize, threads=threads, precision="int8" if int8 else "float32")
+        def load(file: Path, weights: str) -> OnnxSentenceEncoder:
+            return cls(file, st_model.tokenizer, model_id, dimension, int(st_model.max_seq_length or 256),
+                       normalize=normalize, threads=threads, precision=weights)
 
+        refused = target.with_name(f"{target.stem}.refused.json")
+        if int8 and refused.is_file():  # int8 moved this model's vectors too far when it was first tried
+            if not exported.is_file():
+                export(transformer, st_model.tokenizer, exported)
+            return _float_instead(load(exported, "float32"), refused)
         if target.is_file():
             try:
-                return load()
+                return load(target, "int8" if int8 else "float32")
             except Exception:  # noqa: BLE001 - an unreadable export (disk trouble, foreign file) is redone once
                 target.unlink(missing_ok=True)
         if not exported.is_file():
             export(transformer, st_model.tokenizer, exported)
-        if int8:
-            quantize(exported, target)
-        return load()
+        if not int8:
+            return load(exported, "float32")
+        quantize(exported, target)
+        plain, quantised = load(exported, "float32"), load(target, "int8")
+        cosine = float(np.min(np.sum(plain.encode(INT8_PROBES) * quantised.encode(INT8_PROBES), axis=1)))
+        if cosine >= INT8_MIN_COSINE:
+            return quantised
+        target.unlink(missing_ok=True)
+        atomic_write_text(refused, json.dumps({"model": model_id, "min_cosine_to_float": round(cosine, 4),
+                                               "needed": INT8_MIN_COSINE}))
+        return _float_instead(plain, refused)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The graph's last hidden states for ``feeds`` (only the inputs this export has; caller holds the lock)."""
+        return self._session.run(None, {name: feeds[name] for name in self._inputs})[0]  # type: ignore[no-any-return]
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Mean-pooled (and L2-normalised) float32 vectors; length-sorted batches pad less.
@@ -259,7 +333,7 @@ class OnnxSentenceEncoder:
                                      max_length=self.max_length, return_tensors="np")
                 mask = np.asarray(enc["attention_mask"], dtype=np.int64)
                 feeds = _feeds(enc["input_ids"], mask, enc.get("token_type_ids"))
-                states = self._session.run(None, feeds)[0]
+                states = self._run(feeds)
                 weights = mask[..., None].astype(np.float32)
                 pooled = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
                 if self.normalize:
@@ -282,7 +356,7 @@ class OnnxSentenceEncoder:
         mask = np.asarray(enc["attention_mask"], dtype=np.int64)
         feeds = _feeds(enc["input_ids"], mask, enc.get("token_type_ids"))
         with self._lock:
-            states = self._session.run(None, feeds)[0][0]
+            states = self._run(feeds)[0]
         return TokenStates(cleaned, np.ascontiguousarray(states, dtype=np.float32),
                            np.asarray(enc["offset_mapping"][0], dtype=np.int64), self.normalize,
                            complete=mask.shape[1] < self.max_length)
@@ -308,7 +382,7 @@ class OnnxSentenceEncoder:
             "segment_ids": np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)[None, :],
         }
         with self._lock:
-            states = self._session.run(None, feeds)[0][0]
+            states = self._run(feeds)[0]
         out = []
         start = 0
         for text, n, offsets in zip(cleaned, lengths, enc["offset_mapping"], strict=True):
