@@ -33,6 +33,7 @@ Prints tables, writes ``bench/results/understanding.json``.
     python bench/understanding.py --index /tmp/idx      # reuse (or build once into) an index dir
     python bench/understanding.py --quick --index /tmp/idx   # refit head + OOS, intent figures only (~1-2 min)
     python bench/understanding.py --latency-only --index /tmp/idx  # latency section only (~3 min)
+    python bench/understanding.py --latency-only --latency-runs 3 --index /tmp/idx  # median of 3 runs, spread kept
 """
 
 from __future__ import annotations
@@ -324,6 +325,23 @@ def latency(index_dir: Path, data: Path, n: int) -> dict[str, Any]:
     return out
 
 
+def repeated_latency(index_dir: Path, data: Path, n: int, runs: int) -> dict[str, Any]:
+    """:func:`latency` ``runs`` times; the run with the median app p95 is the headline, every run's p95 kept.
+
+    Why: on a shared 2-core VM one run's p95 moves by a fifth from minute to minute (four runs within five
+    minutes measured 33.7-39.0 ms), as much as a code change does; a single run can neither claim nor
+    refute a 40 ms target.  The median run is what a user would most often see; ``runs`` shows the spread.
+    """
+    measured = [latency(index_dir, data, n) for _ in range(max(1, runs))]
+    ordered = sorted(measured, key=lambda lat: lat["new_ms_p95"])
+    headline = dict(ordered[(len(ordered) - 1) // 2])
+    headline["runs"] = [
+        {key: lat[key] for key in ("new_ms_p50", "new_ms_p95", "old_ms_p95", "load_avg_start", "load_avg_end")}
+        for lat in measured
+    ]
+    return headline
+
+
 def _pct(value: float | None) -> str:
     return "  n/a" if value is None else f"{value:.3f}"
 
@@ -366,6 +384,9 @@ def print_latency(lat: dict[str, Any]) -> None:
                   f"long p50 {lat.get(name + '_long_ms_p50', float('nan')):6.1f} ms"
                   + (f"  (texts the turn memo missed per message {lat[name + '_texts_encoded_mean']:.2f}; "
                      f"{more} messages ask for more than themselves)" if more is not None else ""))
+    if len(lat.get("runs", [])) > 1:
+        spread = ", ".join(f"{run['new_ms_p95']:.1f}" for run in lat["runs"])
+        print(f"  app p95 over {len(lat['runs'])} runs: {spread} ms (the median run is shown above)")
 
 
 def targets(rows: list[dict[str, Any]], lat: dict[str, Any]) -> dict[str, Any]:
@@ -402,7 +423,7 @@ def latency_only(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = args.index or Path(tmp) / "index"
         print(f"index: {build(args.kb, index_dir)}", file=sys.stderr)
-        lat = latency(index_dir, args.data, args.latency_messages)
+        lat = repeated_latency(index_dir, args.data, args.latency_messages, args.latency_runs)
     lat["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print_latency(lat)
     payload = json.loads(out.read_text(encoding="utf-8"))  # read late: another run may have written meanwhile
@@ -421,6 +442,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "kb" / "eval" / "queries.jsonl")
     parser.add_argument("--index", type=Path, help="index directory to reuse (built there when missing)")
     parser.add_argument("--latency-messages", type=int, default=120)
+    parser.add_argument("--latency-runs", type=int, default=1,
+                        help="measure latency this many times; the median run is reported, every run's p95 kept")
     parser.add_argument("--out", type=Path, default=None, help=f"results JSON (default {RESULTS.relative_to(ROOT)})")
     parser.add_argument("--quick", action="store_true",
                         help="refit head + OOS detector only (reuses --index's chunk embeddings), intent figures only")
@@ -446,7 +469,7 @@ def main() -> int:
         built = build(args.kb, index_dir)
         print(f"index: {built}", file=sys.stderr)
         rows, n = accuracy(index_dir, args.data)
-        lat = latency(index_dir, args.data, args.latency_messages)
+        lat = repeated_latency(index_dir, args.data, args.latency_messages, args.latency_runs)
     print_tables(rows, lat)
     met = targets(rows, lat)
     print("\ntargets (final configuration):")
