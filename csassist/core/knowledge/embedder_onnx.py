@@ -31,7 +31,7 @@ has ~3 ms of fixed cost (weights streamed, shape operators) whatever its length,
 message's four to seven sentences paid four to seven times (:mod:`~csassist.core.knowledge.message_vectors`).
 
 int8 is checked once, when first quantised: when a probe sentence's vector moves below
-:data:`INT8_MIN_COSINE` of the float model's (all-mpnet-base-v2: 0.90), the int8 file is dropped, a
+:data:`INT8_MIN_COSINE` of the float model's (all-mpnet-base-v2: 0.85), the int8 file is dropped, a
 ``*.refused.json`` beside it remembers why, and the float32 export runs instead (``precision_note``).
 BERT-style and RoBERTa/MPNet-style encoders export alike: the latter number positions from
 ``padding_idx + 1`` and have no token types (:func:`position_offset`; the export then has no
@@ -69,8 +69,8 @@ _REQUIRED = ("input_ids", "position_ids", "segment_ids")
 #: Part of the export's file name: a graph with other inputs is another file (an older one is ignored).
 GRAPH_VERSION = 2
 #: int8 weights are kept only when no probe sentence's vector moves further than this from the float
-#: model's (cosine).  MiniLM-L6 keeps 0.98-0.99 with per-channel 7-bit weights; all-mpnet-base-v2 fell
-#: to 0.90-0.92, which would quietly cost it the quality it is chosen for.
+#: model's (cosine).  MiniLM-L6 keeps 0.98 on these probes with per-channel 7-bit weights; all-mpnet-base-v2
+#: fell to 0.85, which would quietly cost it the quality it is chosen for.
 INT8_MIN_COSINE = 0.97
 #: What the int8 check encodes: short and long customer wording, an order number, punctuation.
 INT8_PROBES = (
