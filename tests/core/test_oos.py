@@ -105,7 +105,8 @@ def test_real_detector_flags_off_topic_and_keeps_questions(tmp_path: Path, real_
                                  "what's the weather going to be like on saturday", "tell me a funny joke"])
     assert [p.out_of_scope for p in preds] == [False, False, True, True]
     assert preds[0].top[0].intent == "track_order" and preds[0].neighbours[0].intent == "track_order"
-    assert "away" in preds[2].reason and preds[2].oos_score is not None and preds[2].oos_score > preds[0].oos_score
+    off_topic, question = preds[2].oos_score, preds[0].oos_score
+    assert "away" in preds[2].reason and off_topic is not None and question is not None and off_topic > question
 
 
 def test_detector_of_an_older_format_is_refused_with_advice(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
