@@ -114,16 +114,20 @@ class _Server(ThreadingHTTPServer):
             self._slots.release()
 
     def _refuse(self, request: socket.socket, why: str) -> None:
-        """Answer 503 without reading (non-blocking, best effort) and close; report now and then."""
+        """Answer 503 without reading (non-blocking, best effort) and close; report now and then.
+
+        The report goes out before the answer: whoever sees the 503 (a sender, a test) can rely on the
+        app having been told why (it was after it, and a loaded machine let the client win the race).
+        """
         self.intake._count(503)
-        with contextlib.suppress(OSError):
-            request.setblocking(False)
-            request.send(_BUSY_RESPONSE)
-        self.shutdown_request(request)
         now = time.monotonic()
         if now - self._last_busy_report >= _BUSY_REPORT_EVERY_S:
             self._last_busy_report = now
             self.intake._report(f"listen: refusing connections ({why})")
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            request.send(_BUSY_RESPONSE)
+        self.shutdown_request(request)
 
 
 class _Handler(BaseHTTPRequestHandler):
