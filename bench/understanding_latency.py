@@ -102,7 +102,7 @@ def repeated_latency(index_dir: Path, data: Path, n: int, runs: int) -> dict[str
     """
     measured = [latency(index_dir, data, n) for _ in range(max(1, runs))]
     ordered = sorted(measured, key=lambda lat: lat["new_ms_p95"])
-    headline = dict(ordered[(len(ordered) - 1) // 2])
+    headline = dict(ordered[len(ordered) // 2])  # an even count reports the slower middle run, never the faster
     headline["runs"] = [
         {key: lat[key] for key in ("new_ms_p50", "new_ms_p95", "old_ms_p95", "load_avg_start", "load_avg_end")}
         for lat in measured
