@@ -260,17 +260,10 @@ class Workspace:
         :meth:`ensure_index` do it by themselves.  A missing or unreadable detector is not "outdated":
         loading it says what is wrong.
         """
-        import json
-
         from csassist.core.knowledge.index import OOS_SUBDIR
-        from csassist.core.understand.oos import FORMAT
+        from csassist.core.understand.oos import of_another_format
 
-        meta_path = (index_dir or self.index_dir) / OOS_SUBDIR / "meta.json"
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return isinstance(meta, dict) and meta.get("format") != FORMAT
+        return of_another_format((index_dir or self.index_dir) / OOS_SUBDIR)
 
     def build_index(
         self,

@@ -59,6 +59,8 @@ FORMAT = 3
 OFF_TOPIC_FILES = ("offtopic.csv", "offtopic.jsonl")
 FEATURES = ("top_probability", "margin", "nearest_in_scope", "mean3_in_scope", "nearest_off_topic", "kb_match",
             "off_topic_probe", "off_topic_words")
+#: The detector's settings, texts and format beside ``detector.npz``.
+META_FILE = "meta.json"
 #: Subdirectory of the detector's directory holding its word probe (a two-label :class:`LexicalVote`).
 WORDS_SUBDIR = "words"
 #: The word probe's labels: column 1 is P(off-topic).
@@ -174,7 +176,7 @@ class OOSDetector:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
-        """Write atomically to ``directory`` (``detector.npz`` + ``meta.json``)."""
+        """Write atomically to ``directory`` (``detector.npz`` + :data:`META_FILE`)."""
         with atomic_directory(Path(directory)) as tmp:
             np.savez(
                 tmp / "detector.npz",
@@ -196,7 +198,7 @@ class OOSDetector:
                 "example_labels": self.example_labels,
                 "report": self.report,
             }
-            (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+            (tmp / META_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
             if self.words is not None:
                 (tmp / WORDS_SUBDIR).mkdir()
                 self.words.save(tmp / WORDS_SUBDIR)
@@ -206,7 +208,7 @@ class OOSDetector:
         """Load a detector fitted with ``encoder``'s model; :class:`ModelMissingError` otherwise."""
         directory = Path(directory)
         try:
-            meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+            meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
             arrays = np.load(directory / "detector.npz", allow_pickle=False)
             examples, negatives = arrays["examples"].astype(np.float32), arrays["negatives"].astype(np.float32)
             coef, mean, scale = arrays["coef"], arrays["mean"], arrays["scale"]
@@ -232,6 +234,18 @@ class OOSDetector:
             encoder_id=encoder.model_id, probe_coef=probe_coef,
             probe_intercept=float(meta.get("probe_intercept", 0.0)), words=words, report=meta.get("report", {}),
         )
+
+
+def of_another_format(directory: Path) -> bool:
+    """True when ``directory`` holds a detector saved in another :data:`FORMAT` (an older csassist wrote it).
+
+    A missing or unreadable detector is not "of another format": :meth:`OOSDetector.load` says what is wrong.
+    """
+    try:
+        meta = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") != FORMAT
 
 
 # ------------------------------------------------------------------------------------------------ using
@@ -316,7 +330,7 @@ def load_oos_model(inner: IntentModel, index_dir: Path, encoder: Encoder,
                    kb_similarity: KBSimilarity | None = None) -> IntentModel:
     """``inner`` wrapped with the detector fitted beside the index, or ``inner`` itself when there is none."""
     directory = Path(index_dir) / "oos"
-    if not (directory / "meta.json").exists():
+    if not (directory / META_FILE).exists():
         return inner
     if isinstance(inner, OOSAwareIntentModel):  # never stack two detectors
         inner = IntentModel(**{f.name: getattr(inner, f.name) for f in fields(IntentModel)})
