@@ -51,17 +51,18 @@ def _torch_vectors(model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-class _Transformer:
+# Named as SentenceTransformer's modules are: the exporter recognises a pipeline by its modules' class names.
+class Transformer:
     def __init__(self, model: Any) -> None:
         self.auto_model = model
 
 
-class _Pooling:
+class Pooling:
     def get_config_dict(self) -> dict[str, str]:
         return {"pooling_mode": "mean"}
 
 
-class _Normalize:
+class Normalize:
     pass
 
 
@@ -69,13 +70,9 @@ class _Pipeline(list):  # type: ignore[type-arg]
     """What ``from_sentence_transformer`` reads of a SentenceTransformer: its modules, tokenizer, length."""
 
     def __init__(self, model: Any, tokenizer: Any) -> None:
-        super().__init__([_Transformer(model), _Pooling(), _Normalize()])
+        super().__init__([Transformer(model), Pooling(), Normalize()])
         self.tokenizer = tokenizer
         self.max_seq_length = 128
-
-
-# The pipeline's module classes are recognised by name, as SentenceTransformer's are.
-_Transformer.__name__, _Pooling.__name__, _Normalize.__name__ = "Transformer", "Pooling", "Normalize"
 
 
 def test_positions_start_where_each_family_starts_them(tiny_mpnet: tuple[Any, Any]) -> None:
