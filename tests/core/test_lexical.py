@@ -93,3 +93,31 @@ def test_a_model_on_other_intents_keeps_its_own_ranking(tmp_path: Path) -> None:
     (tmp_path / "intent" / "lexical.json").write_text("{broken", encoding="utf-8")
     notes: list[str] = []
     assert attach_kb(other, tmp_path, encoder, None, notes=notes).lexical is None and "unreadable" in notes[0]
+
+
+def test_a_topic_only_fit_cannot_learn_full_stops_as_a_topic() -> None:
+    # Off-topic rows written as several sentences, real questions as one: the style a KB's spam and its
+    # questions really differ by.  A full-style probe learns the ". " and moves on full stops alone.
+    in_scope = ["where is my parcel", "my parcel has not arrived", "track my order please", "when will my order come",
+                "has my parcel shipped yet", "my order is late"]
+    off_topic = ["Cheap watches. Limited offer. Buy now.", "Win a prize. Click here. Act fast.",
+                 "Hot singles nearby. Meet them today.", "We do SEO. Rank first. Call us.",
+                 "Crypto gains. Double your money. Join now.", "Free loans. No checks. Apply today."]
+    texts, y = in_scope + off_topic, np.array([0] * len(in_scope) + [1] * len(off_topic))
+    full = fit_lexical(texts, y, ("in", "off"))
+    topic = fit_lexical(texts, y, ("in", "off"), topic_terms_only=True)
+    assert ". " in full.vocabularies[1]
+    assert not [t for v in topic.vocabularies for t in v if t.rstrip(" ")[-1:] in ".?!" or not t.strip()]
+
+    def moved_by_full_stops(vote: LexicalVote) -> float:
+        written, bare = vote.probs(["Hello. Thanks. Bye.", "Hello thanks bye"])[:, 1]
+        return float(written - bare)
+
+    assert moved_by_full_stops(full) > 0.1
+    assert abs(moved_by_full_stops(topic)) < 0.05
+
+
+def test_a_topic_only_fit_keeps_punctuation_inside_words() -> None:
+    texts = ["my bol.com order", "a made.com sofa", "where is my parcel", "my order is late"]
+    topic = fit_lexical(texts, np.array([1, 1, 0, 0]), ("in", "off"), topic_terms_only=True)
+    assert {".com", ".co", ".c"} <= set(topic.vocabularies[1])  # in two rows each: kept by min_df

@@ -90,7 +90,10 @@ def _fit_word_probe(texts: Sequence[str], target: np.ndarray, seed: int,
 
     The lexical intent vote's model (TF-IDF word 1-2-grams + character 2-5-grams, logistic
     regression, :data:`~csassist.core.learn.lexical_fit.LEXICAL_C`) with two labels; ``target`` is 1
-    for off-topic rows.  Held-out scores, as for the embedding probe.
+    for off-topic rows.  Held-out scores, as for the embedding probe.  Without n-grams of sentence
+    punctuation (``topic_terms_only``): with them the probe's strongest off-topic term was ". ", and
+    removing a message's full stops changed 2.4 % of the dev set's verdicts (OOS recall 0.887 -> 0.838);
+    without them 0.7 %.
     """
     fold_of = np.random.default_rng(seed + 2).integers(0, folds, size=len(texts))
     held = np.zeros(len(texts))
@@ -98,9 +101,9 @@ def _fit_word_probe(texts: Sequence[str], target: np.ndarray, seed: int,
         train, test = np.flatnonzero(fold_of != f).tolist(), np.flatnonzero(fold_of == f).tolist()
         if len(np.unique(target[train])) < 2 or not len(test):
             continue
-        probe = fit_lexical([texts[i] for i in train], target[train], WORD_LABELS, seed=seed)
+        probe = fit_lexical([texts[i] for i in train], target[train], WORD_LABELS, seed=seed, topic_terms_only=True)
         held[test] = probe.probs([texts[i] for i in test])[:, 1]
-    return held, fit_lexical(list(texts), target, WORD_LABELS, seed=seed)
+    return held, fit_lexical(list(texts), target, WORD_LABELS, seed=seed, topic_terms_only=True)
 
 
 def choose_oos_threshold(p_in: np.ndarray, p_neg: np.ndarray, target_flagged: float = TARGET_FLAGGED) -> float:
