@@ -7,7 +7,8 @@ an agent trusts a KB answer faster when the sentence that matched is shown, so e
 sentences are embedded at index time.
 
 Markdown is flattened first (headings, list bullets, bold markers) so that a bullet list counts as
-separate sentences and its markers are never shown as evidence.
+separate sentences and its markers are never shown as evidence.  A full stop of an abbreviation
+("e.g.", "Larkspur & Co.") does not end a sentence (:mod:`csassist.core.abbreviations`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from csassist.core.abbreviations import ends_with_abbreviation
+
 _MARKERS = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
-_BOUNDARY = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+_BOUNDARY = re.compile(r"(?<=[.!?])\s+")
 #: Pieces shorter than this are glued to their neighbour ("Hi." carries nothing on its own).
 MIN_CHARS = 12
 #: Sentences longer than this are cut (the encoder truncates anyway; evidence must stay readable).
@@ -25,9 +28,16 @@ MAX_CHARS = 400
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text`` without Markdown markers; short fragments merged into the next one."""
-    lines = [_MARKERS.sub("", line) for line in (text or "").splitlines()]
-    flat = "\n".join(line.replace("**", "").replace("__", "") for line in lines)
-    pieces = [p.strip() for p in _BOUNDARY.split(flat) if p and p.strip()]
+    pieces: list[str] = []
+    for raw in (text or "").splitlines():  # a line break always ends a sentence
+        line = _MARKERS.sub("", raw).replace("**", "").replace("__", "")
+        merged: list[str] = []
+        for piece in (p.strip() for p in _BOUNDARY.split(line)):
+            if merged and piece and ends_with_abbreviation(merged[-1], piece):
+                merged[-1] = f"{merged[-1]} {piece}"
+            elif piece:
+                merged.append(piece)
+        pieces.extend(merged)
     out: list[str] = []
     carry = ""
     for piece in pieces:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from csassist.core.abbreviations import ends_with_abbreviation
 from csassist.core.textmetrics import tokens
 from csassist.core.types import Analysis, Passage
 from csassist.settings import CompanySettings
@@ -23,8 +24,6 @@ MAX_SENTENCES = 4
 #: ... and at most this many words of passage text.
 MAX_WORDS = 90
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-#: Abbreviations after which a full stop does not end a sentence.
-_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "approx.", "no.", "vs.", "incl.", "min.", "max.")
 #: Words that carry no topic: ignored when matching a passage sentence to a message or a draft.
 STOPWORDS = frozenset(
     [
@@ -102,7 +101,7 @@ def split_sentences(text: str) -> list[str]:
         pieces = [s.strip() for s in _SENTENCE_END.split(line) if s.strip()]
         merged: list[str] = []
         for piece in pieces:
-            if merged and merged[-1].lower().endswith(_ABBREVIATIONS):
+            if merged and ends_with_abbreviation(merged[-1], piece):
                 merged[-1] = f"{merged[-1]} {piece}"
             else:
                 merged.append(piece)

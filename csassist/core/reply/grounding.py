@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from csassist.core.abbreviations import ends_with_abbreviation
 from csassist.core.reply.claims import MAX_CHARS, URL, RawClaim, extract_claims, norm_url
 from csassist.core.reply.extractive import STOPWORDS, split_sentences
 from csassist.core.textmetrics import tokens
@@ -67,7 +68,6 @@ _CONVERSATIONAL = re.compile(
 #: A sign-off line: a name or "the X team", capitalised, without a full stop at the end.
 _SIGNATURE = re.compile(r"^(?:the |The )?[A-Z][\w.'&-]{0,30}(?: [\w'&-][\w.'&-]{0,30}){0,4}(?<![.!?])$")
 _SENT_END = re.compile(r"[.!?]{1,3}[\"')\]]{0,2}(?=\s)|\n")
-_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "approx.", "no.", "vs.", "incl.", "min.", "max.", "mr.", "mrs.", "dr.", "co.", "inc.", "ltd.")
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,9 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             spans.append((a + lead, a + trail))
 
     for m in _SENT_END.finditer(text):
-        if m.group(0) != "\n" and text[start : m.end()].rstrip().lower().endswith(_ABBREVIATIONS):
+        if m.group(0) != "\n" and ends_with_abbreviation(
+            text[max(start, m.end() - 16) : m.end()], text[m.end() : m.end() + 8]
+        ):
             continue
         push(start, m.end())
         start = m.end()
