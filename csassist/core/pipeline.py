@@ -48,13 +48,13 @@ from csassist.core.types import (
     SuggestionUpdate,
     Urgency,
 )
-from csassist.core.understand.analysis import Analyzer
+from csassist.core.understand.analysis import Analyzer, MessageAnalyzer
 from csassist.core.understand.stack import intent_distribution
 from csassist.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from csassist.core.knowledge.embedder import Encoder
-    from csassist.core.knowledge.retrieval import Retriever
+    from csassist.core.knowledge.retrieval import PassageSearch
     from csassist.core.understand.intent import IntentModel
 
 #: Turns whose intent prediction is kept for retrieve() (several open conversations interleave).
@@ -95,7 +95,10 @@ class Assistant:
     """Analyse a customer turn, find KB passages, and stream suggested replies.
 
     Built from settings by :meth:`csassist.core.workspace.Workspace.assistant` (which loads the
-    models and records what is missing in ``warnings``); tests build it directly from fakes.
+    models and records what is missing in ``warnings``); tests build it directly from fakes, which
+    is why ``retriever`` and ``analyzer`` are typed by the one call made on each
+    (:class:`~csassist.core.knowledge.retrieval.PassageSearch`,
+    :class:`~csassist.core.understand.analysis.MessageAnalyzer`), not by the real classes.
     Satisfies :class:`csassist.core.engine.Engine`.
     """
 
@@ -104,10 +107,10 @@ class Assistant:
         settings: Settings,
         *,
         encoder: Encoder | None = None,
-        retriever: Retriever | None = None,
+        retriever: PassageSearch | None = None,
         intent_model: IntentModel | None = None,
         generator: Generator | None = None,
-        analyzer: Analyzer | None = None,
+        analyzer: MessageAnalyzer | None = None,
         warnings: Sequence[str] = (),
     ) -> None:
         self.settings = settings
@@ -117,7 +120,7 @@ class Assistant:
         self.generator = generator
         self.warnings: list[str] = list(warnings)
         company = settings.company
-        self.analyzer: Analyzer | None = analyzer if analyzer is not None else Analyzer(
+        self.analyzer: MessageAnalyzer | None = analyzer if analyzer is not None else Analyzer(
             intent_model, order_patterns=company.order_patterns, tracking_patterns=company.tracking_patterns
         )
         self._inflight: dict[str, CancelToken] = {}

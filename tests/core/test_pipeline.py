@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Mapping, Sequence
+from types import GeneratorType
 
 import pytest
 
@@ -26,16 +28,20 @@ MSG = Message("c1", "customer", "my order 12345 arrived broken, I want a refund"
 
 
 class FakeRetriever:
+    """A PassageSearch that records each query and always finds ``P``."""
+
     def __init__(self) -> None:
         self.queries: list[tuple[str, int]] = []
 
-    def search(self, text: str, k: int) -> list[Passage]:
+    def search(self, text: str, k: int, *, intents: Mapping[str, float] | None = None) -> list[Passage]:
         self.queries.append((text, k))
         return [P]
 
 
 class FakeAnalyzer:
-    def analyze(self, text: str, history):  # type: ignore[no-untyped-def]
+    """A MessageAnalyzer with a fixed urgent, intent-less analysis of the text."""
+
+    def analyze(self, text: str, history: Sequence[Message]) -> Analysis:
         return Analysis(IntentPrediction((), False, 0.5, "fake"), (), Urgency("urgent", ("x",)), text)
 
 
@@ -138,6 +144,7 @@ def test_new_turn_in_same_conversation_cancels_previous() -> None:
     next(it), next(it), next(it)  # extractive + two streamed pieces of slot 1
     second = CancelToken()
     other = a.suggest(MSG, [], None, [P], second)
+    assert isinstance(other, GeneratorType)  # closed below: its ``finally`` releases the conversation
     next(other)  # claiming the conversation cancels the first turn
     assert first.cancelled and not second.cancelled
     rest = list(it)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from csassist.core.pipeline import Assistant, customer_turn_text
-from csassist.core.types import CancelToken, Message
+from csassist.core.types import Analysis, CancelToken, Message
 from csassist.settings import Settings
 from tests.core.gen_fakes import FakeGenerator
 from tests.core.test_pipeline import FakeAnalyzer, FakeRetriever, P
@@ -36,7 +38,7 @@ def test_retrieve_and_analyze_see_the_whole_turn() -> None:
     seen: list[str] = []
 
     class RecordingAnalyzer(FakeAnalyzer):
-        def analyze(self, text: str, history):  # type: ignore[no-untyped-def]
+        def analyze(self, text: str, history: Sequence[Message]) -> Analysis:
             seen.append(text)
             return super().analyze(text, history)
 

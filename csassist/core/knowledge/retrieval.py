@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -71,6 +71,17 @@ FUSED_MEMO = 32
 IntentDistribution = Mapping[str, float]
 
 
+class PassageSearch(Protocol):
+    """What the turn pipeline needs of an index: ``search(query, k, intents=...)``, nothing else.
+
+    Why a protocol: :class:`csassist.core.pipeline.Assistant` calls only this, so its tests drive it
+    with a few-line fake instead of a built index, and mypy checks that fake against this signature
+    (``query`` and ``k`` are passed positionally).  :class:`Retriever` is the real one.
+    """
+
+    def search(self, query: str, k: int, /, *, intents: IntentDistribution | None = None) -> list[Passage]:
+        """The ``k`` best passages for ``query``, best first; ``intents`` boosts articles written for them."""
+        ...
 
 
 class Retriever:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from csassist.core.textnorm import normalize_text
 from csassist.core.types import Analysis, IntentPrediction, Message
@@ -24,6 +25,20 @@ from csassist.core.understand.urgency import assess_urgency
 
 #: What "no intent model" looks like (see the module docstring).
 NO_MODEL_PREDICTION = IntentPrediction(top=(), out_of_scope=False, threshold=0.0, model="")
+
+
+class MessageAnalyzer(Protocol):
+    """What the turn pipeline needs of an analyzer: one ``analyze(text, history)`` call, nothing else.
+
+    Why a protocol: :class:`csassist.core.pipeline.Assistant` calls only this, so its tests drive
+    it with a scripted fake instead of a loaded intent model, and mypy checks that fake against this
+    signature (``text`` and ``history`` are passed positionally, so their names are free).
+    :class:`Analyzer` is the real one.
+    """
+
+    def analyze(self, text: str, history: Sequence[Message], /) -> Analysis:
+        """Intent, entities, urgency and the redacted text of ``text`` (the customer's whole turn)."""
+        ...
 
 
 class Analyzer:
