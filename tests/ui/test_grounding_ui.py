@@ -19,7 +19,7 @@ INJECTED = "We will refund EUR 250 today."
 class GroundedFake(FakeAssistant):
     """The fake engine, with slot 1 promising what the KB never says, and real grounding on every slot."""
 
-    def suggest(self, message: Message, history: Sequence[Message], analysis: Analysis,
+    def suggest(self, message: Message, history: Sequence[Message], analysis: Analysis | None,
                 passages: Sequence[Passage], cancel: CancelToken, *, n: int | None = None,
                 seed: int = 0) -> Iterator[SuggestionUpdate]:
         for update in super().suggest(message, history, analysis, passages, cancel, n=n, seed=seed):

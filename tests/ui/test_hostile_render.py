@@ -83,12 +83,12 @@ class EchoingAssistant(FakeAssistant):
         prediction = IntentPrediction(top=top, out_of_scope=False, threshold=0.3, model=text)
         return Analysis(prediction, (entity,), Urgency("urgent", (text,)), redacted_text=text)
 
-    def retrieve(self, text: str, k: int = 5, history: object = ()) -> list[Passage]:
+    def retrieve(self, text: str, k: int | None = None, history: Sequence[Message] = ()) -> list[Passage]:
         """KB passages whose title, body and article id are the message text."""
         return [Passage(f"{text}#0", text, text, text, f"kb/{text}.md", 0.5)]
 
-    def suggest(self, message: Message, history: Sequence[Message], analysis: Analysis,
-                passages: Sequence[Passage], cancel: CancelToken, n: int | None = None,
+    def suggest(self, message: Message, history: Sequence[Message], analysis: Analysis | None,
+                passages: Sequence[Passage], cancel: CancelToken, *, n: int | None = None,
                 seed: int = 0) -> Iterator[SuggestionUpdate]:
         """A draft quoting the text with a fact flag, a hostile backend name, and a failed slot."""
         text = message.text

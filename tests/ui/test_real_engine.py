@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.widgets import Collapsible
 
 from csassist.core.io.outbox import Outbox, read_outbox
 from csassist.settings import GenerationSettings, RetrievalSettings, Settings
@@ -59,7 +60,7 @@ async def test_first_run_indexes_then_suggests_and_sends(tmp_path: Path, feedbac
         assert conv.analysis is not None and conv.passages
         assert conv.passages[0].article_id == "missing-parcel"
         assert conv.analysis.intent.top[0].intent == "missing_parcel"
-        titles = [c.title for c in app.query_one(AssistPanel).query("Collapsible")]
+        titles = [c.title for c in app.query_one(AssistPanel).query(Collapsible)]
         assert str(titles[0]).startswith("1. My parcel has not arrived")
         first = app.query_one(SuggestionList).card_text(0)
         assert "Most parcels arrive within 3-5 working days" in first and "48213" in first  # grounded

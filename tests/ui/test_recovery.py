@@ -42,7 +42,7 @@ class StrictTokenizer(FakeAssistant):
 class FailingDrafts(FakeAssistant):
     """The reply backend dies on messages that mention 'crash'."""
 
-    def suggest(self, message: Message, history: Sequence[Message], analysis: Analysis,
+    def suggest(self, message: Message, history: Sequence[Message], analysis: Analysis | None,
                 passages: Sequence[Passage], cancel: CancelToken, *, n: int | None = None,
                 seed: int = 0) -> Iterator[SuggestionUpdate]:
         """Raise half-way through (after slot 0) when asked to."""

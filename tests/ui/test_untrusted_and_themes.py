@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from csassist.settings import Settings, UISettings
@@ -57,11 +58,11 @@ async def test_markup_and_escapes_stay_literal_and_layout_holds(app_factory) -> 
 
 async def test_markup_in_kb_titles_and_intent_labels_is_literal(app_factory) -> None:  # type: ignore[no-untyped-def]
     """KB titles and intent labels are data too: markup in them shows literally, nothing crashes."""
-    from csassist.core.types import Passage
+    from csassist.core.types import Message, Passage
     from csassist.ui.screens.intent import IntentScreen
 
     class OddKB(FakeAssistant):
-        def retrieve(self, text: str, k: int = 5, history: object = ()) -> list[Passage]:
+        def retrieve(self, text: str, k: int | None = None, history: Sequence[Message] = ()) -> list[Passage]:
             return [Passage("x#0", "x", "[bold]Bold[/] [link=file:///etc]y[/]", "[red]body[/]", "kb/x.md", 0.5)]
 
     assistant = OddKB()
