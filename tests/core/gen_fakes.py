@@ -7,9 +7,13 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from csassist.core.errors import BackendError
 from csassist.core.types import CancelToken
+
+if TYPE_CHECKING:  # pragma: no cover - the real backend imports torch; tests load it lazily
+    from csassist.core.reply.generation_local import LocalGenerator
 
 
 class FakeGenerator:
@@ -66,7 +70,7 @@ def default_model_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def real_local_generator():  # type: ignore[no-untyped-def]
+def real_local_generator() -> LocalGenerator:
     """The real local backend on the default model, loaded once per test process."""
     from csassist.core.knowledge.embedder import configure_threads
     from csassist.core.reply.generation_local import LocalGenerator

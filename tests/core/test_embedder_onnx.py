@@ -105,7 +105,14 @@ def test_int8_vectors_stay_near_float_and_never_depend_on_the_batch(tmp_path: Pa
 
 def test_auto_falls_back_to_torch_with_a_reason(tmp_path: Path, fresh_runtime_cache: Any,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_base = type("Base", (), {"model": object(), "runtime": "torch", "fallback_reason": ""})()
+    class TorchEncoderStandIn:
+        """What the fallback touches on the PyTorch encoder: its pipeline, runtime and reason."""
+
+        model = object()
+        runtime = "torch"
+        fallback_reason = ""
+
+    fake_base = TorchEncoderStandIn()
     monkeypatch.setattr(embedder_module, "_load_encoder_cached", lambda model_id: fake_base)
     monkeypatch.setattr(embedder_onnx, "runtime_available", lambda: False)
     assert load_encoder(None, runtime="auto", cache_dir=tmp_path) is fake_base

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,11 @@ from tests.hostile_corpus import HUGE_INT_JSON, TIMESTAMPS_BAD, TIMESTAMPS_BAD_J
 
 
 @pytest.fixture
-def server() -> ListenServer:
+def server() -> Iterator[ListenServer]:
     received = Received()
     srv = ListenServer(port=0, token=TOKEN, on_message=received).start()
     srv.received = received  # type: ignore[attr-defined]
-    yield srv  # type: ignore[misc]
+    yield srv
     srv.stop()
 
 

@@ -18,7 +18,7 @@ LABELS = ("cancel_order", "refund_status", "track_order")
 
 
 def test_votes_decay_by_rank_split_over_intents_and_ignore_unknown() -> None:
-    hits = [[("track_order",), ("refund_status", "cancel_order"), ("no_such_intent",)], [], [("unknown",)]]
+    hits: list[list[tuple[str, ...]]] = [[("track_order",), ("refund_status", "cancel_order"), ("no_such_intent",)], [], [("unknown",)]]
     votes = vote_matrix(hits, LABELS, depth=5, decay=0.5)
     # rank 0: 1.0 to track_order; rank 1: 0.5 split in two; rank 2 names an unknown intent: nothing
     assert votes[0] == pytest.approx(np.array([0.25, 0.25, 1.0]) / 1.5)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,10 @@ def customer(cid: str, text: str, name: str = "Ana", ts: float = FIXED_NOW - 90)
 
 
 @pytest.fixture
-def feedback(tmp_path: Path) -> FeedbackLog:
+def feedback(tmp_path: Path) -> Iterator[FeedbackLog]:
     """A real feedback log in the test's temp dir."""
     log = FeedbackLog(tmp_path / "feedback.sqlite3")
-    yield log  # type: ignore[misc]
+    yield log
     log.close()
 
 
