@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from csassist.core.errors import DataError, ModelMissingError
     from csassist.core.sanitize import terminal_safe_json
     from csassist.core.textnorm import normalize_text
+    from csassist.core.understand.own_words import own_words
     from csassist.core.understand.stack import intent_distribution, load_understanding
 
     # argv with invalid UTF-8 arrives with surrogate escapes: normalise like every other entry point
@@ -87,11 +88,13 @@ def run(args: argparse.Namespace) -> int:
         for extra in parts.notes:
             print(f"warning: {extra}", file=sys.stderr)
     analysis = workspace.analyzer(model).analyze(text)
+    words = own_words(text)  # what the analysis read: no quoted reply, signature or sign-off
     passages = []
     if retriever is not None:
         top_k = workspace.settings.retrieval.top_k
-        passages = retriever.search(text, top_k, intents=intent_distribution(analysis.intent))
+        passages = retriever.search(words, top_k, intents=intent_distribution(analysis.intent))
     result = _analysis_dict(analysis, note, description, passages)
+    result["own_words"] = words if words != text.strip() else None
     if args.json:
         print(terminal_safe_json(result))
         return 0
@@ -103,6 +106,8 @@ def _print_plain(r: dict) -> None:
     """Human-readable output; customer text is printed as plain text, never interpreted as markup."""
     from csassist.core.sanitize import make_safe_for_terminal, safe_line
 
+    if r.get("own_words"):  # the quoted reply / signature / sign-off were set aside
+        print(f"read only: {safe_line(r['own_words'])}")
     if r["note"]:
         print(f"intent:    (unavailable) {safe_line(r['note'])}")
     elif not r["top"]:

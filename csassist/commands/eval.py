@@ -151,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
     if not workspace.index_missing(index_dir) or args.what == "retrieval":
         parts = load_understanding(index_dir, encoder, intent_model=model)
         model = parts.intent_model
-    texts = [q.text for q in queries]
+    from csassist.core.understand.own_words import own_words
+
+    texts = [own_words(q.text) for q in queries]  # as the app reads a message: the customer's own words
     report = _retrieval(parts, queries, texts, args.k) if args.what == "retrieval" else _intents(model, queries, texts)
     report["skipped_rows"] = len(problems)
     if args.json:

@@ -49,6 +49,7 @@ from csassist.core.types import (
     Urgency,
 )
 from csassist.core.understand.analysis import Analyzer, MessageAnalyzer
+from csassist.core.understand.own_words import own_words
 from csassist.core.understand.stack import intent_distribution
 from csassist.settings import Settings
 
@@ -68,17 +69,19 @@ def customer_turn_text(text: str, history: Sequence[Message], *, max_messages: i
     that's £42"): the last message alone often carries no intent and retrieves the wrong article.
     Intent, entities and retrieval therefore look at the messages since the agent last wrote (at most
     ``max_messages``).  The newest message comes first so that the encoder's length limit cuts the
-    oldest part, never the newest.  With no pending messages the result is ``text`` unchanged.
+    oldest part, never the newest.  Each message counts with its own words only
+    (:func:`~csassist.core.understand.own_words.own_words`: no quoted earlier reply, signature or
+    sign-off), so that an e-mail's quoted thread never outweighs what the customer wrote.
     """
     pending: list[str] = []
     for earlier in reversed(history):
         if earlier.speaker != "customer" or len(pending) >= max_messages - 1:
             break
         if earlier.text.strip():
-            pending.append(earlier.text.strip())
+            pending.append(own_words(earlier.text))
     if not pending:
-        return text
-    return "\n".join([text.strip(), *pending])
+        return own_words(text) if text.strip() else text
+    return "\n".join([own_words(text), *pending])
 
 
 def _empty_analysis(text: str) -> Analysis:

@@ -56,3 +56,15 @@ def test_analyze_normalises_an_argument_with_invalid_utf8(capsys: pytest.Capture
     out = json.loads(capsys.readouterr().out)
     assert out["redacted_text"] == "order LK-204817 \ufffd\ufffd caf\u00e9"
     assert [e["value"] for e in out["entities"]] == ["LK-204817"]
+
+
+def test_analyze_reads_the_customers_own_words(capsys: pytest.CaptureFixture[str]) -> None:
+    mail = ("Order LK-204817 never came.\n\nKind regards,\nJo Smith\n+31 6 12345678\n\n"
+            "On Mon, 3 Mar 2025 at 10:12, Larkspur <care@larkspur.example> wrote:\n> Returns are free for 30 days.")
+    assert main(["analyze", mail, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["own_words"] == "Order LK-204817 never came."
+    assert [e["value"] for e in out["entities"]] == ["LK-204817"]  # not the signature's phone or our address
+    assert "[PHONE_1]" in out["redacted_text"]  # the whole message is still redacted for display
+    assert main(["analyze", mail]) == 0
+    assert "read only: Order LK-204817 never came." in capsys.readouterr().out

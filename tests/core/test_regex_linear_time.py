@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from csassist.core.understand.analysis import Analyzer
 from csassist.core.understand.entities import extract_entities
+from csassist.core.understand.own_words import own_words
 from csassist.core.understand.redact import redact, redact_for_storage
 from csassist.core.understand.user_patterns import PatternError, compile_user_pattern, pattern_problem
 from tests.hostile_corpus import CATASTROPHIC_INPUT, CATASTROPHIC_PATTERNS, REGEX_BOMBS
@@ -38,8 +39,8 @@ def test_the_reported_reproduction_is_fast() -> None:
 
 @pytest.mark.parametrize(("name", "text"), REGEX_BOMBS, ids=[n for n, _ in REGEX_BOMBS])
 def test_every_regex_bomb_is_handled_in_bounded_time(name: str, text: str) -> None:
-    """Storage redaction, display redaction and entity extraction stay fast on every bomb."""
-    for fn in (redact_for_storage, lambda t: redact(t, reversible=True), extract_entities):
+    """Storage redaction, display redaction, entity extraction and the own-words reader stay fast on every bomb."""
+    for fn in (redact_for_storage, lambda t: redact(t, reversible=True), extract_entities, own_words):
         assert _timed(fn, text) < BOUND_S, f"{name}: {fn}"
 
 
@@ -55,7 +56,8 @@ def test_keyword_rules_do_not_backtrack_over_long_gaps(text: str) -> None:
 # Adversarial strings: repetitions of the pieces regexes trip over, mixed with random text.
 _PIECES = st.sampled_from(
     ["a@", "@", "a.", ".", "1", "1 ", "1-", "1.", "#", "#1", "+", "(", ")", "order ", "invoice ", "tracking ",
-     " ", "-", "LK-", "NL12", "€", "EUR ", "cvv ", "x" * 60, "\u00a0", "/", "1/1/"]
+     " ", "-", "LK-", "NL12", "€", "EUR ", "cvv ", "x" * 60, "\u00a0", "/", "1/1/",
+     "\n", "> ", "On 1 ", " wrote:", "From: x\n", "Thanks,\n", "--\n"]
 )
 _ADVERSARIAL = st.builds(
     lambda parts, reps, noise: "".join(p * reps for p in parts) + noise,
@@ -71,6 +73,7 @@ def test_property_redaction_and_extraction_are_fast_on_adversarial_strings(text:
     """Whatever repetition of trouble pieces comes in, each call finishes within the bound."""
     assert _timed(redact_for_storage, text) < BOUND_S
     assert _timed(extract_entities, text) < BOUND_S
+    assert _timed(own_words, text) < BOUND_S
 
 
 @pytest.mark.parametrize("pattern", CATASTROPHIC_PATTERNS)

@@ -20,6 +20,7 @@ from csassist.core.textnorm import normalize_text
 from csassist.core.types import Analysis, IntentPrediction, Message
 from csassist.core.understand.entities import extract_entities
 from csassist.core.understand.intent import IntentModel
+from csassist.core.understand.own_words import own_words
 from csassist.core.understand.redact import redact
 from csassist.core.understand.urgency import assess_urgency
 
@@ -56,15 +57,20 @@ class Analyzer:
         self.tracking_patterns = tuple(tracking_patterns)
 
     def analyze(self, text: str, history: Sequence[Message] = (), *, now: datetime | None = None) -> Analysis:
-        """Intent (top 3 + OOS), entities, urgency with reasons, and the display-redacted text."""
+        """Intent (top 3 + OOS), entities, urgency with reasons, and the display-redacted text.
+
+        Intent, entities and urgency read the customer's own words (:func:`own_words`): a quoted
+        earlier reply or an e-mail signature otherwise decides them.
+        """
         started = time.perf_counter()
         text = normalize_text(text or "")  # callers outside the Message path (CLI, bench) too
-        intent = self.intent_model.predict(text) if self.intent_model is not None else NO_MODEL_PREDICTION
+        words = own_words(text)  # not the quoted earlier reply, signature or sign-off
+        intent = self.intent_model.predict(words) if self.intent_model is not None else NO_MODEL_PREDICTION
         entities = extract_entities(
-            text, order_patterns=self.order_patterns, tracking_patterns=self.tracking_patterns, now=now
+            words, order_patterns=self.order_patterns, tracking_patterns=self.tracking_patterns, now=now
         )
-        urgency = assess_urgency(text, history)
-        redacted = redact(text).text
+        urgency = assess_urgency(words, history)
+        redacted = redact(text).text  # the whole message: what the agent sees, redacted
         return Analysis(
             intent=intent,
             entities=tuple(entities),
