@@ -61,17 +61,19 @@ _DISCLAIMER = re.compile(
     r"(?:confidential|privileged|intended recipient|vertrouwelijk|geadresseerde|vertraulich|confidentiel)",
     re.IGNORECASE)
 _CLOSING = re.compile(
-    r"^(?:(?:many |best |kind |warm(?:est)? |with )?(?:thanks|thank you|thx)(?: (?:so much|a lot|in advance|again))?|"
+    r"^(?:(?:(?:many |best |kind |warm(?:est)? |with )?(?:thanks|thank you|thx)(?: (?:so much|a lot|in advance|again))?|"
     r"(?:kind |best |warm(?:est)? |many )?regards|best(?: wishes)?|warm(?:ly| wishes)|all the best|cheers|"
     r"take care|sincerely|respectfully|yours(?: sincerely| faithfully| truly)?|"
-    r"(?:met )?vriendelijke groet(?:en)?|groetjes|groeten|mvg|(?:alvast )?bedankt|dank je wel|"
+    r"(?:met )?vriendelijke groet(?:en)?|groetjes|groeten|(?:alvast )?bedankt|dank je wel|"
     r"mit freundlichen grüßen|viele grüße|liebe grüße|beste grüße|(?:vielen )?dank(?: im voraus)?|"
     r"(?:bien )?cordialement|bien à vous|merci(?: d'avance| beaucoup)?|saludos)"
-    r"[\s,.!]*(?:\w[\w'-]*[\s,.!]*){0,3}$",
+    r"[^\w?\n]*(?:\w[\w'-]*[^\w?\n]*){0,3}"  # "Thanks, Anna", "Mit freundlichen Grüßen / Kind regards", emoji
+    r"|(?:mvg|lg|vg|mfg)[^\w?\n]*)$",  # abbreviations only on a line of their own ("LG OLED TV" is not one)
     re.IGNORECASE)
 _GREETING = re.compile(
-    r"^(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|to whom it may concern|hallo|hoi|beste|geachte|"
-    r"goedemorgen|goedemiddag|guten tag|sehr geehrte|liebe|bonjour|madame|monsieur)\b[^.?!\n]{0,40}[,!:]$|"
+    r"^(?:hi|hiya|hello|hey|dear|(?:good )?(?:morning|afternoon|evening)|good day|greetings|to whom it may concern|"
+    r"hallo|hoi|beste|geachte|goedemorgen|goedemiddag|guten tag|sehr geehrte|liebe|bonjour|madame|monsieur)\b"
+    r"[^?\n]{0,40}?[,!:][^\w?\n]{0,10}$|"  # ends as a greeting does, emoji allowed: "Hi Larkspur & Co.,", "Hiya! 👋"
     r"^(?:hi|hello|hey|hallo|hoi)(?: \w+)?$",
     re.IGNORECASE)
 #: How a signature line starts: a name, title or company (capital), a number, phone, web or e-mail address.
