@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from csassist.core.abbreviations import ends_with_abbreviation
 from csassist.core.textmetrics import tokens
 from csassist.core.types import Analysis, Passage
+from csassist.core.understand.own_words import own_words
 from csassist.settings import CompanySettings
 
 #: At most this many sentences of the passage are kept.
@@ -212,6 +213,6 @@ def extractive_reply(
         body = "I am looking into this for you and will get back to you shortly with an answer."
         return f"{opening}\n\n{body}\n\n{closing}", ()
     best = choose_passage(passages, analysis)
-    sentences = key_sentences(best.text, message)
+    sentences = key_sentences(best.text, own_words(message))  # not the words of a quoted earlier reply
     body = " ".join(sentences) if sentences else best.text.strip()
     return f"{opening}\n\n{body}\n\n{closing}", (best.article_id,)

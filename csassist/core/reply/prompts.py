@@ -39,6 +39,7 @@ from typing import Any
 
 from csassist.core.reply.extractive import key_sentences
 from csassist.core.types import Analysis, Message, Passage
+from csassist.core.understand.own_words import own_words
 from csassist.settings import CompanySettings
 
 #: Text after which a draft is cut: the model starting to write the customer's next turn.
@@ -72,8 +73,13 @@ MAX_HISTORY_CHARS = 400
 
 
 def quote_customer(text: str) -> str:
-    """Wrap customer text in the data delimiters, neutralising any delimiter-like text inside it."""
-    safe = _TAG_LIKE.sub(lambda m: m.group(0).replace("<", "[").replace(">", "]"), text.strip())
+    """Wrap customer text in the data delimiters, neutralising any delimiter-like text inside it.
+
+    Only the customer's own words are quoted (:func:`~csassist.core.understand.own_words.own_words`):
+    an e-mail's quoted earlier reply and signature are not what the draft answers, would spend the
+    prompt's token budget, and a "quoted reply" is text the customer can write anything into.
+    """
+    safe = _TAG_LIKE.sub(lambda m: m.group(0).replace("<", "[").replace(">", "]"), own_words(text))
     return f"{OPEN_TAG}\n{safe}\n{CLOSE_TAG}"
 
 
