@@ -53,6 +53,8 @@ def test_a_greeting_line_and_a_sign_off_are_set_aside_together() -> None:
     "Hi, where is my parcel",  # a greeting on the request's own line
     "On Monday I wrote the following:\nwhere is my parcel",  # no date: not a reply header
     "Sent from the warehouse on Monday but it still has not arrived at my door after a week",
+    "The vase came today.\nSent with the wrong colour, can I swap it?",  # "sent with", but not a mail app
+    "The vase came today.\nSent from my account on Monday, the payment failed twice",
     "Best regards to your team. Where is my parcel?",
 ])
 def test_the_customers_words_are_kept(text: str) -> None:

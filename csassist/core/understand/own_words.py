@@ -49,10 +49,14 @@ _OUTLOOK_FROM = re.compile(r"^\*?(?:from|van|von|de)\s?:\*?\s", re.IGNORECASE)
 _OUTLOOK_FIELD = re.compile(
     r"^\*?(?:sent|date|to|cc|subject|verzonden|datum|aan|onderwerp|gesendet|an|betreff|envoyé|à|objet)\s?:",
     re.IGNORECASE)
-_SIGNATURE_DELIMITER = re.compile(r"^(?:--|—|-- ?)$")
+_SIGNATURE_DELIMITER = re.compile(r"^(?:--|—)$")
+#: A mail app's footer ("Sent from my iPhone", "Sent with Proton Mail"); at most
+#: :data:`MAX_DEVICE_WORDS` words, so "Sent with the wrong colour, can I swap it?" is the customer's.
 _DEVICE = re.compile(
-    r"^(?:sent from (?:my|mail|outlook|yahoo|gmail|aol|samsung)|sent with|verstuurd (?:vanaf|met) mijn|"
-    r"verzonden (?:vanaf|met) mijn|von meinem|envoyé de mon|get outlook for)\b", re.IGNORECASE)
+    r"^(?:sent from (?:my|mail|outlook|yahoo|gmail|aol|samsung)|sent with (?:\w+ mail|proton|spark|blackberry)|"
+    r"verstuurd (?:vanaf|met) mijn|verzonden (?:vanaf|met) mijn|von meinem|envoyé de mon|get outlook for)\b",
+    re.IGNORECASE)
+MAX_DEVICE_WORDS = 7
 #: The first line of a confidentiality disclaimer: it runs to the end of the message.
 _DISCLAIMER = re.compile(
     r"^(?:this (?:e-?mail|message|communication)|the information (?:contained|in this|transmitted)|"
@@ -92,7 +96,7 @@ def _cut_at(lines: list[str]) -> int:
         wrapped = i + 1 < len(lines) and bool(_HEADER_START.match(line))  # a header over two lines
         if wrapped and _QUOTE_HEADER.match(f"{line} {lines[i + 1].strip()[:LINE_CHARS]}"):
             return i
-        if _DEVICE.match(line) and len(line.split()) <= 10:
+        if _DEVICE.match(line) and len(line.split()) <= MAX_DEVICE_WORDS:
             return i
         if _OUTLOOK_FROM.match(line) and any(_OUTLOOK_FIELD.match(n.strip()) for n in lines[i + 1 : i + 4]):
             return i
