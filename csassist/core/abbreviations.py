@@ -1,12 +1,10 @@
-"""Full stops that do not end a sentence: one rule for every sentence splitter in csassist.
+"""Full stops that do not end a sentence: one rule for the reply side's sentence splitters.
 
-Why one module: three splitters cut text into sentences for different jobs -- the KB's and a long
-message's sentences for embedding and evidence (:mod:`csassist.core.knowledge.sentences`), a passage's
-sentences for the extractive reply (:mod:`csassist.core.reply.extractive`) and a draft's sentence
-spans for grounding (:mod:`csassist.core.reply.grounding`).  They had two abbreviation lists and one
-had none, so the KB's "Include your order number (e.g." became a sentence of its own (44 of the demo
-KB's sentences were cut like that, "Larkspur & Co." most often), and a plain suffix test read
-"piano." as "no." and "first." as "st.".
+Why one module: a passage's sentences for the extractive reply (:mod:`csassist.core.reply.extractive`)
+and a draft's sentence spans for grounding (:mod:`csassist.core.reply.grounding`) had two
+abbreviation lists, and a plain suffix test read "piano." as "no." and "first." as "st.".  The KB's
+sentence index (:mod:`csassist.core.knowledge.sentences`) does not use it: merging its sentences at
+abbreviations was measured to cost retrieval (that module says by how much).
 """
 
 from __future__ import annotations

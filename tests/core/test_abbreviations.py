@@ -1,11 +1,10 @@
-"""One abbreviation rule for the three sentence splitters (KB/message sentences, extractive, grounding)."""
+"""One abbreviation rule for the reply side's sentence splitters (extractive, grounding)."""
 
 from __future__ import annotations
 
 import pytest
 
 from csassist.core.abbreviations import ends_with_abbreviation
-from csassist.core.knowledge.sentences import split_sentences as knowledge_sentences
 from csassist.core.reply.extractive import split_sentences as passage_sentences
 from csassist.core.reply.grounding import sentence_spans
 
@@ -31,8 +30,7 @@ SENTENCES = ["Include your order number (e.g. LK-123456) in the subject.",
              "If a Larkspur & Co. product is recalled, we email you.", "I play the piano.", "It arrived broken."]
 
 
-def test_the_three_splitters_agree_on_abbreviations() -> None:
-    assert knowledge_sentences(TEXT) == SENTENCES
+def test_the_reply_sides_splitters_agree_on_abbreviations() -> None:
     assert passage_sentences(TEXT) == SENTENCES
     assert [TEXT[a:b] for a, b in sentence_spans(TEXT)] == SENTENCES
 

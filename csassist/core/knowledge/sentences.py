@@ -7,8 +7,13 @@ an agent trusts a KB answer faster when the sentence that matched is shown, so e
 sentences are embedded at index time.
 
 Markdown is flattened first (headings, list bullets, bold markers) so that a bullet list counts as
-separate sentences and its markers are never shown as evidence.  A full stop of an abbreviation
-("e.g.", "Larkspur & Co.") does not end a sentence (:mod:`csassist.core.abbreviations`).
+separate sentences and its markers are never shown as evidence.
+
+Unlike the reply side's splitters it does not keep an abbreviation's full stop inside the sentence
+(:mod:`csassist.core.abbreviations`): that was measured, and the KB's sentence vectors built from
+the merged sentences ("Include your order number (e.g. LK-123456) in the subject.") found the right
+article first for fewer dev-set messages (hit@1 0.866 -> 0.863, the extractive reply 0.894 -> 0.888)
+than the fragments do; the fragments stay until that is understood.
 """
 
 from __future__ import annotations
@@ -16,10 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from csassist.core.abbreviations import ends_with_abbreviation
-
 _MARKERS = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
-_BOUNDARY = re.compile(r"(?<=[.!?])\s+")
+_BOUNDARY = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
 #: Pieces shorter than this are glued to their neighbour ("Hi." carries nothing on its own).
 MIN_CHARS = 12
 #: Sentences longer than this are cut (the encoder truncates anyway; evidence must stay readable).
@@ -28,16 +31,9 @@ MAX_CHARS = 400
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text`` without Markdown markers; short fragments merged into the next one."""
-    pieces: list[str] = []
-    for raw in (text or "").splitlines():  # a line break always ends a sentence
-        line = _MARKERS.sub("", raw).replace("**", "").replace("__", "")
-        merged: list[str] = []
-        for piece in (p.strip() for p in _BOUNDARY.split(line)):
-            if merged and piece and ends_with_abbreviation(merged[-1], piece):
-                merged[-1] = f"{merged[-1]} {piece}"
-            elif piece:
-                merged.append(piece)
-        pieces.extend(merged)
+    lines = [_MARKERS.sub("", line) for line in (text or "").splitlines()]
+    flat = "\n".join(line.replace("**", "").replace("__", "") for line in lines)
+    pieces = [p.strip() for p in _BOUNDARY.split(flat) if p and p.strip()]
     out: list[str] = []
     carry = ""
     for piece in pieces:
