@@ -67,6 +67,7 @@ from csassist.core.knowledge.retrieval import Retriever  # noqa: E402
 from csassist.core.learn.evaluation import intent_metrics, load_eval_queries, retrieval_metrics  # noqa: E402
 from csassist.core.understand.intent_format import load_head  # noqa: E402
 from csassist.core.understand.oos import load_oos_model  # noqa: E402
+from csassist.core.understand.own_words import own_words  # noqa: E402
 from csassist.core.understand.stack import attach_kb, intent_distribution  # noqa: E402
 from csassist.core.workspace import Workspace  # noqa: E402
 
@@ -184,7 +185,7 @@ def accuracy(index_dir: Path, data: Path) -> tuple[list[dict[str, Any]], int]:
 
 def app_row(index_dir: Path, queries: Sequence[Any], query_encoder: Any) -> dict[str, Any]:
     """The final row: every component, messages read by the app's query encoder (sentence passes)."""
-    texts = [q.text for q in queries]
+    texts = [own_words(q.text) for q in queries]  # as the app reads a message (no quoted reply / signature)
     encoder = CachedEncoder(query_encoder)
     retriever = Retriever.open(index_dir, encoder)  # type: ignore[arg-type]
     model = attach_kb(load_head(index_dir / "intent", encoder), index_dir, encoder, retriever)  # type: ignore[arg-type]
