@@ -31,9 +31,8 @@ FOLDS = 5
 SENTENCE_PUNCTUATION = re.compile(r"[^\w\s]\s*$|^[^\w]*$")
 
 
-def _topic_columns(vectoriser: Any) -> np.ndarray:
-    """Indices of ``vectoriser``'s fitted terms that are not :data:`SENTENCE_PUNCTUATION` n-grams."""
-    terms = sorted(vectoriser.vocabulary_, key=vectoriser.vocabulary_.__getitem__)
+def _topic_columns(terms: Sequence[str]) -> np.ndarray:
+    """Indices of ``terms`` (a vectoriser's, in column order) that are not :data:`SENTENCE_PUNCTUATION` n-grams."""
     return np.array([i for i, term in enumerate(terms) if not SENTENCE_PUNCTUATION.search(term)], dtype=np.int64)
 
 
@@ -57,10 +56,10 @@ def fit_lexical(texts: Sequence[str], y: np.ndarray, labels: Sequence[str], weig
     blocks, vocabularies, idfs = [], [], []
     for vectoriser in vectorisers:
         block = vectoriser.fit_transform(list(texts))
-        terms = sorted(vectoriser.vocabulary_, key=vectoriser.vocabulary_.__getitem__)
-        columns = _topic_columns(vectoriser) if topic_terms_only else np.arange(len(terms))
+        terms = [str(t) for t in vectoriser.get_feature_names_out()]  # in column order
+        columns = _topic_columns(terms) if topic_terms_only else np.arange(len(terms))
         blocks.append(normalize(block[:, columns]) if topic_terms_only else block)
-        vocabularies.append({str(terms[column]): i for i, column in enumerate(columns)})
+        vocabularies.append({terms[column]: i for i, column in enumerate(columns)})
         idfs.append(vectoriser.idf_[columns])
     matrix = hstack(blocks).tocsr()
     model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(matrix, y)
